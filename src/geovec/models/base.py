@@ -1,0 +1,82 @@
+"""The ``Embedder`` protocol and a base class that does the batching, de-duplication, checks and normalisation.
+
+Following sentence-transformers, ``encode()`` takes a list of inputs and returns a numpy matrix; here the inputs
+are interleaved (text, image, box, point) and every embedder states which segment kinds it accepts, so an input
+it cannot embed is refused with a clear error instead of being silently dropped.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from geovec.errors import UnsupportedInputError
+from geovec.inputs import InputLike, Interleaved, as_input
+from geovec.progress import progress_bar
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Anything that maps interleaved inputs to L2-normalised float32 vectors in one space."""
+
+    name: str
+    dim: int
+    modalities: frozenset[str]
+
+    def encode(self, inputs: Sequence[InputLike], batch_size: int = 32, show_progress: bool = False,
+               instruction: str | None = None) -> np.ndarray: ...
+
+
+def l2_normalize(vectors: np.ndarray) -> np.ndarray:
+    """Row-wise L2 normalisation that leaves all-zero rows at zero instead of producing NaN."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+class BaseEmbedder(ABC):
+    """Implements ``encode`` once; subclasses embed a batch of already-validated inputs in ``embed_batch``."""
+
+    name: str
+    dim: int
+    modalities: frozenset[str]
+
+    def encode(self, inputs: Sequence[InputLike] | InputLike, batch_size: int = 32, show_progress: bool = False,
+               instruction: str | None = None) -> np.ndarray:
+        """Embed ``inputs`` (strings, segments or ``Interleaved``) into an ``(n, dim)`` float32 matrix.
+
+        A single string or ``Interleaved`` gives a ``(dim,)`` vector. Identical inputs are embedded once.
+        ``instruction`` applies to inputs that carry none of their own.
+        """
+        single = isinstance(inputs, (str, Interleaved))
+        items = [as_input(x, instruction) for x in ([inputs] if single else list(inputs))]  # type: ignore[list-item]
+        self.check_supported(items)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        first_position: dict[str, int] = {}
+        order = [first_position.setdefault(item.cache_key(), len(first_position)) for item in items]
+        unique = [None] * len(first_position)
+        for item, slot in zip(items, order):
+            unique[slot] = item
+        out = np.zeros((len(unique), self.dim), dtype=np.float32)
+        with progress_bar(len(unique), f"embedding with {self.name}", enabled=show_progress) as bar:
+            for start in range(0, len(unique), batch_size):
+                batch = unique[start:start + batch_size]
+                out[start:start + len(batch)] = self.embed_batch(batch)  # type: ignore[arg-type]
+                bar.advance(len(batch))
+        result = l2_normalize(out)[np.asarray(order, dtype=np.int64)] if items else out
+        return result[0] if single else result
+
+    def check_supported(self, items: Sequence[Interleaved]) -> None:
+        for position, item in enumerate(items):
+            refused = item.kinds - self.modalities
+            if refused:
+                raise UnsupportedInputError(
+                    f"inputs[{position}]: model '{self.name}' cannot embed {', '.join(sorted(refused))} segments; "
+                    f"it accepts {', '.join(sorted(self.modalities))}")
+
+    @abstractmethod
+    def embed_batch(self, items: Sequence[Interleaved]) -> np.ndarray:
+        """Raw (not necessarily normalised) embeddings of a batch, shape ``(len(items), dim)``."""

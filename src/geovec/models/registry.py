@@ -1,0 +1,67 @@
+"""Model descriptions as data (open_clip style): one table, one factory.
+
+Each ``ModelSpec`` says what a model embeds, how big its vectors are, under which licence and where its weights
+come from. ``load_model`` is the only way code and CLI obtain an embedder, so an unknown name or a missing
+checkpoint fails in one place with one clear message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from geovec.errors import GeovecError
+from geovec.models.base import Embedder
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    loader: Callable[[str | None, str | None], Embedder]  # (checkpoint path, device) -> embedder
+    modalities: frozenset[str]
+    dim: int | None  # None: decided by the checkpoint
+    license: str
+    weights: str  # where the weights come from, in words
+    description: str
+    needs_path: bool = False  # True: the user must give a local checkpoint folder
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register(spec: ModelSpec) -> ModelSpec:
+    if spec.name in _REGISTRY:
+        raise ValueError(f"model {spec.name!r} is already registered")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def list_models() -> list[ModelSpec]:
+    _load_builtins()
+    return sorted(_REGISTRY.values(), key=lambda spec: spec.name)
+
+
+def get_spec(name: str) -> ModelSpec:
+    _load_builtins()
+    if name not in _REGISTRY:
+        raise GeovecError(f"unknown model {name!r}; known models: {', '.join(sorted(_REGISTRY))} "
+                          "(see `geovec models`)")
+    return _REGISTRY[name]
+
+
+def load_model(name: str, path: str | Path | None = None, device: str | None = None) -> Embedder:
+    """Instantiate a registered model; ``path`` is the local checkpoint folder for models that need one."""
+    spec = get_spec(name)
+    if spec.needs_path and path is None:
+        raise GeovecError(f"model {name!r} loads from a local checkpoint: give its folder with --model-path "
+                          f"(weights: {spec.weights})")
+    if path is not None and not Path(path).exists():
+        raise GeovecError(f"checkpoint path for model {name!r} does not exist: {path}")
+    return spec.loader(str(path) if path is not None else None, device)
+
+
+def _load_builtins() -> None:
+    # Importing the modules registers their specs; deferred so `import geovec` stays light.
+    import geovec.models.clip  # noqa: F401
+    import geovec.models.text  # noqa: F401

