@@ -12,7 +12,7 @@ from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from geovec.errors import UnsupportedInputError
+from geovec.errors import GeovecInputError, UnsupportedInputError
 from geovec.inputs import InputLike, Interleaved, as_input
 from geovec.progress import progress_bar
 
@@ -27,6 +27,12 @@ class Embedder(Protocol):
 
     def encode(self, inputs: Sequence[InputLike], batch_size: int = 32, show_progress: bool = False,
                instruction: str | None = None) -> np.ndarray: ...
+
+
+def _length_key(item: Interleaved) -> tuple[int, int]:
+    """Images first grouped by count, then by the length of the text parts."""
+    texts = sum(len(getattr(segment, "text", "")) for segment in item.segments)
+    return (-sum(segment.kind == "image" for segment in item.segments), -texts)
 
 
 def l2_normalize(vectors: np.ndarray) -> np.ndarray:
@@ -51,7 +57,12 @@ class BaseEmbedder(ABC):
         ``instruction`` applies to inputs that carry none of their own.
         """
         single = isinstance(inputs, (str, Interleaved))
-        items = [as_input(x, instruction) for x in ([inputs] if single else list(inputs))]  # type: ignore[list-item]
+        items = []
+        for position, value in enumerate([inputs] if single else list(inputs)):  # type: ignore[list-item]
+            try:
+                items.append(as_input(value, instruction))
+            except GeovecInputError as exc:
+                raise GeovecInputError(f"inputs[{position}].{exc.field}", exc.problem) from None
         self.check_supported(items)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -60,12 +71,14 @@ class BaseEmbedder(ABC):
         unique = [None] * len(first_position)
         for item, slot in zip(items, order):
             unique[slot] = item
+        # Batch similar-length inputs together (as sentence-transformers does) so little compute goes to padding.
+        by_length = sorted(range(len(unique)), key=lambda i: _length_key(unique[i]))  # type: ignore[arg-type]
         out = np.zeros((len(unique), self.dim), dtype=np.float32)
         with progress_bar(len(unique), f"embedding with {self.name}", enabled=show_progress) as bar:
             for start in range(0, len(unique), batch_size):
-                batch = unique[start:start + batch_size]
-                out[start:start + len(batch)] = self.embed_batch(batch)  # type: ignore[arg-type]
-                bar.advance(len(batch))
+                slots = by_length[start:start + batch_size]
+                out[slots] = self.embed_batch([unique[i] for i in slots])  # type: ignore[misc]
+                bar.advance(len(slots))
         result = l2_normalize(out)[np.asarray(order, dtype=np.int64)] if items else out
         return result[0] if single else result
 

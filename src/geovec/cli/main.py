@@ -1,0 +1,225 @@
+"""The ``geovec`` command line: embed, index, search and list models.
+
+Every user error is one readable line on stderr and a non-zero exit code (2), never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from geovec.config import default_index_path
+from geovec.errors import GeovecError, GeovecInputError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="One embedding space for remote-sensing images, text, boxes and coordinates.")
+index_app = typer.Typer(no_args_is_help=True, help="Build and inspect vector indexes.")
+app.add_typer(index_app, name="index")
+out = Console()
+
+ModelOpt = typer.Option("minilm", "--model", "-m", help="Registered model name (see `geovec models`).")
+ModelPathOpt = typer.Option(None, "--model-path", help="Local checkpoint folder, for models that need one.")
+BatchOpt = typer.Option(64, "--batch-size", min=1, help="Inputs per model forward pass.")
+
+
+def _numbers(text: str, count: int, option: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise GeovecInputError(option, f"expected {count} comma-separated numbers, got {text!r}") from None
+    if len(values) != count:
+        raise GeovecInputError(option, f"expected {count} comma-separated numbers, got {len(values)} in {text!r}")
+    return values
+
+
+@app.command("models")
+def models_command(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
+    """List registered models: name, modalities, embedding size, licence and where the weights come from."""
+    from geovec.models import list_models
+
+    rows = [{"name": s.name, "modalities": sorted(s.modalities), "dim": s.dim, "license": s.license,
+             "weights": s.weights, "needs_path": s.needs_path, "description": s.description} for s in list_models()]
+    if as_json:
+        print(json.dumps({"models": rows}, indent=2))
+        return
+    table = Table("name", "modalities", "dim", "licence", "weights")
+    for row in rows:
+        table.add_row(row["name"], ", ".join(row["modalities"]), str(row["dim"] or "checkpoint"), row["license"],
+                      row["weights"])
+    out.print(table)
+
+
+@app.command("embed")
+def embed_command(
+    inputs: Path = typer.Argument(..., help="JSONL file: one input per line (a JSON string or an interleaved object)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Where to write the (n, dim) float32 .npy matrix."),
+    model: str = ModelOpt,
+    model_path: Optional[Path] = ModelPathOpt,
+    batch_size: int = BatchOpt,
+    instruction: Optional[str] = typer.Option(None, help="Task instruction for inputs that carry none."),
+) -> None:
+    """Embed every input of a JSONL file into a .npy matrix (resumes an interrupted run chunk by chunk)."""
+    from geovec.ingest.embed import embed_jsonl
+    from geovec.models import load_model
+
+    embedder = load_model(model, model_path)
+    matrix = embed_jsonl(inputs, output, embedder, batch_size=batch_size, instruction=instruction)
+    typer.echo(f"wrote {matrix.shape[0]} x {matrix.shape[1]} embeddings to {output}", err=True)
+
+
+@index_app.command("build")
+def index_build_command(
+    items: Path = typer.Argument(..., help="JSONL items (see geovec.ingest.items for the format)."),
+    index: Path = typer.Option(default_index_path(), "--index", help="Index folder (created if missing)."),
+    model: str = ModelOpt,
+    model_path: Optional[Path] = ModelPathOpt,
+    batch_size: int = BatchOpt,
+    ann: bool = typer.Option(False, "--ann", help="Build the approximate (HNSW) index after adding."),
+) -> None:
+    """Embed items and add them to an index; re-running skips what is already indexed."""
+    from geovec.ingest import index_items, read_items_jsonl
+
+    embedder, store = _open_for_writing(index, model, model_path)
+    with store:
+        report = index_items(list(read_items_jsonl(items)), embedder, store, batch_size=batch_size)
+        if ann:
+            store.build_ann()
+        typer.echo(f"{index}: added {report.added}, already present {report.skipped_existing}, "
+                   f"total {len(store)}", err=True)
+
+
+@index_app.command("info")
+def index_info_command(index: Path = typer.Option(default_index_path(), "--index", help="Index folder.")) -> None:
+    """Show an index's size, vector dimension and the model that made it."""
+    from geovec.index import VectorIndex
+
+    with VectorIndex.open(index) as store:
+        print(json.dumps({"path": str(index), "items": len(store), "dim": store.dim, "model": store.model}, indent=2))
+
+
+def _open_for_writing(index: Path, model: str, model_path: Optional[Path]):
+    from geovec.index import VectorIndex
+    from geovec.models import load_model
+
+    embedder = load_model(model, model_path)
+    recorded = {"name": model, "path": str(model_path.resolve()) if model_path else None}
+    if index.is_dir() and any(index.iterdir()):
+        store = VectorIndex.open(index)
+        if store.model.get("name") != model:
+            store.close()
+            raise GeovecError(f"index {index} was built with model {store.model.get('name')!r}, not {model!r}")
+        return embedder, store
+    return embedder, VectorIndex.create(index, embedder.dim, model=recorded)
+
+
+@app.command("search")
+def search_command(
+    index: Path = typer.Option(default_index_path(), "--index", help="Index folder (default: the quickstart index)."),
+    text: Optional[str] = typer.Option(None, "--text", "-t", help="Text query."),
+    image: Optional[Path] = typer.Option(None, "--image", help="Query image file."),
+    box: Optional[str] = typer.Option(None, "--box", help="X1,Y1,X2,Y2 pixel box on --image: query by region."),
+    point: Optional[str] = typer.Option(None, "--point", help="LAT,LON: a place as part of the query."),
+    near: Optional[str] = typer.Option(None, "--near", help="LAT,LON: keep results within --radius-km of it."),
+    radius_km: Optional[float] = typer.Option(None, "--radius-km", help="Radius for --near, in km."),
+    within: Optional[str] = typer.Option(None, "--within", help="MINLON,MINLAT,MAXLON,MAXLAT (GeoJSON bbox order)."),
+    top_k: int = typer.Option(10, "--top-k", "-k", min=1, help="Number of results."),
+    exact: bool = typer.Option(False, "--exact", help="Brute-force search even if an ANN index exists."),
+    instruction: Optional[str] = typer.Option(None, help="Task instruction for the query."),
+    model_path: Optional[Path] = typer.Option(None, "--model-path", help="Override the checkpoint path the index recorded."),
+    as_json: bool = typer.Option(False, "--json", help='Print {"results": [...]} as JSON.'),
+) -> None:
+    """Search an index by text, image, region (image + box) and/or place, optionally within an area."""
+    from geovec.index import GeoFilter, VectorIndex
+    from geovec.inputs import BoxSegment, ImageSegment, Interleaved, PointSegment, TextSegment
+    from geovec.models import load_model
+
+    segments: list = []
+    if image is not None:
+        segments.append(ImageSegment(image))
+    if box is not None:
+        if image is None:
+            raise GeovecInputError("--box", "needs --image: a box is a region of the query image")
+        segments.append(BoxSegment(_numbers(box, 4, "--box"), "pixel"))  # type: ignore[arg-type]
+    if point is not None:
+        segments.append(PointSegment(*_numbers(point, 2, "--point")))
+    if text is not None:
+        if not text.strip():
+            raise GeovecInputError("--text", "empty query text")
+        segments.append(TextSegment(text))
+    if not segments:
+        raise GeovecInputError("query", "empty query: give --text, --image (with optional --box) or --point")
+    if (near is None) != (radius_km is None):
+        raise GeovecInputError("--near", "--near LAT,LON and --radius-km go together")
+    geo = None
+    if near is not None or within is not None:
+        geo = GeoFilter(within=_numbers(within, 4, "--within") if within else None,  # type: ignore[arg-type]
+                        near=_numbers(near, 2, "--near") if near else None,  # type: ignore[arg-type]
+                        radius_km=radius_km)
+    query = Interleaved(tuple(segments), instruction)
+    with VectorIndex.open(index) as store:
+        recorded = store.model or {}
+        embedder = load_model(recorded.get("name", "minilm"), model_path or recorded.get("path"))
+        started = time.perf_counter()
+        vector = embedder.encode([query])[0]
+        hits = store.search(vector, k=top_k, filter=geo, exact=True if exact else None)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+    results = [hit.to_dict() for hit in hits]
+    if as_json:
+        print(json.dumps({"results": results}, indent=2, ensure_ascii=False))
+        return
+    _print_results(results, f"{len(results)} results from {index} in {elapsed_ms:.0f} ms")
+
+
+def _print_results(results: list[dict], title: str) -> None:
+    table = Table("#", "score", "id", "where", "caption", title=title, title_justify="left")
+    for rank, row in enumerate(results, start=1):
+        where = f"{row['lat']:.4f}, {row['lon']:.4f}" if row.get("lat") is not None else ""
+        caption = (row.get("captions") or [""])[0]
+        table.add_row(str(rank), f"{row['score']:.3f}", row["id"], where, caption)
+    out.print(table)
+
+
+@app.command("quickstart")
+def quickstart_command(
+    index: Path = typer.Option(default_index_path(), "--index", help="Where to build the index."),
+    query: str = typer.Option(None, "--query", help="The search to run once the index is built."),
+    top_k: int = typer.Option(5, "--top-k", min=1),
+) -> None:
+    """The main job: index RSITMD + RSICD test captions offline with minilm, then answer a search."""
+    from geovec.ingest import index_items
+    from geovec.quickstart import QUICKSTART_QUERY, quickstart_items
+
+    started = time.perf_counter()
+    items = quickstart_items()
+    embedder, store = _open_for_writing(index, "minilm", None)
+    with store:
+        report = index_items(items, embedder, store)
+        typer.echo(f"index {index}: {len(store)} items (added {report.added}, already present "
+                   f"{report.skipped_existing}) in {time.perf_counter() - started:.1f} s", err=True)
+        question = query or QUICKSTART_QUERY
+        hits = store.search(embedder.encode([question])[0], k=top_k)
+    _print_results([hit.to_dict() for hit in hits], f"search: {question!r}")
+    typer.echo(f'try: geovec search --text "a bridge over a river" --top-k 5 --index {index}', err=True)
+
+
+def main() -> None:
+    """Entry point: run the app, turning user errors into one line on stderr and exit code 2."""
+    try:
+        app(standalone_mode=True)
+    except GeovecError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

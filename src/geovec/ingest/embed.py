@@ -1,0 +1,80 @@
+"""``geovec embed``: a JSONL file of inputs -> an ``.npy`` matrix, resumable chunk by chunk.
+
+Embeddings are written in chunks to ``<output>.partial/`` (each chunk file written to a temporary name and
+renamed, so a crash never leaves a half chunk); a rerun with the same inputs and model reuses finished chunks.
+The final matrix is also written atomically, and the partial folder removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from geovec.errors import GeovecError, GeovecInputError
+from geovec.inputs import Interleaved, as_input
+from geovec.models.base import Embedder
+from geovec.progress import progress_bar
+
+CHUNK_SIZE = 1024
+
+
+def read_inputs_jsonl(path: Path, instruction: str | None = None) -> list[Interleaved]:
+    """Each line is a JSON string (text) or an interleaved object; errors name the line."""
+    if not path.is_file():
+        raise GeovecError(f"inputs file not found: {path}")
+    inputs = []
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+                inputs.append(as_input(data, instruction) if isinstance(data, str)
+                              else as_input(Interleaved.from_dict(data), instruction))
+            except json.JSONDecodeError as exc:
+                raise GeovecError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+            except GeovecInputError as exc:
+                raise GeovecInputError(f"{path}:{number}: {exc.field}", exc.problem) from None
+    if not inputs:
+        raise GeovecError(f"{path}: no inputs")
+    return inputs
+
+
+def save_npy_atomic(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as handle:
+        np.save(handle, array)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def embed_jsonl(inputs_path: Path, output: Path, embedder: Embedder, batch_size: int = 64,
+                instruction: str | None = None, show_progress: bool = True) -> np.ndarray:
+    inputs = read_inputs_jsonl(Path(inputs_path), instruction)
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    job = hashlib.sha256(("\n".join(item.cache_key() for item in inputs) + embedder.name).encode()).hexdigest()
+    partial = output.with_name(output.name + ".partial")
+    if partial.exists() and (partial / "job.txt").is_file() and (partial / "job.txt").read_text() != job:
+        shutil.rmtree(partial)  # stale: other inputs or model
+    partial.mkdir(exist_ok=True)
+    (partial / "job.txt").write_text(job)
+    chunks = []
+    with progress_bar(len(inputs), f"embedding with {embedder.name}", enabled=show_progress) as bar:
+        for number, start in enumerate(range(0, len(inputs), CHUNK_SIZE)):
+            chunk_path = partial / f"chunk-{number:06d}.npy"
+            batch = inputs[start:start + CHUNK_SIZE]
+            if not chunk_path.is_file():
+                save_npy_atomic(chunk_path, embedder.encode(batch, batch_size=batch_size))
+            chunks.append(np.load(chunk_path))
+            bar.advance(len(batch))
+    matrix = np.concatenate(chunks).astype(np.float32, copy=False)
+    save_npy_atomic(output, matrix)
+    shutil.rmtree(partial)
+    return matrix
