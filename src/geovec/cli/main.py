@@ -178,11 +178,18 @@ def search_command(
 
 
 def _print_results(results: list[dict], title: str) -> None:
-    table = Table("#", "score", "id", "where", "caption", title=title, title_justify="left")
+    """A table for people (ids never truncated); ``--json`` gives every field for programs."""
+    located = any(row.get("lat") is not None for row in results)
+    table = Table(title=title, title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("score")
+    table.add_column("id", no_wrap=True, min_width=12)
+    if located:
+        table.add_column("lat, lon", no_wrap=True)
+    table.add_column("caption", ratio=1)
     for rank, row in enumerate(results, start=1):
-        where = f"{row['lat']:.4f}, {row['lon']:.4f}" if row.get("lat") is not None else ""
-        caption = (row.get("captions") or [""])[0]
-        table.add_row(str(rank), f"{row['score']:.3f}", row["id"], where, caption)
+        where = [f"{row['lat']:.4f}, {row['lon']:.4f}" if row.get("lat") is not None else ""] if located else []
+        table.add_row(str(rank), f"{row['score']:.3f}", row["id"], *where, (row.get("captions") or [""])[0])
     out.print(table)
 
 
