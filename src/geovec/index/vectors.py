@@ -1,0 +1,91 @@
+"""Vector checks, the live vector matrix held in memory, and top-k selection over scores."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+
+from geovec.errors import GeovecInputError
+
+NORM_TOLERANCE = 1e-3
+
+
+def check_vectors(vectors, rows: int, dim: int) -> np.ndarray:
+    array = np.asarray(vectors, dtype=np.float32)
+    if array.shape != (rows, dim):
+        raise GeovecInputError("vectors", f"expected shape ({rows}, {dim}): one {dim}-d vector per record, "
+                                          f"got {array.shape}")
+    bad = np.flatnonzero(~np.isfinite(array).all(axis=1))
+    if len(bad):
+        raise GeovecInputError(f"vectors[{bad[0]}]", "contains NaN or infinite values")
+    norms = np.linalg.norm(array, axis=1)
+    bad = np.flatnonzero(np.abs(norms - 1) > NORM_TOLERANCE)
+    if len(bad):
+        raise GeovecInputError(f"vectors[{bad[0]}]", f"L2 norm is {norms[bad[0]]:.4g}; vectors must be "
+                                                     f"L2-normalised (norm 1 ± {NORM_TOLERANCE}) for cosine search")
+    return np.ascontiguousarray(array)
+
+
+def _grown(array: np.ndarray, capacity: int) -> np.ndarray:
+    bigger = np.empty((capacity, *array.shape[1:]), dtype=array.dtype)
+    bigger[: len(array)] = array
+    return bigger
+
+
+class LiveVectors:
+    """The vectors in memory, in rowid order, grown in place; deletions are masked until half the rows are dead."""
+
+    def __init__(self, dim: int, rowids: np.ndarray | None = None, matrix: np.ndarray | None = None,
+                 generation: int = 0) -> None:
+        self._rowids = np.empty(0, np.int64) if rowids is None else rowids
+        self._matrix = np.empty((0, dim), np.float32) if matrix is None else matrix
+        self._live = np.ones(len(self._rowids), bool)
+        self.size, self.dead, self.generation = len(self._rowids), 0, generation
+
+    rowids = property(lambda self: self._rowids[: self.size])
+    matrix = property(lambda self: self._matrix[: self.size])
+    live = property(lambda self: self._live[: self.size])
+    max_rowid = property(lambda self: int(self._rowids[self.size - 1]) if self.size else 0)
+
+    def append(self, rowids: np.ndarray, vectors: np.ndarray) -> None:
+        end = self.size + len(rowids)
+        if end > len(self._rowids):
+            capacity = max(end, len(self._rowids) * 3 // 2 + 1024)
+            self._rowids, self._matrix, self._live = (_grown(a, capacity)
+                                                      for a in (self._rowids, self._matrix, self._live))
+        self._rowids[self.size:end], self._matrix[self.size:end], self._live[self.size:end] = rowids, vectors, True
+        self.size = end
+
+    def kill(self, rowids: Iterable[int]) -> None:
+        rowids = np.fromiter(rowids, np.int64)
+        if not self.size or not len(rowids):
+            return
+        positions = np.searchsorted(self.rowids, rowids)
+        positions = positions[(positions < self.size) & (self.rowids[np.minimum(positions, self.size - 1)] == rowids)]
+        self.dead += int(self.live[positions].sum())
+        self.live[positions] = False
+        if self.dead > self.size // 2:
+            keep = self.live
+            self._rowids, self._matrix = self.rowids[keep], self.matrix[keep]
+            self._live, self.size, self.dead = np.ones(len(self._rowids), bool), len(self._rowids), 0
+
+    def positions(self, rowids: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self.rowids, rowids)
+
+
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Column indices and values of each row's k largest scores, best first."""
+    if k < scores.shape[1]:
+        columns = np.argpartition(scores, -k, axis=1)[:, -k:]
+    else:
+        columns = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
+    values = np.take_along_axis(scores, columns, axis=1)
+    order = np.argsort(-values, axis=1, kind="stable")
+    return np.take_along_axis(columns, order, axis=1), np.take_along_axis(values, order, axis=1)
+
+
+def mask_of(positions: np.ndarray, size: int) -> np.ndarray:
+    keep = np.zeros(size, bool)
+    keep[positions] = True
+    return keep

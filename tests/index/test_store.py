@@ -1,0 +1,228 @@
+"""VectorIndex on real SQLite + numpy: exact search, records, persistence, writes and validation."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from geovec.errors import GeovecIndexError, GeovecInputError
+from geovec.index import Record, VectorIndex
+from geovec.index.store import CACHE_NAME
+
+DIM = 16
+
+
+def unit_vectors(n, seed, dim=DIM):
+    vectors = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def brute_force(vectors, ids, query, k):
+    scores = vectors @ query
+    order = np.argsort(-scores)[:k]
+    return [ids[i] for i in order], scores[order]
+
+
+def ranking(hits):
+    return [hit.id for hit in hits], np.array([hit.score for hit in hits])
+
+
+@pytest.fixture
+def filled(tmp_path):
+    """An index of 600 random items (ids r0..r599) and the vectors it holds."""
+    vectors = unit_vectors(600, seed=1)
+    index = VectorIndex.create(tmp_path / "idx", DIM, model={"name": "test-model"})
+    index.add([Record(id=f"r{i}", lat=float(i % 80), lon=float(i % 170)) for i in range(300)], vectors[:300])
+    index.add([Record(id=f"r{i}") for i in range(300, 600)], vectors[300:])
+    yield index, vectors, [f"r{i}" for i in range(600)]
+    index.close()
+
+
+def test_exact_search_matches_numpy_brute_force(filled):
+    index, vectors, ids = filled
+    queries = unit_vectors(20, seed=2)
+    batched = index.search(queries, k=10, exact=True)
+    assert len(batched) == 20
+    for query, hits in zip(queries, batched):
+        expected_ids, expected_scores = brute_force(vectors, ids, query, 10)
+        got_ids, got_scores = ranking(hits)
+        assert got_ids == expected_ids
+        np.testing.assert_allclose(got_scores, expected_scores, rtol=0, atol=1e-5)
+    single = index.search(queries[0], k=3)
+    assert [hit.id for hit in single] == [hit.id for hit in batched[0][:3]]
+    assert len(index.search(queries[0], k=1000)) == 600
+
+
+def test_records_round_trip_and_serialise_to_json(tmp_path):
+    record = Record(id="scene/1", source="/data/a.png", bbox=(1, 2, 30, 40), lat=52.37, lon=4.9,
+                    footprint=(4.8, 52.3, 5.0, 52.4), captions=["a harbour", "ships"], extra={"scene": "port", "n": 3})
+    with VectorIndex.create(tmp_path / "idx", DIM) as index:
+        index.add([record, Record(id="bare")], unit_vectors(2, seed=3))
+        assert index.get("scene/1") == record and index.get("bare") == Record(id="bare")
+        assert index.get("missing") is None and index.contains("bare") and not index.contains("missing")
+        hit = index.search(unit_vectors(2, seed=3)[0], k=1)[0]
+    data = json.loads(json.dumps(hit.to_dict()))
+    assert data["id"] == "scene/1" and data["source"] == "/data/a.png" and data["bbox"] == [1, 2, 30, 40]
+    assert data["footprint"] == [4.8, 52.3, 5.0, 52.4] and data["captions"] == ["a harbour", "ships"]
+    assert abs(data["score"] - 1) < 1e-5 and data["extra"] == {"scene": "port", "n": 3}
+    assert Record(id="x").to_dict() == {"id": "x", "source": None, "bbox": None, "lat": None, "lon": None,
+                                        "footprint": None, "captions": [], "extra": {}}
+
+
+def test_reopen_gives_same_items_records_and_results(filled, tmp_path):
+    index, _, ids = filled
+    queries = unit_vectors(5, seed=4)
+    before = [ranking(hits) for hits in index.search(queries, k=10)]
+    records = {i: index.get(i) for i in ids}
+    index.close()
+    assert (tmp_path / "idx" / CACHE_NAME).is_file()
+    for drop_cache in (False, True):  # from the cache, then rebuilt from SQLite alone
+        if drop_cache:
+            (tmp_path / "idx" / CACHE_NAME).unlink()
+        with VectorIndex.open(tmp_path / "idx") as reopened:
+            assert len(reopened) == 600 and reopened.ids() == ids and reopened.dim == DIM
+            assert reopened.model == {"name": "test-model"}
+            assert all(reopened.get(i) == records[i] for i in ids)
+            after = [ranking(hits) for hits in reopened.search(queries, k=10)]
+        for (ids_before, scores_before), (ids_after, scores_after) in zip(before, after):
+            assert ids_after == ids_before
+            np.testing.assert_array_equal(scores_after, scores_before)
+
+
+def test_append_delete_and_upsert_survive_reopen(filled, tmp_path):
+    index, vectors, ids = filled
+    index.close()
+    extra = unit_vectors(50, seed=5)
+    with VectorIndex.open(tmp_path / "idx") as index:
+        index.add([Record(id=f"new{i}") for i in range(50)], extra)
+        assert index.delete(["r0", "r1", "new0", "not-there"]) == 3
+        assert index.delete([]) == 0
+        replacement = unit_vectors(1, seed=6)
+        index.add([Record(id="r2", captions=["replaced"])], replacement, upsert=True)
+        assert len(index) == 600 + 50 - 3
+        assert index.search(extra[3], k=1)[0].id == "new3"
+        assert index.search(vectors[0], k=1)[0].id != "r0"
+    all_vectors = np.vstack([vectors, extra])
+    all_ids = ids + [f"new{i}" for i in range(50)]
+    keep = [i for i, name in enumerate(all_ids) if name not in {"r0", "r1", "new0", "r2"}]
+    live_vectors = np.vstack([all_vectors[keep], replacement])
+    live_ids = [all_ids[i] for i in keep] + ["r2"]
+    with VectorIndex.open(tmp_path / "idx") as index:
+        assert len(index) == 647 and index.get("r0") is None and index.get("r2").captions == ["replaced"]
+        assert index.search(replacement[0], k=1)[0].id == "r2"
+        for query in unit_vectors(10, seed=7):
+            assert ranking(index.search(query, k=10))[0] == brute_force(live_vectors, live_ids, query, 10)[0]
+
+
+def test_a_stale_vector_cache_is_brought_up_to_date(filled, tmp_path):
+    index, vectors, ids = filled
+    index.search(vectors[0], k=1)
+    index.close()
+    shutil.copy(tmp_path / "idx" / CACHE_NAME, tmp_path / "old_cache.npz")
+    with VectorIndex.open(tmp_path / "idx") as index:
+        index.add([Record(id="late")], unit_vectors(1, seed=8))
+        index.delete([f"r{i}" for i in range(100)])
+    shutil.copy(tmp_path / "old_cache.npz", tmp_path / "idx" / CACHE_NAME)  # as if the last close never happened
+    with VectorIndex.open(tmp_path / "idx") as index:
+        assert index.search(unit_vectors(1, seed=8)[0], k=1)[0].id == "late"
+        got = ranking(index.search(vectors[5], k=20))[0]
+    assert got == brute_force(vectors[100:], ids[100:], vectors[5], 20)[0]
+
+
+def test_deleting_most_items_keeps_results_right(filled):
+    index, vectors, ids = filled
+    index.search(vectors[0], k=1)  # load vectors into memory so deletions apply there too
+    index.delete(ids[:500])
+    assert len(index) == 100 and index.ids() == ids[500:]
+    for query in unit_vectors(5, seed=9):
+        assert ranking(index.search(query, k=10))[0] == brute_force(vectors[500:], ids[500:], query, 10)[0]
+    index.delete(ids[500:])
+    assert len(index) == 0 and index.search(vectors[0], k=5) == []
+
+
+def test_readers_see_each_commit_of_a_writer(filled, tmp_path):
+    writer, vectors, _ = filled
+    with VectorIndex.open(tmp_path / "idx") as reader:
+        assert reader.search(vectors[7], k=1)[0].id == "r7"
+        fresh = unit_vectors(1, seed=10)
+        writer.add([Record(id="fresh")], fresh)
+        writer.delete(["r7"])
+        assert reader.search(fresh[0], k=1)[0].id == "fresh"
+        assert reader.search(vectors[7], k=1)[0].id != "r7" and len(reader) == 600
+
+
+def test_duplicate_ids_are_rejected_and_nothing_is_written(filled):
+    index, vectors, _ = filled
+    with pytest.raises(GeovecIndexError, match="duplicate id 'a' in the batch"):
+        index.add([Record(id="a"), Record(id="a")], unit_vectors(2, seed=11))
+    with pytest.raises(GeovecIndexError, match="id 'r3' is already in index .* pass upsert=True"):
+        index.add([Record(id="b"), Record(id="r3")], unit_vectors(2, seed=11))
+    with pytest.raises(GeovecInputError, match=r"records\[1\]: latitude 100 is outside \[-90, 90\]"):
+        index.add([Record(id="c"), Record(id="d", lat=100.0, lon=0.0)], unit_vectors(2, seed=11))
+    assert len(index) == 600 and not index.contains("b") and not index.contains("c")
+    assert index.search(vectors[3], k=1)[0].id == "r3"
+
+
+@pytest.mark.parametrize("vectors, problem", [
+    (unit_vectors(2, seed=0, dim=DIM + 1), r"vectors: expected shape \(2, 16\): one 16-d vector per record, got \(2, 17\)"),
+    (unit_vectors(3, seed=0), r"expected shape \(2, 16\)"),
+    (np.vstack([unit_vectors(1, seed=0), np.full((1, DIM), np.nan)]), r"vectors\[1\]: contains NaN or infinite"),
+    (unit_vectors(2, seed=0) * 2, r"vectors\[0\]: L2 norm is 2; vectors must be L2-normalised"),
+])
+def test_bad_vectors_are_rejected_with_the_problem_named(tmp_path, vectors, problem):
+    with VectorIndex.create(tmp_path / "idx", DIM) as index:
+        with pytest.raises(GeovecInputError, match=problem):
+            index.add([Record(id="a"), Record(id="b")], vectors)
+        assert len(index) == 0
+
+
+@pytest.mark.parametrize("record, problem", [
+    (Record(id=" "), r"records\[0\].id: missing or empty"),
+    (Record(id="a", lat=10.0), r"records\[0\].lat: give both lat and lon"),
+    (Record(id="a", lat=10.0, lon=190.0), r"longitude 190 is outside \[-180, 180\]"),
+    (Record(id="a", bbox=(5, 5, 1, 1)), r"records\[0\].bbox: expected x1, y1, x2, y2 with x1 <= x2"),
+    (Record(id="a", footprint=(0, 10, 1, 5)), r"footprint: minimum latitude 10 is greater than maximum latitude 5"),
+    (Record(id="a", captions="one string"), r"captions: must be a list of strings"),
+    (Record(id="a", extra={"when": object()}), r"extra: not JSON-serialisable"),
+])
+def test_bad_records_are_rejected_with_the_field_named(tmp_path, record, problem):
+    with VectorIndex.create(tmp_path / "idx", DIM) as index:
+        with pytest.raises(GeovecInputError, match=problem):
+            index.add([record], unit_vectors(1, seed=0))
+
+
+def test_bad_queries_are_rejected(filled):
+    index, _, _ = filled
+    with pytest.raises(GeovecInputError, match=r"query: expected a 16-d vector or a \(q, 16\) matrix, got shape \(8,\)"):
+        index.search(np.ones(8, np.float32))
+    with pytest.raises(GeovecInputError, match="query: contains NaN"):
+        index.search(np.full(DIM, np.inf, np.float32))
+    with pytest.raises(GeovecInputError, match="k: must be a positive integer"):
+        index.search(unit_vectors(1, seed=0)[0], k=0)
+    with pytest.raises(GeovecIndexError, match="has no ANN index: call build_ann"):
+        index.search(unit_vectors(1, seed=0)[0], exact=False)
+
+
+def test_create_and_open_refuse_what_is_not_an_index(tmp_path):
+    with pytest.raises(GeovecIndexError, match=r"no geovec index at .*nowhere; build one with `geovec index build`"):
+        VectorIndex.open(tmp_path / "nowhere")
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "index.sqlite").write_text("not a database")
+    with pytest.raises(GeovecIndexError, match="junk.index.sqlite is not a readable geovec index"):
+        VectorIndex.open(tmp_path / "junk")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(GeovecIndexError, match="it is a file, not a folder"):
+        VectorIndex.create(tmp_path / "file", DIM)
+    with pytest.raises(GeovecInputError, match="dim: must be a positive integer"):
+        VectorIndex.create(tmp_path / "zero", 0)
+    VectorIndex.create(tmp_path / "idx", DIM).close()
+    with pytest.raises(GeovecIndexError, match="an index already exists at"):
+        VectorIndex.create(tmp_path / "idx", DIM)
+    with pytest.raises(GeovecIndexError, match="holds 16-d vectors, not 8-d"):
+        VectorIndex.create(tmp_path / "idx", 8, exist_ok=True)
+    with VectorIndex.create(tmp_path / "idx", DIM, exist_ok=True) as index:
+        assert len(index) == 0 and index.search(unit_vectors(1, seed=0)[0]) == []
+    index.close()  # closing twice is harmless
+    with pytest.raises(GeovecIndexError, match="is closed"):
+        len(index)
