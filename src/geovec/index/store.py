@@ -29,9 +29,7 @@ from __future__ import annotations
 import functools
 import json
 import math
-import os
 import sqlite3
-import tempfile
 import threading
 import uuid
 import zipfile
@@ -44,6 +42,7 @@ import faiss
 import numpy as np
 
 from geovec.errors import GeovecIndexError, GeovecInputError
+from geovec.fileio import atomic_write
 from geovec.index.filters import GeoFilter
 from geovec.index.records import RECORD_COLUMNS, Hit, Record, record_from_row, record_row
 from geovec.index.vectors import LiveVectors, check_vectors, mask_of, top_k
@@ -63,20 +62,6 @@ CREATE INDEX items_lat_lon ON items (lat, lon);
 CREATE TABLE deleted (rowid INTEGER PRIMARY KEY, generation INTEGER NOT NULL);
 CREATE INDEX deleted_generation ON deleted (generation);
 """
-
-
-def _atomic_write(target: Path, write) -> None:
-    """Write via ``write(temp_path)`` then rename over ``target``, so readers see the old or the new file, whole."""
-    handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(handle)
-    try:
-        write(temp)
-        with open(temp, "rb+") as written:
-            os.fsync(written.fileno())
-        os.replace(temp, target)
-    finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
 
 
 def _locked(method):
@@ -139,7 +124,7 @@ class VectorIndex:
                     ("uuid", uuid.uuid4().hex), ("generation", 0)])
             db.close()
 
-        _atomic_write(path / DB_NAME, write_db)
+        atomic_write(path / DB_NAME, write_db)
         return cls.open(path)
 
     @classmethod
@@ -330,7 +315,7 @@ class VectorIndex:
                 np.savez(out, uuid=self._uuid, generation=state.generation,
                          rowids=state.rowids[keep], vectors=state.matrix[keep])
 
-        _atomic_write(self.path / CACHE_NAME, write)
+        atomic_write(self.path / CACHE_NAME, write)
         self._cached_generation = state.generation
 
     def _load_ann(self) -> faiss.Index | None:
@@ -363,7 +348,7 @@ class VectorIndex:
         graph.hnsw.efConstruction, graph.hnsw.efSearch = ef_construction, ef_search
         ann = faiss.IndexIDMap(graph)
         ann.add_with_ids(state.matrix[state.live], state.rowids[state.live])
-        _atomic_write(self.path / ANN_NAME, lambda temp: faiss.write_index(ann, temp))
+        atomic_write(self.path / ANN_NAME, lambda temp: faiss.write_index(ann, temp))
         self._ann, self._ann_loaded, self._ann_selector = ann, True, None
         self._ann_max_rowid = int(state.rowids[state.live][-1])
         if state.generation != self._cached_generation:

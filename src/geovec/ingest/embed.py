@@ -8,14 +8,14 @@ The final matrix is also written atomically, and the partial folder removed.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 
 from geovec.errors import GeovecError, GeovecInputError
+from geovec.fileio import save_npy_atomic, write_text_atomic
+from geovec.ingest.jsonl import iter_jsonl
 from geovec.inputs import Interleaved, as_input
 from geovec.models.base import Embedder
 from geovec.progress import progress_bar
@@ -25,33 +25,15 @@ CHUNK_SIZE = 1024
 
 def read_inputs_jsonl(path: Path, instruction: str | None = None) -> list[Interleaved]:
     """Each line is a JSON string (text) or an interleaved object; errors name the line."""
-    if not path.is_file():
-        raise GeovecError(f"inputs file not found: {path}")
     inputs = []
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-                inputs.append(as_input(data, instruction) if isinstance(data, str)
-                              else as_input(Interleaved.from_dict(data), instruction))
-            except json.JSONDecodeError as exc:
-                raise GeovecError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-            except GeovecInputError as exc:
-                raise GeovecInputError(f"{path}:{number}: {exc.field}", exc.problem) from None
+    for where, data in iter_jsonl(path, "inputs"):
+        try:
+            inputs.append(as_input(data if isinstance(data, str) else Interleaved.from_dict(data), instruction))
+        except GeovecInputError as exc:
+            raise GeovecInputError(f"{where}: {exc.field}", exc.problem) from None
     if not inputs:
         raise GeovecError(f"{path}: no inputs")
     return inputs
-
-
-def save_npy_atomic(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        np.save(handle, array)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def embed_jsonl(inputs_path: Path, output: Path, embedder: Embedder, batch_size: int = 64,
@@ -64,7 +46,7 @@ def embed_jsonl(inputs_path: Path, output: Path, embedder: Embedder, batch_size:
     if partial.exists() and (partial / "job.txt").is_file() and (partial / "job.txt").read_text() != job:
         shutil.rmtree(partial)  # stale: other inputs or model
     partial.mkdir(exist_ok=True)
-    (partial / "job.txt").write_text(job)
+    write_text_atomic(partial / "job.txt", job)
     chunks = []
     with progress_bar(len(inputs), f"embedding with {embedder.name}", enabled=show_progress) as bar:
         for number, start in enumerate(range(0, len(inputs), CHUNK_SIZE)):

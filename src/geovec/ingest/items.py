@@ -14,7 +14,6 @@ The JSONL item format, one object per line::
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -23,6 +22,7 @@ import numpy as np
 
 from geovec.errors import GeovecError, GeovecInputError
 from geovec.index import Record, VectorIndex
+from geovec.ingest.jsonl import iter_jsonl
 from geovec.inputs import Interleaved, as_input
 from geovec.models.base import Embedder, l2_normalize
 from geovec.progress import progress_bar
@@ -68,18 +68,8 @@ def _parse_item(data: object, where: str) -> IndexItem:
 
 def read_items_jsonl(path: str | Path) -> Iterator[IndexItem]:
     """Items from a JSONL file; a bad line raises an error naming the file and line number."""
-    path = Path(path)
-    if not path.is_file():
-        raise GeovecError(f"items file not found: {path}")
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise GeovecError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-            yield _parse_item(data, f"{path}:{number}")
+    for where, data in iter_jsonl(path, "items"):
+        yield _parse_item(data, where)
 
 
 def _batches(items: Iterable[IndexItem], size: int) -> Iterator[list[IndexItem]]:
