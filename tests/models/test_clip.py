@@ -10,52 +10,16 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
-from transformers.models.clip.tokenization_clip import bytes_to_unicode
+from transformers import CLIPModel, CLIPTokenizer
 
 from geovec.errors import GeovecError, UnsupportedInputError
 from geovec.inputs import BoxSegment, ImageSegment, Interleaved, PointSegment, TextSegment
 from geovec.models import get_spec, l2_normalize, load_model
 
 DIM = 16
-MERGES = ["t h", "th e</w>", "a n", "an d</w>", "i n", "o r", "h a", "ha r", "b o", "u r</w>", "s e", "a t"]
-
-
-def _write_tokenizer(folder: Path) -> CLIPTokenizer:
-    """A byte-level BPE CLIP tokenizer with the full byte alphabet and a handful of merges."""
-    alphabet = list(bytes_to_unicode().values())
-    tokens = alphabet + [c + "</w>" for c in alphabet] + ["".join(m.split()) for m in MERGES]
-    tokens += ["<|startoftext|>", "<|endoftext|>"]
-    raw = folder / "raw_tokenizer"
-    raw.mkdir()
-    (raw / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(dict.fromkeys(tokens))}), encoding="utf-8")
-    (raw / "merges.txt").write_text("#version: 0.2\n" + "\n".join(MERGES) + "\n", encoding="utf-8")
-    return CLIPTokenizer(str(raw / "vocab.json"), str(raw / "merges.txt"))
-
-
 @pytest.fixture(scope="session")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("tiny_clip")
-    tokenizer = _write_tokenizer(root)
-    folder = root / "model"
-    special = dict(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                   pad_token_id=tokenizer.pad_token_id)
-    config = CLIPConfig(
-        text_config=dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37, num_hidden_layers=2,
-                         num_attention_heads=4, max_position_embeddings=77, **special),
-        vision_config=dict(image_size=32, patch_size=8, hidden_size=32, intermediate_size=37, num_hidden_layers=2,
-                           num_attention_heads=4),
-        projection_dim=DIM)
-    torch.manual_seed(0)
-    CLIPModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="session")
-def clip(checkpoint: Path):
-    return load_model("clip", path=checkpoint)
+def clip(tiny_clip_checkpoint: Path):
+    return load_model("clip", path=tiny_clip_checkpoint)
 
 
 @pytest.fixture(scope="session")
@@ -137,10 +101,10 @@ def test_batch_invariance(clip, image_file: Path) -> None:
         np.testing.assert_allclose(clip.encode([item])[0], together[position], atol=1e-5)
 
 
-def test_text_tower_matches_direct_forward_pass(clip, checkpoint: Path) -> None:
+def test_text_tower_matches_direct_forward_pass(clip, tiny_clip_checkpoint: Path) -> None:
     texts = ["the harbour", "boats and the sea at dusk"]
-    model = CLIPModel.from_pretrained(checkpoint).eval()
-    tokens = CLIPTokenizer.from_pretrained(checkpoint)(texts, padding=True, return_tensors="pt")
+    model = CLIPModel.from_pretrained(tiny_clip_checkpoint).eval()
+    tokens = CLIPTokenizer.from_pretrained(tiny_clip_checkpoint)(texts, padding=True, return_tensors="pt")
     with torch.no_grad():
         expected = model.get_text_features(**tokens).numpy()
     np.testing.assert_allclose(clip.encode(texts), l2_normalize(expected), atol=1e-5)
@@ -157,7 +121,7 @@ def test_missing_folder_and_missing_path(tmp_path: Path) -> None:
 @pytest.mark.parametrize("problem, expected", [
     ("empty", "missing config.json"), ("bert", "model_type 'bert'"),
     ("no_tokenizer", "missing tokenizer files"), ("no_processor", "missing preprocessor_config.json")])
-def test_non_clip_folder_is_refused(checkpoint: Path, tmp_path: Path, problem: str, expected: str) -> None:
+def test_non_clip_folder_is_refused(tiny_clip_checkpoint: Path, tmp_path: Path, problem: str, expected: str) -> None:
     folder = tmp_path / "ckpt"
     if problem == "empty":
         folder.mkdir()
@@ -167,7 +131,7 @@ def test_non_clip_folder_is_refused(checkpoint: Path, tmp_path: Path, problem: s
     else:
         dropped = ("vocab.json", "merges.txt", "tokenizer.json") if problem == "no_tokenizer" else (
             "preprocessor_config.json",)
-        shutil.copytree(checkpoint, folder, ignore=shutil.ignore_patterns(*dropped))
+        shutil.copytree(tiny_clip_checkpoint, folder, ignore=shutil.ignore_patterns(*dropped))
     with pytest.raises(GeovecError, match=expected) as caught:
         load_model("clip", path=folder)
     assert str(folder) in str(caught.value)

@@ -7,7 +7,9 @@ it cannot embed is refused with a clear error instead of being silently dropped.
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
@@ -35,6 +37,21 @@ def _length_key(item: Interleaved) -> tuple[int, int]:
     return (-sum(segment.kind == "image" for segment in item.segments), -texts)
 
 
+def checkpoint_revision(folder: str | Path) -> str:
+    """A short content fingerprint of a checkpoint folder (file names and sizes, JSON configs' text).
+
+    Reproducible across installs and machines, and it changes when weights or configs change, so results and
+    embedding caches can name the exact model they came from.
+    """
+    digest = hashlib.sha1()
+    root = Path(folder)
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(f"{path.relative_to(root)}:{path.stat().st_size}".encode())
+        if path.suffix == ".json" and path.stat().st_size < 1 << 20:
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def l2_normalize(vectors: np.ndarray) -> np.ndarray:
     """Row-wise L2 normalisation that leaves all-zero rows at zero instead of producing NaN."""
     vectors = np.asarray(vectors, dtype=np.float32)
@@ -48,6 +65,7 @@ class BaseEmbedder(ABC):
     name: str
     dim: int
     modalities: frozenset[str]
+    revision: str = ""  # fingerprint of the weights (see checkpoint_revision)
 
     def encode(self, inputs: Sequence[InputLike] | InputLike, batch_size: int = 32, show_progress: bool = False,
                instruction: str | None = None) -> np.ndarray:

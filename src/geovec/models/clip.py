@@ -30,7 +30,7 @@ from PIL import Image as PILImage
 
 from geovec.errors import GeovecError, UnsupportedInputError
 from geovec.inputs import BoxSegment, ImageSegment, Interleaved, PointSegment, TextSegment
-from geovec.models.base import BaseEmbedder, l2_normalize
+from geovec.models.base import BaseEmbedder, checkpoint_revision, l2_normalize
 from geovec.models.registry import ModelSpec, register
 
 CLIP_MODALITIES = frozenset({"text", "image", "box", "point"})
@@ -105,6 +105,7 @@ class CLIPEmbedder(BaseEmbedder):
         except (OSError, ValueError) as exc:
             raise GeovecError(f"cannot load CLIP checkpoint {folder}: {exc}") from None
         self.name = name
+        self.revision = checkpoint_revision(folder)
         self.device = device or "cpu"
         self.dim = int(self.model.config.projection_dim)
         self.max_length = int(min(self.tokenizer.model_max_length,

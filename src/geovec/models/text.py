@@ -15,7 +15,7 @@ import numpy as np
 
 from geovec.errors import GeovecError
 from geovec.inputs import Interleaved, render_text
-from geovec.models.base import BaseEmbedder
+from geovec.models.base import BaseEmbedder, checkpoint_revision
 from geovec.models.registry import ModelSpec, register
 
 TEXT_MODALITIES = frozenset({"text", "box", "point"})
@@ -34,6 +34,7 @@ class SentenceTransformerEmbedder(BaseEmbedder):
         from sentence_transformers import SentenceTransformer
 
         self.name = name
+        self.revision = checkpoint_revision(model_path)
         self.model = SentenceTransformer(str(model_path), device=device or "cpu", local_files_only=True)
         dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(dimension())

@@ -1,0 +1,79 @@
+"""What a benchmark task loads: MMEB-style candidate queries, or a full image-text retrieval split.
+
+Every RSMEB task is one of two shapes:
+
+* ``CandidateQuery`` lists (scene classification, VQA, compositional, region, geo-localization): each query has its
+  own candidate list and the indices of the correct candidates; the score is Precision@1.
+* ``RetrievalSplit`` (RSICD/RSITMD convention): every image has several texts (5); both directions are ranked
+  against the whole split and scored by Recall@1/5/10 and their mean (mR).
+
+Both validate themselves when made, so bad data fails at load time with the task, record and problem named.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Sequence, Union
+
+from geovec.errors import GeovecError
+from geovec.inputs import Interleaved
+
+
+class BenchDataError(GeovecError):
+    """A dataset on disk is not what its task expects (missing file, answer not among candidates, duplicate id)."""
+
+
+@dataclass(frozen=True)
+class CandidateQuery:
+    """One query, the candidates it is ranked against, and which of them are correct."""
+
+    id: str
+    query: Interleaved
+    candidates: tuple[Interleaved, ...]
+    positives: frozenset[int]
+
+    def __post_init__(self) -> None:
+        if not self.candidates:
+            raise BenchDataError(f"query {self.id!r}: has no candidates")
+        if not self.positives:
+            raise BenchDataError(f"query {self.id!r}: its answer is not among its candidates")
+        outside = [p for p in self.positives if not 0 <= p < len(self.candidates)]
+        if outside:
+            raise BenchDataError(f"query {self.id!r}: positive indices {outside} are outside its "
+                                 f"{len(self.candidates)} candidates")
+
+
+@dataclass(frozen=True)
+class RetrievalSplit:
+    """Images (or any item side) with several texts each; ``text_image[j]`` is the image of text ``j``."""
+
+    image_ids: tuple[str, ...]
+    images: tuple[Interleaved, ...]
+    texts: tuple[Interleaved, ...]
+    text_image: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.image_ids) != len(self.images):
+            raise BenchDataError(f"{len(self.image_ids)} image ids for {len(self.images)} images")
+        duplicates = sorted(name for name, count in Counter(self.image_ids).items() if count > 1)
+        if duplicates:
+            raise BenchDataError(f"duplicate image ids: {', '.join(duplicates[:5])}")
+        if len(self.texts) != len(self.text_image):
+            raise BenchDataError(f"{len(self.texts)} texts but {len(self.text_image)} text-to-image links")
+        if any(not 0 <= i < len(self.images) for i in self.text_image):
+            raise BenchDataError("a text points at an image index outside the split")
+        missing = set(range(len(self.images))) - set(self.text_image)
+        if missing:
+            raise BenchDataError(f"image {self.image_ids[min(missing)]!r} has no text")
+
+
+TaskData = Union[Sequence[CandidateQuery], RetrievalSplit]
+
+
+def check_unique_ids(queries: Sequence[CandidateQuery]) -> None:
+    seen: set[str] = set()
+    for query in queries:
+        if query.id in seen:
+            raise BenchDataError(f"duplicate query id {query.id!r}")
+        seen.add(query.id)

@@ -1,0 +1,134 @@
+"""Run one task for one model: load, embed every unique input once (through the cache), score, time it.
+
+One evaluator per protocol: ``candidates`` (Precision@1 over per-query candidate lists) and ``retrieval`` (R@1/5/10
+both directions and mR). For retrieval tasks the query instruction goes to the image side and the candidate
+instruction to the text side.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from geovec.bench.cache import EmbeddingCache
+from geovec.bench.data import CandidateQuery, RetrievalSplit, TaskData, check_unique_ids
+from geovec.bench.metrics import precision_at_1, retrieval_scores
+from geovec.bench.task import TaskMetadata
+from geovec.errors import GeovecError
+from geovec.inputs import Interleaved
+from geovec.models.base import Embedder
+
+
+@dataclass
+class TaskOutcome:
+    scores: dict[str, float]
+    counts: dict[str, int]
+    timing: dict[str, float]
+    fingerprint: str  # hash of every input the task produced: same data <=> same fingerprint
+    cache: dict[str, int] = field(default_factory=dict)
+
+
+def refusal(task: TaskMetadata, embedder: Embedder) -> str | None:
+    """Why ``embedder`` cannot run ``task`` (``None`` when it can)."""
+    missing = task.kinds - embedder.modalities
+    if missing:
+        return f"model {embedder.name!r} cannot embed {', '.join(sorted(missing))} segments"
+    return None
+
+
+def _instructed(items: Sequence[Interleaved], instruction: str | None) -> list[Interleaved]:
+    if instruction is None:
+        return list(items)
+    return [item if item.instruction else Interleaved(item.segments, instruction) for item in items]
+
+
+def _fingerprint(*groups: Sequence[Interleaved], extra: str = "") -> str:
+    digest = hashlib.sha256(extra.encode())
+    for group in groups:
+        for item in group:
+            digest.update(item.cache_key().encode())
+    return digest.hexdigest()[:16]
+
+
+def _score_candidates(meta: TaskMetadata, data: Sequence[CandidateQuery], embed) -> tuple[dict, dict, str]:
+    check_unique_ids(data)
+    queries = _instructed([sample.query for sample in data], meta.query_instruction)
+    candidates = [_instructed(sample.candidates, meta.candidate_instruction) for sample in data]
+    flat = [item for group in candidates for item in group]
+    query_vectors, candidate_vectors = embed(queries), embed(flat)
+    per_query, start = [], 0
+    for vector, group in zip(query_vectors, candidates):
+        per_query.append(candidate_vectors[start:start + len(group)] @ vector)
+        start += len(group)
+    scores = {"precision_at_1": 100 * precision_at_1(per_query, [sample.positives for sample in data])}
+    counts = {"queries": len(data), "candidates": len(flat),
+              "unique_inputs": len({item.cache_key() for item in queries + flat})}
+    positives = ";".join(",".join(map(str, sorted(sample.positives))) for sample in data)
+    return scores, counts, _fingerprint(queries, flat, extra=positives)
+
+
+def _score_retrieval(meta: TaskMetadata, data: RetrievalSplit, embed) -> tuple[dict, dict, str]:
+    images = _instructed(data.images, meta.query_instruction)
+    texts = _instructed(data.texts, meta.candidate_instruction)
+    similarity = embed(images) @ embed(texts).T
+    counts = {"images": len(images), "texts": len(texts)}
+    return retrieval_scores(similarity, data.text_image), counts, _fingerprint(
+        images, texts, extra=",".join(map(str, data.text_image)))
+
+
+def evaluate_data(meta: TaskMetadata, data: TaskData, embedder: Embedder, cache: EmbeddingCache,
+                  batch_size: int = 32, show_progress: bool = False) -> TaskOutcome:
+    """Score already-loaded task data (also used by the in-memory mock tasks)."""
+    reason = refusal(meta, embedder)
+    if reason:
+        raise GeovecError(f"task {meta.name}: {reason}")
+    hits, misses = cache.stats.hits, cache.stats.misses
+    embed_seconds = 0.0
+
+    def embed(items: Sequence[Interleaved]) -> np.ndarray:
+        nonlocal embed_seconds
+        started = time.perf_counter()
+        vectors = cache.encode(embedder, items, batch_size=batch_size, show_progress=show_progress)
+        embed_seconds += time.perf_counter() - started
+        return vectors
+
+    started = time.perf_counter()
+    if meta.protocol == "retrieval":
+        if not isinstance(data, RetrievalSplit):
+            raise GeovecError(f"task {meta.name}: a retrieval task must load a RetrievalSplit")
+        scores, counts, fingerprint = _score_retrieval(meta, data, embed)
+    else:
+        if isinstance(data, RetrievalSplit) or not data:
+            raise GeovecError(f"task {meta.name}: a candidates task must load a non-empty list of CandidateQuery")
+        scores, counts, fingerprint = _score_candidates(meta, data, embed)
+    total = time.perf_counter() - started
+    scores["main_score"] = scores[meta.main_score]
+    return TaskOutcome(scores=scores, counts=counts, fingerprint=fingerprint,
+                       timing={"embed_s": round(embed_seconds, 4), "score_s": round(total - embed_seconds, 4)},
+                       cache={"hits": cache.stats.hits - hits, "misses": cache.stats.misses - misses})
+
+
+def outcome_record(meta: TaskMetadata, embedder: Embedder, outcome: TaskOutcome, **extra: Any) -> dict[str, Any]:
+    """The JSON result record of one (model, task) run; see ``geovec.bench.results``."""
+    from dataclasses import asdict
+
+    import geovec
+
+    return {
+        "schema": 1,
+        "geovec_version": geovec.__version__,
+        "model": {"name": embedder.name, "revision": getattr(embedder, "revision", ""), "dim": embedder.dim},
+        "task": {"name": meta.name, "category": meta.category, "protocol": meta.protocol,
+                 "revision": meta.revision, "main_score": meta.main_score},
+        "dataset": {"name": meta.dataset, "split": meta.split, "fingerprint": outcome.fingerprint},
+        "metadata": asdict(meta),
+        "scores": outcome.scores,
+        "counts": outcome.counts,
+        "timing": outcome.timing,
+        "cache": outcome.cache,
+        **extra,
+    }

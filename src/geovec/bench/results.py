@@ -1,0 +1,130 @@
+"""Result records (one JSON file per model and task, written atomically) and the report built from them.
+
+A record is plain JSON that anyone can re-read: model name + revision, task metadata, dataset identity
+(name, split, fingerprint of every input), geovec version, scores, counts and timing. Old result files are kept
+as test fixtures so the reader never loses the ability to read them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from geovec.bench.task import CATEGORIES
+from geovec.errors import GeovecError
+from geovec.fileio import atomic_write, write_text_atomic
+
+REQUIRED = ("model", "task", "dataset", "scores", "geovec_version")
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def write_result(out_dir: str | Path, record: dict[str, Any]) -> Path:
+    path = Path(out_dir) / _slug(record["model"]["name"]) / f"{_slug(record['task']['name'])}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def read_results(out_dir: str | Path) -> list[dict[str, Any]]:
+    """Every result record under ``out_dir``; a malformed file is an error naming it."""
+    folder = Path(out_dir)
+    if not folder.is_dir():
+        raise GeovecError(f"results folder not found: {folder}")
+    records = []
+    for path in sorted(folder.rglob("*.json")):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise GeovecError(f"{path}: not valid JSON ({exc.msg})") from None
+        missing = [key for key in REQUIRED if key not in record] if isinstance(record, dict) else list(REQUIRED)
+        if missing:
+            raise GeovecError(f"{path}: not a geovec result record (missing {', '.join(missing)})")
+        records.append(record)
+    if not records:
+        raise GeovecError(f"no result records in {folder}; run `geovec bench run` first")
+    return records
+
+
+def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Main scores as {model: {task: score}}, category averages and each task's category."""
+    scores: dict[str, dict[str, float]] = defaultdict(dict)
+    category_of: dict[str, str] = {}
+    for record in records:
+        model, task = record["model"]["name"], record["task"]["name"]
+        scores[model][task] = float(record["scores"]["main_score"])
+        category_of[task] = record["task"]["category"]
+    averages: dict[str, dict[str, float]] = {}
+    for model, by_task in scores.items():
+        per_category: dict[str, list[float]] = defaultdict(list)
+        for task, value in by_task.items():
+            per_category[category_of[task]].append(value)
+        averages[model] = {c: sum(v) / len(v) for c, v in per_category.items()}
+        averages[model]["overall"] = sum(by_task.values()) / len(by_task)
+    return {"scores": dict(scores), "averages": averages, "category_of": category_of}
+
+
+def markdown_report(records: list[dict[str, Any]]) -> str:
+    summary = summarise(records)
+    models = sorted(summary["scores"])
+    categories = [c for c in CATEGORIES if any(c in summary["averages"][m] for m in models)]
+    cell = lambda value: "–" if value is None else f"{value:.2f}"  # noqa: E731
+    lines = ["# RSMEB results", "", "Main score per task: Precision@1 (%) for candidate tasks, mean recall mR (%) "
+             "for full retrieval. Averages are over the tasks each model ran.", "",
+             "## Category averages", "", "| model | " + " | ".join(categories + ["overall"]) + " |",
+             "|---" * (len(categories) + 2) + "|"]
+    for model in models:
+        values = [summary["averages"][model].get(c) for c in categories + ["overall"]]
+        lines.append(f"| {model} | " + " | ".join(cell(v) for v in values) + " |")
+    lines += ["", "## Tasks", "", "| task | category | " + " | ".join(models) + " |", "|---" * (len(models) + 2) + "|"]
+    for task in sorted(summary["category_of"], key=lambda t: (CATEGORIES.index(summary["category_of"][t]), t)):
+        values = [summary["scores"][m].get(task) for m in models]
+        lines.append(f"| {task} | {summary['category_of'][task]} | " + " | ".join(cell(v) for v in values) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def chart(records: list[dict[str, Any]], path: Path) -> Path:
+    """Grouped bars: category averages per model, as a PNG."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise GeovecError("the PNG chart needs matplotlib: pip install 'geovec[bench]'") from None
+    summary = summarise(records)
+    models = sorted(summary["scores"])
+    groups = [c for c in CATEGORIES if any(c in summary["averages"][m] for m in models)] + ["overall"]
+    width = 0.8 / len(models)
+    figure, axes = plt.subplots(figsize=(max(6.0, 1.6 * len(groups)), 4.0))
+    for i, model in enumerate(models):
+        xs = [g + i * width for g in range(len(groups))]
+        axes.bar(xs, [summary["averages"][model].get(c, 0.0) for c in groups], width, label=model)
+    axes.set_xticks([g + width * (len(models) - 1) / 2 for g in range(len(groups))], groups, rotation=20,
+                    ha="right")
+    axes.set_ylabel("score (%)")
+    axes.set_ylim(0, 100)
+    axes.set_title("RSMEB category averages")
+    axes.legend()
+    figure.tight_layout()
+
+    def write(temp: str) -> None:
+        figure.savefig(temp, format="png", dpi=120)
+
+    atomic_write(path, write)
+    plt.close(figure)
+    return path
+
+
+def write_report(out_dir: str | Path) -> tuple[Path, Path]:
+    """``report.md`` and ``report.png`` in ``out_dir`` from every record under it."""
+    out_dir = Path(out_dir)
+    records = read_results(out_dir)
+    markdown = out_dir / "report.md"
+    write_text_atomic(markdown, markdown_report(records))
+    return markdown, chart(records, out_dir / "report.png")

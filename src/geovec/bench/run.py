@@ -1,0 +1,55 @@
+"""Running tasks for a model and storing one result record per task (what ``geovec bench run`` does)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from geovec.bench.cache import EmbeddingCache
+from geovec.bench.data import TaskData
+from geovec.bench.evaluate import evaluate_data, outcome_record, refusal
+from geovec.bench.results import write_result
+from geovec.bench.task import Task, TaskMetadata
+from geovec.config import home_dir
+from geovec.models.base import Embedder
+
+
+@dataclass
+class RunLine:
+    task: str
+    status: str  # "ok" or "skipped"
+    detail: str
+    record: dict | None = None
+
+
+def default_cache() -> EmbeddingCache:
+    return EmbeddingCache(home_dir() / "cache" / "embeddings.sqlite")
+
+
+def run_loaded(items: Iterable[tuple[TaskMetadata, TaskData | Task]], embedder: Embedder, output: Path | None,
+               data_root: Path, cache: EmbeddingCache, batch_size: int = 32, show_progress: bool = True,
+               model_path: str | None = None) -> list[RunLine]:
+    """Evaluate each task the model can take; write one record per task to ``output`` (when given)."""
+    lines = []
+    for meta, source in items:
+        reason = refusal(meta, embedder)
+        if reason:
+            lines.append(RunLine(meta.name, "skipped", reason))
+            continue
+        started = time.perf_counter()
+        if isinstance(source, Task):
+            data = source.load(data_root)
+            load_seconds = time.perf_counter() - started
+        else:
+            data, load_seconds = source, 0.0
+        outcome = evaluate_data(meta, data, embedder, cache, batch_size, show_progress)
+        outcome.timing["load_s"] = round(load_seconds, 4)
+        outcome.timing["total_s"] = round(time.perf_counter() - started, 4)
+        record = outcome_record(meta, embedder, outcome, model_path=model_path)
+        if output is not None:
+            write_result(output, record)
+        score = outcome.scores["main_score"]
+        lines.append(RunLine(meta.name, "ok", f"{meta.main_score} {score:.2f}", record))
+    return lines

@@ -1,0 +1,94 @@
+"""``geovec bench``: list tasks, run them for a model, report results, and smoke-check a model on mock tasks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from geovec.config import data_dir
+
+bench_app = typer.Typer(no_args_is_help=True, help="RSMEB: the remote-sensing multimodal embedding benchmark.")
+out = Console()
+
+
+def _print_lines(lines, title: str) -> None:
+    table = Table(title=title, title_justify="left")
+    for column in ("task", "status", "result"):
+        table.add_column(column, no_wrap=column != "result")
+    for line in lines:
+        table.add_row(line.task, line.status, line.detail)
+    out.print(table)
+
+
+@bench_app.command("list")
+def list_command(data: Path = typer.Option(None, "--data", help="Data root (default: GEOVEC_DATA / ../shared/data).")) -> None:
+    """Every task with its category, dataset and whether its data is present."""
+    from geovec.bench import list_tasks
+
+    root = data or data_dir()
+    table = Table(title=f"RSMEB tasks (data root {root})", title_justify="left")
+    for column in ("task", "category", "dataset", "split", "query -> candidates", "data"):
+        table.add_column(column, no_wrap=column == "task")
+    for task in list_tasks():
+        meta = task.metadata
+        table.add_row(meta.name, meta.category, meta.dataset, meta.split,
+                      f"{'+'.join(meta.query_kinds)} -> {'+'.join(meta.candidate_kinds)}",
+                      "present" if task.data_present(root) else f"missing ({meta.data_path})")
+    out.print(table)
+
+
+@bench_app.command("run")
+def run_command(
+    model: str = typer.Option(..., "--model", "-m", help="Registered model name."),
+    tasks: List[str] = typer.Option(..., "--tasks", "-t", help="Task names (repeat, or give several after one flag)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Results folder (one JSON per model and task)."),
+    model_path: Optional[Path] = typer.Option(None, "--model-path", help="Local checkpoint folder."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Data root (default: GEOVEC_DATA / ../shared/data)."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1),
+) -> None:
+    """Run tasks for a model; tasks whose inputs the model cannot embed are skipped and said so."""
+    from geovec.bench import get_task
+    from geovec.bench.run import default_cache, run_loaded
+    from geovec.models import load_model
+
+    selected = [get_task(name) for name in tasks]  # unknown names fail before the model loads
+    embedder = load_model(model, model_path)
+    cache = default_cache()
+    try:
+        lines = run_loaded([(task.metadata, task) for task in selected], embedder, output, data or data_dir(), cache,
+                           batch_size, model_path=str(model_path) if model_path else None)
+    finally:
+        cache.close()
+    _print_lines(lines, f"{model}: results in {output}")
+
+
+@bench_app.command("report")
+def report_command(results: Path = typer.Argument(..., help="Results folder written by `geovec bench run`.")) -> None:
+    """Write report.md (models x tasks, category averages) and report.png into the results folder."""
+    from geovec.bench.results import write_report
+
+    markdown, png = write_report(results)
+    out.print(markdown.read_text(encoding="utf-8"), markup=False, highlight=False)
+    typer.echo(f"wrote {markdown} and {png}", err=True)
+
+
+@bench_app.command("mock-run")
+def mock_run_command(
+    model: str = typer.Option(..., "--model", "-m"),
+    model_path: Optional[Path] = typer.Option(None, "--model-path"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write result records here."),
+) -> None:
+    """Check a model in seconds on tiny in-memory tasks of every type (no data needed)."""
+    from geovec.bench.cache import EmbeddingCache
+    from geovec.bench.mock import MOCK_TASKS
+    from geovec.bench.run import run_loaded
+    from geovec.models import load_model
+
+    embedder = load_model(model, model_path)
+    cache = EmbeddingCache(":memory:")
+    lines = run_loaded(MOCK_TASKS, embedder, output, Path("."), cache, show_progress=False)
+    _print_lines(lines, f"{model} on mock tasks")
