@@ -43,8 +43,9 @@ def list_command(data: Path = typer.Option(None, "--data", help="Data root (defa
 
 @bench_app.command("run")
 def run_command(
+    more_tasks: Optional[List[str]] = typer.Argument(None, hidden=True),
     model: str = typer.Option(..., "--model", "-m", help="Registered model name."),
-    tasks: List[str] = typer.Option(..., "--tasks", "-t", help="Task names (repeat, or give several after one flag)."),
+    tasks: List[str] = typer.Option(..., "--tasks", "-t", help="Task names: --tasks T1 T2 ..., or comma-separated."),
     output: Path = typer.Option(..., "--output", "-o", help="Results folder (one JSON per model and task)."),
     model_path: Optional[Path] = typer.Option(None, "--model-path", help="Local checkpoint folder."),
     data: Optional[Path] = typer.Option(None, "--data", help="Data root (default: GEOVEC_DATA / ../shared/data)."),
@@ -55,7 +56,8 @@ def run_command(
     from geovec.bench.run import default_cache, run_loaded
     from geovec.models import load_model
 
-    selected = [get_task(name) for name in tasks]  # unknown names fail before the model loads
+    names = [name for value in [*tasks, *(more_tasks or [])] for name in value.split(",") if name]
+    selected = [get_task(name) for name in dict.fromkeys(names)]  # unknown names fail before the model loads
     embedder = load_model(model, model_path)
     cache = default_cache()
     try:
