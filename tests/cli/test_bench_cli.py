@@ -1,0 +1,37 @@
+"""``geovec bench`` as a user runs it: mock-run with a real (tiny, random) CLIP and the offline MiniLM."""
+
+import json
+import os
+import subprocess
+import sys
+
+
+def geovec(*args: str, home) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "geovec.cli.main", *args], capture_output=True, text=True,
+                          env={**os.environ, "GEOVEC_HOME": str(home), "COLUMNS": "200"}, timeout=300)
+
+
+def test_mock_run_checks_every_task_type_for_an_image_model(tmp_path, tiny_clip_checkpoint):
+    result = geovec("bench", "mock-run", "--model", "clip", "--model-path", str(tiny_clip_checkpoint),
+                    "--output", str(tmp_path / "results"), home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(p.read_text()) for p in (tmp_path / "results" / "clip").glob("*.json")]
+    categories = {r["task"]["category"] for r in records}
+    assert categories == {"scene-classification", "cross-modal-retrieval", "compositional-retrieval", "vqa",
+                          "region", "geo-localization"}
+    assert all(0 <= r["scores"]["main_score"] <= 100 for r in records)
+    report = geovec("bench", "report", str(tmp_path / "results"), home=tmp_path)
+    assert report.returncode == 0, report.stderr
+    assert "| clip |" in report.stdout and (tmp_path / "results" / "report.png").is_file()
+
+
+def test_mock_run_says_which_tasks_a_text_model_cannot_take(tmp_path):
+    result = geovec("bench", "mock-run", "--model", "minilm", home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "mock-text-text-retrieval  │ ok" in result.stdout
+    assert "cannot embed image segments" in result.stdout
+
+
+def test_report_on_missing_folder_is_one_line(tmp_path):
+    result = geovec("bench", "report", str(tmp_path / "none"), home=tmp_path)
+    assert result.returncode == 2 and "results folder not found" in result.stderr and "Traceback" not in result.stderr
