@@ -1,0 +1,79 @@
+"""Region matching on an image with box annotations (DeepForest CSV: ``image_path,xmin,ymin,xmax,ymax,label``).
+
+Query = the image + one box (pixels); candidates = crops of that box and of ``distractors`` other boxes of the same
+image (seeded), each an in-memory image; positive = the crop of the query's box. It asks "which crop is this box",
+i.e. whether a model localises the region a box points at, not what the region is.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from geovec.bench.data import BenchDataError, CandidateQuery
+from geovec.bench.readers.common import image, need_file, subsample, with_distractors
+from geovec.inputs import BoxSegment, ImageSegment, Interleaved
+
+Box = tuple[int, int, int, int]
+
+
+def read_box_csv(csv_path: Path) -> dict[str, list[tuple[int, Box]]]:
+    """Boxes per image file, each with its CSV line number; boxes are widened to whole pixels."""
+    out: dict[str, list[tuple[int, Box]]] = {}
+    with need_file(csv_path).open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"image_path", "xmin", "ymin", "xmax", "ymax"} - set(reader.fieldnames or ())
+        if missing:
+            raise BenchDataError(f"{csv_path.name}: missing columns {', '.join(sorted(missing))}")
+        for line, row in enumerate(reader, start=2):
+            try:
+                x1, y1, x2, y2 = (float(row[c]) for c in ("xmin", "ymin", "xmax", "ymax"))
+            except (TypeError, ValueError):
+                raise BenchDataError(f"{csv_path.name} line {line}: box coordinates must be numbers") from None
+            box = (math.floor(x1), math.floor(y1), math.ceil(x2), math.ceil(y2))
+            out.setdefault(row["image_path"], []).append((line, box))
+    return out
+
+
+def _clip(box: Box, size: tuple[int, int], record: str) -> Box:
+    """Boxes running over the edge are clipped (with a warning); boxes off the image are a data error."""
+    w, h = size
+    clipped = (max(0, box[0]), max(0, box[1]), min(w, box[2]), min(h, box[3]))
+    if clipped[2] - clipped[0] < 1 or clipped[3] - clipped[1] < 1:
+        raise BenchDataError(f"{record}: box {box} lies outside the {w}x{h} image (or is empty)")
+    if clipped != box:
+        warnings.warn(f"{record}: box {box} runs over the {w}x{h} image; clipped to {clipped}", stacklevel=3)
+    return clipped
+
+
+def region_matching(folder: Path, csv_name: str, distractors: int = 9,
+                    limit: int | None = None) -> list[CandidateQuery]:
+    """One query per box of ``folder/csv_name``; image files are resolved against ``folder``."""
+    out = []
+    for name, rows in read_box_csv(folder / csv_name).items():
+        path = folder / name
+        picture = image(path, f"{csv_name}: image {name}")
+        try:
+            with Image.open(path) as im:
+                pixels = np.asarray(im.convert("RGB"))
+        except (UnidentifiedImageError, OSError) as exc:
+            raise BenchDataError(f"{csv_name}: image {name} cannot be decoded ({exc})") from None
+        boxes = {line: _clip(box, picture.size, f"{csv_name} line {line}") for line, box in rows}
+        crops: dict[Box, Interleaved] = {}
+        for box in boxes.values():
+            if box not in crops:
+                crops[box] = Interleaved((ImageSegment(np.ascontiguousarray(pixels[box[1]:box[3], box[0]:box[2]])),))
+        for line in subsample(sorted(boxes), limit, "regions", csv_name, name):
+            box = boxes[line]
+            others = [b for b in dict.fromkeys(boxes.values()) if b != box]
+            chosen, positives = with_distractors(box, others, distractors, "regions", name, line)
+            out.append(CandidateQuery(f"{name}#{line}", Interleaved((picture, BoxSegment(box, "pixel"))),
+                                      tuple(crops[b] for b in chosen), positives))
+    if not out:
+        raise BenchDataError(f"{csv_name}: no boxes")
+    return out
