@@ -330,7 +330,7 @@ def test_unsupported_crs_and_plain_tiff(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ regions
-def test_region_matching_crops():
+def test_region_matching_candidates_are_context_crops():
     queries = regions.region_matching(FIXTURES / "deepforest", "OSBS_029.csv")
     assert len(queries) == 4
     pixels = np.asarray(Image.open(FIXTURES / "deepforest" / "OSBS_029.tif").convert("RGB"))
@@ -339,7 +339,9 @@ def test_region_matching_crops():
         x1, y1, x2, y2 = map(int, box.bbox_xyxy)
         assert picture.path.endswith("OSBS_029.tif") and box.units == "pixel" and len(q.candidates) == 4
         (crop,) = q.candidates[min(q.positives)].segments
-        assert crop.path is None and np.array_equal(np.asarray(crop.load()), pixels[y1:y2, x1:x2])
+        cx1, cy1, cx2, cy2 = regions._with_context((x1, y1, x2, y2), (32, 32))
+        assert (cx1, cy1) <= (x1, y1) and (cx2, cy2) >= (x2, y2) and (cx2 - cx1, cy2 - cy1) != (x2 - x1, y2 - y1)
+        assert crop.path is None and np.array_equal(np.asarray(crop.load()), pixels[cy1:cy2, cx1:cx2])
 
 
 def test_region_boxes_over_the_edge_are_clipped_and_off_image_refused(tmp_path):

@@ -12,6 +12,7 @@ import pytest
 
 from geovec.bench import get_task
 from geovec.bench.data import check_unique_ids
+from geovec.bench.readers import regions
 from geovec.config import data_dir
 from geovec.inputs import ImageSegment, PointSegment
 
@@ -69,5 +70,6 @@ def test_osbs_tree_region():
         picture, box = q.query.segments
         (crop,) = q.candidates[min(q.positives)].segments
         x1, y1, x2, y2 = box.bbox_xyxy
-        assert Path(picture.path).name == "OSBS_029.tif" and crop.size == (x2 - x1, y2 - y1)
+        cx1, cy1, cx2, cy2 = regions._with_context((int(x1), int(y1), int(x2), int(y2)), (400, 400))
+        assert Path(picture.path).name == "OSBS_029.tif" and crop.size == (cx2 - cx1, cy2 - cy1)
         assert len(q.candidates) == 10

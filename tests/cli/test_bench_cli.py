@@ -5,6 +5,10 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+from geovec.config import data_dir
+
 
 def geovec(*args: str, home) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "geovec.cli.main", *args], capture_output=True, text=True,
@@ -35,3 +39,31 @@ def test_mock_run_says_which_tasks_a_text_model_cannot_take(tmp_path):
 def test_report_on_missing_folder_is_one_line(tmp_path):
     result = geovec("bench", "report", str(tmp_path / "none"), home=tmp_path)
     assert result.returncode == 2 and "results folder not found" in result.stderr and "Traceback" not in result.stderr
+
+
+REAL_TASKS = ["rsicd-scene", "rsicd-retrieval", "rsvqa-lr-geoloc-image-to-point", "rsvqa-lr-geoloc-point-to-image",
+              "osbs-tree-region"]
+
+
+@pytest.mark.skipif(not (data_dir() / "rsicd" / "images").is_dir(), reason="shared data not present")
+def test_run_on_real_shared_data_then_again_from_cache(tmp_path, tiny_clip_checkpoint):
+    listing = geovec("bench", "list", home=tmp_path)
+    assert listing.returncode == 0
+    present = {line.split()[1] for line in listing.stdout.splitlines() if "present" in line}
+    assert set(REAL_TASKS) <= present
+    run = ("bench", "run", "--model", "clip", "--model-path", str(tiny_clip_checkpoint), "--tasks", *REAL_TASKS,
+           "--output", str(tmp_path / "results"))
+    first = geovec(*run, home=tmp_path)
+    assert first.returncode == 0, first.stderr
+    records = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "results" / "clip").glob("*.json")}
+    assert set(records) == set(REAL_TASKS)
+    assert records["rsicd-retrieval"]["counts"] == {"images": 1093, "texts": 5465}
+    assert records["rsicd-scene"]["counts"]["queries"] == 1027
+    assert all(r["cache"]["misses"] > 0 for r in records.values())
+    second = geovec(*run, home=tmp_path)
+    assert second.returncode == 0, second.stderr
+    again = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "results" / "clip").glob("*.json")}
+    assert all(r["cache"]["misses"] == 0 for r in again.values())  # nothing re-encoded
+    assert all(again[t]["scores"] == records[t]["scores"] for t in REAL_TASKS)
+    report = geovec("bench", "report", str(tmp_path / "results"), home=tmp_path)
+    assert report.returncode == 0 and "| rsicd-retrieval | cross-modal-retrieval |" in report.stdout

@@ -173,8 +173,9 @@ _task(lambda root, limit: regions.region_matching(root / "deepforest", "OSBS_029
       data_path="deepforest", query_kinds=("image", "box"), candidate_kinds=("image",), protocol="candidates",
       query_instruction="Represent the marked region of the given remote-sensing image:",
       candidate_instruction="Represent the given remote-sensing image crop:",
-      description="Region matching, 'which crop is this box': the 400x400 0.1 m NEON image + one tree box -> the "
-                  "crop of that box among crops of 9 other seeded tree boxes of the image (61 boxes).",
+      description="Region matching, 'which view shows this box': the 400x400 0.1 m NEON image + one tree box -> "
+                  "the crop of that box with 50% context among such crops of 9 other seeded tree boxes (61 boxes).",
+      revision="2",
       citation=_cite("Weinstein, B. G., Marconi, S., Aubry-Kientz, M., Vincent, G., Senyondo, H., White, E. P.",
                      2020, "DeepForest: A Python package for RGB deep learning tree crown delineation",
                      "Methods in Ecology and Evolution 11(12)"))

@@ -74,7 +74,7 @@ def report_command(results: Path = typer.Argument(..., help="Results folder writ
     from geovec.bench.results import write_report
 
     markdown, png = write_report(results)
-    out.print(markdown.read_text(encoding="utf-8"), markup=False, highlight=False)
+    typer.echo(markdown.read_text(encoding="utf-8"))
     typer.echo(f"wrote {markdown} and {png}", err=True)
 
 

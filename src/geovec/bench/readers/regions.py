@@ -1,8 +1,10 @@
 """Region matching on an image with box annotations (DeepForest CSV: ``image_path,xmin,ymin,xmax,ymax,label``).
 
-Query = the image + one box (pixels); candidates = crops of that box and of ``distractors`` other boxes of the same
-image (seeded), each an in-memory image; positive = the crop of the query's box. It asks "which crop is this box",
-i.e. whether a model localises the region a box points at, not what the region is.
+Query = the image + one box (pixels); candidates = context crops (the box widened by ``CONTEXT`` of its size on every
+side, clipped to the image) of that box and of ``distractors`` other boxes of the same image (seeded), each an
+in-memory image; positive = the context crop of the query's box. It asks "which view shows this box", i.e. whether
+a model localises the region a box points at. Candidates carry context so that they are never pixel-identical to
+the box itself: a dual encoder that crops the box must still recognise the same object in a wider view.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from geovec.bench.readers.common import image, need_file, subsample, with_distra
 from geovec.inputs import BoxSegment, ImageSegment, Interleaved
 
 Box = tuple[int, int, int, int]
+CONTEXT = 0.5
 
 
 def read_box_csv(csv_path: Path) -> dict[str, list[tuple[int, Box]]]:
@@ -51,6 +54,11 @@ def _clip(box: Box, size: tuple[int, int], record: str) -> Box:
     return clipped
 
 
+def _with_context(box: Box, size: tuple[int, int]) -> Box:
+    dx, dy = math.ceil(CONTEXT * (box[2] - box[0])), math.ceil(CONTEXT * (box[3] - box[1]))
+    return (max(0, box[0] - dx), max(0, box[1] - dy), min(size[0], box[2] + dx), min(size[1], box[3] + dy))
+
+
 def region_matching(folder: Path, csv_name: str, distractors: int = 9,
                     limit: int | None = None) -> list[CandidateQuery]:
     """One query per box of ``folder/csv_name``; image files are resolved against ``folder``."""
@@ -67,7 +75,8 @@ def region_matching(folder: Path, csv_name: str, distractors: int = 9,
         crops: dict[Box, Interleaved] = {}
         for box in boxes.values():
             if box not in crops:
-                crops[box] = Interleaved((ImageSegment(np.ascontiguousarray(pixels[box[1]:box[3], box[0]:box[2]])),))
+                x1, y1, x2, y2 = _with_context(box, picture.size)
+                crops[box] = Interleaved((ImageSegment(np.ascontiguousarray(pixels[y1:y2, x1:x2])),))
         for line in subsample(sorted(boxes), limit, "regions", csv_name, name):
             box = boxes[line]
             others = [b for b in dict.fromkeys(boxes.values()) if b != box]
