@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -67,3 +68,29 @@ def test_run_on_real_shared_data_then_again_from_cache(tmp_path, tiny_clip_check
     assert all(again[t]["scores"] == records[t]["scores"] for t in REAL_TASKS)
     report = geovec("bench", "report", str(tmp_path / "results"), home=tmp_path)
     assert report.returncode == 0 and "| rsicd-retrieval | cross-modal-retrieval |" in report.stdout
+
+
+def test_every_registered_task_runs_on_its_fixture(tmp_path, tiny_clip_checkpoint):
+    from geovec.bench import list_tasks
+
+    names = [task.name for task in list_tasks()]
+    fixtures = Path(__file__).parents[1] / "data"
+    result = geovec("bench", "run", "--model", "clip", "--model-path", str(tiny_clip_checkpoint), "--tasks",
+                    ",".join(names), "--data", str(fixtures), "--output", str(tmp_path / "results"), home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    written = {p.stem for p in (tmp_path / "results" / "clip").glob("*.json")}
+    assert written == set(names) and len(names) >= 21
+
+
+def test_bad_data_names_the_task_and_file(tmp_path, tiny_clip_checkpoint):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(Path(__file__).parents[1] / "data" / "UCMerced_LandUse", data / "UCMerced_LandUse")
+    victim = next((data / "UCMerced_LandUse").rglob("*.tif"))
+    victim.write_bytes(b"not an image")
+    result = geovec("bench", "run", "--model", "clip", "--model-path", str(tiny_clip_checkpoint), "--tasks",
+                    "ucm-scene", "--data", str(data), "--output", str(tmp_path / "results"), home=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "ucm-scene" in result.stderr and victim.name in result.stderr
+    assert not (tmp_path / "results").exists() or not list((tmp_path / "results").rglob("*.json"))
