@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 
+import geovec
 from geovec.bench.cache import EmbeddingCache
 from geovec.bench.data import CandidateQuery, RetrievalSplit, TaskData, check_unique_ids
 from geovec.bench.metrics import precision_at_1, retrieval_scores
@@ -114,10 +115,6 @@ def evaluate_data(meta: TaskMetadata, data: TaskData, embedder: Embedder, cache:
 
 def outcome_record(meta: TaskMetadata, embedder: Embedder, outcome: TaskOutcome, **extra: Any) -> dict[str, Any]:
     """The JSON result record of one (model, task) run; see ``geovec.bench.results``."""
-    from dataclasses import asdict
-
-    import geovec
-
     return {
         "schema": 1,
         "geovec_version": geovec.__version__,

@@ -17,7 +17,7 @@ from geovec.inputs import SEGMENT_KINDS
 Category = Literal["scene-classification", "cross-modal-retrieval", "compositional-retrieval", "vqa", "region",
                    "geo-localization"]
 CATEGORIES: tuple[str, ...] = Category.__args__  # type: ignore[attr-defined]
-Protocol_ = Literal["candidates", "retrieval"]
+ProtocolName = Literal["candidates", "retrieval"]
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class TaskMetadata:
     data_path: str  # folder under the data root that must exist for the task to run
     query_kinds: tuple[str, ...]
     candidate_kinds: tuple[str, ...]
-    protocol: Protocol_  # "candidates": Precision@1 over per-query lists; "retrieval": R@1/5/10 + mR
+    protocol: ProtocolName  # "candidates": Precision@1 over per-query lists; "retrieval": R@1/5/10 + mR
     query_instruction: str | None = None
     candidate_instruction: str | None = None
     citation: str = ""
