@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from geovec.bench import get_task, list_tasks
-from geovec.bench.data import BenchDataError, CandidateQuery, RetrievalSplit, check_unique_ids
+from geovec.bench.data import BenchDataError, CandidateQuery, RetrievalSplit, TextToTextSplit, check_unique_ids
 from geovec.bench.readers import captions, common, geo, patterncom, regions, rsvg, rsvqa, scenes
 from geovec.inputs import BoxSegment, ImageSegment, PointSegment, TextSegment
 
@@ -47,6 +47,9 @@ def test_every_registered_task_loads_from_the_fixture_root():
         if meta.protocol == "retrieval":
             assert isinstance(data, RetrievalSplit)
             items = list(data.images) + list(data.texts)
+        elif meta.protocol == "t2t":
+            assert isinstance(data, TextToTextSplit) and data.oracle
+            items = list(data.queries) + list(data.descriptions)
         else:
             check_unique_ids(data)
             items = [q.query for q in data]

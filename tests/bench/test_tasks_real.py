@@ -73,3 +73,13 @@ def test_osbs_tree_region():
         cx1, cy1, cx2, cy2 = regions._with_context((int(x1), int(y1), int(x2), int(y2)), (400, 400))
         assert Path(picture.path).name == "OSBS_029.tif" and crop.size == (cx2 - cx1, cy2 - cy1)
         assert len(q.candidates) == 10
+
+
+@needs("rs_caption_splits/rsitmd")
+def test_text_to_text_oracle_leaves_the_query_caption_out():
+    from geovec.bench.data import TextToTextSplit
+
+    split = get_task("rsitmd-t2t").load(ROOT)
+    assert isinstance(split, TextToTextSplit) and split.oracle and "oracle" in split.corpus
+    assert len(split.image_ids) == 452 and len(split.queries) == 2260
+    assert list(split.exclude) == list(range(2260))  # each query excluded from its own image's descriptions

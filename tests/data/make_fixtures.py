@@ -123,12 +123,14 @@ def karpathy(root: Path) -> None:
 
 
 def amfmn(root: Path) -> None:
-    """rs_caption_splits/rsicd (caption-aligned test file names) + rsicd/images: the shared-data layout."""
-    splits = _fresh(root, "rs_caption_splits") / "rsicd"
-    splits.mkdir()
+    """rs_caption_splits/{rsicd,rsitmd} (caption-aligned test file names) + rsicd/images: the shared-data layout."""
     test = [c for c in CAPTIONED if c[1] == "test"]
-    (splits / "test_caps.txt").write_text("".join(f"{c}\n" for _, _, caps in test for c in caps))
-    (splits / "test_filename.txt").write_text("".join(f"{n}\n" for n, _, caps in test for _ in caps))
+    captions = _fresh(root, "rs_caption_splits")
+    for dataset in ("rsicd", "rsitmd"):
+        splits = captions / dataset
+        splits.mkdir()
+        (splits / "test_caps.txt").write_text("".join(f"{c}\n" for _, _, caps in test for c in caps))
+        (splits / "test_filename.txt").write_text("".join(f"{n}\n" for n, _, caps in test for _ in caps))
     images = _fresh(root, "rsicd") / "images"
     for k, (name, _, _) in enumerate(CAPTIONED):
         write_image(images / name, COLOURS[k % 3])

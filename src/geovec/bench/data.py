@@ -68,7 +68,35 @@ class RetrievalSplit:
             raise BenchDataError(f"image {self.image_ids[min(missing)]!r} has no text")
 
 
-TaskData = Union[Sequence[CandidateQuery], RetrievalSplit]
+@dataclass(frozen=True)
+class TextToTextSplit:
+    """Text-to-text retrieval (TRSLLaVA): images are represented only by descriptions of them.
+
+    ``exclude[q]`` is the description that must not represent its image for query ``q`` (the query caption itself,
+    when the descriptions are the human captions: an *oracle*, flagged by ``oracle``), or -1.
+    """
+
+    image_ids: tuple[str, ...]
+    queries: tuple[Interleaved, ...]
+    query_image: tuple[int, ...]
+    descriptions: tuple[Interleaved, ...]
+    description_image: tuple[int, ...]
+    exclude: tuple[int, ...]
+    corpus: str
+    oracle: bool
+
+    def __post_init__(self) -> None:
+        if not (len(self.queries) == len(self.query_image) == len(self.exclude)):
+            raise BenchDataError("queries, query_image and exclude differ in length")
+        if len(self.descriptions) != len(self.description_image):
+            raise BenchDataError("descriptions and description_image differ in length")
+        described = set(self.description_image)
+        for index in range(len(self.image_ids)):
+            if index not in described:
+                raise BenchDataError(f"image {self.image_ids[index]!r} has no description in corpus {self.corpus}")
+
+
+TaskData = Union[Sequence[CandidateQuery], RetrievalSplit, TextToTextSplit]
 
 
 def check_unique_ids(queries: Sequence[CandidateQuery]) -> None:

@@ -1,8 +1,8 @@
 """Run one task for one model: load, embed every unique input once (through the cache), score, time it.
 
 One evaluator per protocol: ``candidates`` (Precision@1 over per-query candidate lists) and ``retrieval`` (R@1/5/10
-both directions and mR). For retrieval tasks the query instruction goes to the image side and the candidate
-instruction to the text side.
+both directions and mR), and ``t2t`` (the same recalls, images represented by descriptions, per aggregation). For
+retrieval tasks the query instruction goes to the image side and the candidate instruction to the text side.
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ import numpy as np
 
 import geovec
 from geovec.bench.cache import EmbeddingCache
-from geovec.bench.data import CandidateQuery, RetrievalSplit, TaskData, check_unique_ids
+from geovec.bench.data import CandidateQuery, RetrievalSplit, TaskData, TextToTextSplit, check_unique_ids
 from geovec.bench.metrics import precision_at_1, retrieval_scores
 from geovec.bench.task import TaskMetadata
 from geovec.errors import GeovecError
 from geovec.inputs import Interleaved
 from geovec.models.base import Embedder
+from geovec.t2t.retrieval import AGGREGATIONS, image_scores
 
 
 @dataclass
@@ -31,6 +32,7 @@ class TaskOutcome:
     timing: dict[str, float]
     fingerprint: str  # hash of every input the task produced: same data <=> same fingerprint
     cache: dict[str, int] = field(default_factory=dict)
+    corpus: dict[str, Any] | None = None  # t2t tasks: which descriptions represented the images, oracle or not
 
 
 def refusal(task: TaskMetadata, embedder: Embedder) -> str | None:
@@ -81,6 +83,23 @@ def _score_retrieval(meta: TaskMetadata, data: RetrievalSplit, embed) -> tuple[d
         images, texts, extra=",".join(map(str, data.text_image)))
 
 
+def _score_text_to_text(meta: TaskMetadata, data: TextToTextSplit, embed) -> tuple[dict, dict, str]:
+    queries = _instructed(data.queries, meta.query_instruction)
+    descriptions = _instructed(data.descriptions, meta.candidate_instruction)
+    query_vectors, description_vectors = embed(queries), embed(descriptions)
+    exclude = np.asarray(data.exclude)
+    scores: dict[str, float] = {}
+    for aggregation in AGGREGATIONS:
+        similarity = image_scores(query_vectors, description_vectors, np.asarray(data.description_image),
+                                  len(data.image_ids), aggregation, exclude)
+        result = retrieval_scores(similarity, data.query_image)
+        if aggregation == AGGREGATIONS[0]:
+            scores.update(result)
+        scores[f"mean_recall_{aggregation}"] = result["mean_recall"]
+    counts = {"images": len(data.image_ids), "queries": len(queries), "descriptions": len(descriptions)}
+    return scores, counts, _fingerprint(queries, descriptions, extra=f"{data.exclude}{data.description_image}")
+
+
 def evaluate_data(meta: TaskMetadata, data: TaskData, embedder: Embedder, cache: EmbeddingCache,
                   batch_size: int = 32, show_progress: bool = False) -> TaskOutcome:
     """Score already-loaded task data (also used by the in-memory mock tasks)."""
@@ -98,7 +117,11 @@ def evaluate_data(meta: TaskMetadata, data: TaskData, embedder: Embedder, cache:
         return vectors
 
     started = time.perf_counter()
-    if meta.protocol == "retrieval":
+    if meta.protocol == "t2t":
+        if not isinstance(data, TextToTextSplit):
+            raise GeovecError(f"task {meta.name}: a t2t task must load a TextToTextSplit")
+        scores, counts, fingerprint = _score_text_to_text(meta, data, embed)
+    elif meta.protocol == "retrieval":
         if not isinstance(data, RetrievalSplit):
             raise GeovecError(f"task {meta.name}: a retrieval task must load a RetrievalSplit")
         scores, counts, fingerprint = _score_retrieval(meta, data, embed)
@@ -108,7 +131,8 @@ def evaluate_data(meta: TaskMetadata, data: TaskData, embedder: Embedder, cache:
         scores, counts, fingerprint = _score_candidates(meta, data, embed)
     total = time.perf_counter() - started
     scores["main_score"] = scores[meta.main_score]
-    return TaskOutcome(scores=scores, counts=counts, fingerprint=fingerprint,
+    corpus = {"name": data.corpus, "oracle": data.oracle} if isinstance(data, TextToTextSplit) else None
+    return TaskOutcome(scores=scores, counts=counts, fingerprint=fingerprint, corpus=corpus,
                        timing={"embed_s": round(embed_seconds, 4), "score_s": round(total - embed_seconds, 4)},
                        cache={"hits": cache.stats.hits - hits, "misses": cache.stats.misses - misses})
 
@@ -127,5 +151,6 @@ def outcome_record(meta: TaskMetadata, embedder: Embedder, outcome: TaskOutcome,
         "counts": outcome.counts,
         "timing": outcome.timing,
         "cache": outcome.cache,
+        **({"corpus": outcome.corpus} if outcome.corpus else {}),
         **extra,
     }

@@ -55,10 +55,13 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Main scores as {model: {task: score}}, category averages and each task's category."""
     scores: dict[str, dict[str, float]] = defaultdict(dict)
     category_of: dict[str, str] = {}
+    oracle: set[str] = set()
     for record in records:
         model, task = record["model"]["name"], record["task"]["name"]
         scores[model][task] = float(record["scores"]["main_score"])
         category_of[task] = record["task"]["category"]
+        if record.get("corpus", {}).get("oracle"):
+            oracle.add(task)
     averages: dict[str, dict[str, float]] = {}
     for model, by_task in scores.items():
         per_category: dict[str, list[float]] = defaultdict(list)
@@ -66,7 +69,7 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
             per_category[category_of[task]].append(value)
         averages[model] = {c: sum(v) / len(v) for c, v in per_category.items()}
         averages[model]["overall"] = sum(by_task.values()) / len(by_task)
-    return {"scores": dict(scores), "averages": averages, "category_of": category_of}
+    return {"scores": dict(scores), "averages": averages, "category_of": category_of, "oracle": oracle}
 
 
 def markdown_report(records: list[dict[str, Any]]) -> str:
@@ -75,7 +78,8 @@ def markdown_report(records: list[dict[str, Any]]) -> str:
     categories = [c for c in CATEGORIES if any(c in summary["averages"][m] for m in models)]
     cell = lambda value: "–" if value is None else f"{value:.2f}"  # noqa: E731
     lines = ["# RSMEB results", "", "Main score per task: Precision@1 (%) for candidate tasks, mean recall mR (%) "
-             "for full retrieval. Averages are over the tasks each model ran.", "",
+             "for full retrieval. Averages are over the tasks each model ran. Tasks marked *oracle* represent images by "
+             "their human captions: an upper bound, not comparable with image-based results.", "",
              "## Category averages", "", "| model | " + " | ".join(categories + ["overall"]) + " |",
              "|---" * (len(categories) + 2) + "|"]
     for model in models:
@@ -84,7 +88,8 @@ def markdown_report(records: list[dict[str, Any]]) -> str:
     lines += ["", "## Tasks", "", "| task | category | " + " | ".join(models) + " |", "|---" * (len(models) + 2) + "|"]
     for task in sorted(summary["category_of"], key=lambda t: (CATEGORIES.index(summary["category_of"][t]), t)):
         values = [summary["scores"][m].get(task) for m in models]
-        lines.append(f"| {task} | {summary['category_of'][task]} | " + " | ".join(cell(v) for v in values) + " |")
+        label = f"{task} (oracle: human captions)" if task in summary["oracle"] else task
+        lines.append(f"| {label} | {summary['category_of'][task]} | " + " | ".join(cell(v) for v in values) + " |")
     return "\n".join(lines) + "\n"
 
 

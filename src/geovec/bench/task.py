@@ -17,7 +17,7 @@ from geovec.inputs import SEGMENT_KINDS
 Category = Literal["scene-classification", "cross-modal-retrieval", "compositional-retrieval", "vqa", "region",
                    "geo-localization"]
 CATEGORIES: tuple[str, ...] = Category.__args__  # type: ignore[attr-defined]
-ProtocolName = Literal["candidates", "retrieval"]
+ProtocolName = Literal["candidates", "retrieval", "t2t"]
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class TaskMetadata:
     data_path: str  # folder under the data root that must exist for the task to run
     query_kinds: tuple[str, ...]
     candidate_kinds: tuple[str, ...]
-    protocol: ProtocolName  # "candidates": Precision@1 over per-query lists; "retrieval": R@1/5/10 + mR
+    protocol: ProtocolName  # "candidates": P@1 over per-query lists; "retrieval"/"t2t": R@1/5/10 + mR
     query_instruction: str | None = None
     candidate_instruction: str | None = None
     citation: str = ""
@@ -42,7 +42,7 @@ class TaskMetadata:
     def __post_init__(self) -> None:
         if self.category not in CATEGORIES:
             raise ValueError(f"task {self.name}: unknown category {self.category!r}; expected one of {CATEGORIES}")
-        if self.protocol not in ("candidates", "retrieval"):
+        if self.protocol not in ("candidates", "retrieval", "t2t"):
             raise ValueError(f"task {self.name}: unknown protocol {self.protocol!r}")
         for kind in self.query_kinds + self.candidate_kinds:
             if kind not in SEGMENT_KINDS:

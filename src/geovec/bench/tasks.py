@@ -13,6 +13,7 @@ from pathlib import Path
 from geovec.bench.data import TaskData
 from geovec.bench.readers import captions, geo, patterncom, regions, rsvg, rsvqa, scenes
 from geovec.bench.task import TaskMetadata, register_task
+from geovec.t2t.corpus import text_to_text_split
 
 Loader = Callable[[Path, int | None], TaskData]  # (data root, max_queries) -> data
 
@@ -99,13 +100,24 @@ def _karpathy(name: str, dataset: str, data_path: str, json_name: str, images: s
                       f"{data_path}/{images}), R@1/5/10 both directions and mR.", **RETRIEVAL)
 
 
+RSITMD_CITE = _cite("Yuan, Z., Zhang, W., Fu, K., Li, X., Deng, C., Wang, H., Sun, X.", 2022, "Exploring a "
+                    "fine-grained multiscale method for cross-modal remote sensing image retrieval", "IEEE TGRS 60")
 QU_CITE = _cite("Qu, B., Li, X., Tao, D., Lu, X.", 2016, "Deep semantic understanding of high resolution remote "
                 "sensing image", "CITS 2016")
-_karpathy("rsitmd-retrieval", "RSITMD", "RSITMD", "dataset_RSITMD.json", "images", _cite(
-    "Yuan, Z., Zhang, W., Fu, K., Li, X., Deng, C., Wang, H., Sun, X.", 2022, "Exploring a fine-grained multiscale "
-    "method for cross-modal remote sensing image retrieval", "IEEE TGRS 60"))
+_karpathy("rsitmd-retrieval", "RSITMD", "RSITMD", "dataset_RSITMD.json", "images", RSITMD_CITE)
 _karpathy("ucm-captions-retrieval", "UCM-Captions", "UCM_captions", "dataset.json", "imgs", QU_CITE)
 _karpathy("sydney-captions-retrieval", "Sydney-Captions", "Sydney_captions", "dataset.json", "imgs", QU_CITE)
+
+# ---------------------------------------------------------------- text-side retrieval (TRSLLaVA protocol)
+for _dataset, _cite_text in (("rsitmd", RSITMD_CITE), ("rsicd", RSICD_CITE)):
+    _task(lambda root, limit, dataset=_dataset: text_to_text_split(root / "rs_caption_splits", dataset, "test"),
+          name=f"{_dataset}-t2t", category="cross-modal-retrieval", dataset=_dataset.upper(), split="test",
+          data_path=f"rs_caption_splits/{_dataset}", query_kinds=("text",), candidate_kinds=("text",),
+          protocol="t2t", citation=_cite_text,
+          description=f"{_dataset.upper()} text-to-text retrieval (TRSLLaVA protocol): every test caption against "
+                      "the test images, each represented by descriptions; R@1/5/10 both directions and mR, with max "
+                      "aggregation (mean and centroid also reported). With no generated corpus the descriptions are "
+                      "the image's other human captions: an oracle, not comparable with image-based systems.")
 
 # ---------------------------------------------------------------- composed image retrieval
 _task(lambda root, limit: patterncom.read_patterncom(root / "PatternNet", limit=limit),
