@@ -94,3 +94,16 @@ def test_bad_data_names_the_task_and_file(tmp_path, tiny_clip_checkpoint):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "ucm-scene" in result.stderr and victim.name in result.stderr
     assert not (tmp_path / "results").exists() or not list((tmp_path / "results").rglob("*.json"))
+
+
+@pytest.mark.skipif(not (data_dir() / "rs_caption_splits" / "rsitmd").is_dir(), reason="shared data not present")
+def test_text_side_task_with_minilm_is_reported_as_oracle(tmp_path):
+    result = geovec("bench", "run", "--model", "minilm", "--tasks", "rsitmd-t2t", "--output", str(tmp_path / "r"),
+                    home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / "r" / "minilm" / "rsitmd-t2t.json").read_text())
+    assert record["corpus"] == {"name": "human captions (oracle)", "oracle": True}
+    # MiniLM, max aggregation, query caption left out: about 93 (a leak would push R@1 to 100)
+    assert 90 < record["scores"]["mean_recall"] < 96 and record["scores"]["t2i_r1"] < 95
+    report = geovec("bench", "report", str(tmp_path / "r"), home=tmp_path)
+    assert "| rsitmd-t2t (oracle: human captions) | cross-modal-retrieval |" in report.stdout
