@@ -107,3 +107,22 @@ def test_text_side_task_with_minilm_is_reported_as_oracle(tmp_path):
     assert 90 < record["scores"]["mean_recall"] < 96 and record["scores"]["t2i_r1"] < 95
     report = geovec("bench", "report", str(tmp_path / "r"), home=tmp_path)
     assert "| rsitmd-t2t (oracle: human captions) | cross-modal-retrieval |" in report.stdout
+
+
+def test_generated_corpus_for_text_to_text_tasks(tmp_path):
+    fixtures = Path(__file__).parents[1] / "data"
+    names = sorted(set((fixtures / "rs_caption_splits" / "rsitmd" / "test_filename.txt").read_text().split()))
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"image_id": n, "kind": "summary", "text": f"an aerial view of {n[:-4]}",
+                                          "model": "tiny-vlm", "prompt_version": "rsrt-1"}) + "\n" for n in names))
+    args = ("bench", "run", "--model", "minilm", "--data", str(fixtures), "--output", str(tmp_path / "r"))
+    result = geovec(*args, "--tasks", "rsitmd-t2t", "--corpus", str(corpus), home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / "r" / "minilm" / "rsitmd-t2t.json").read_text())
+    assert record["corpus"] == {"name": str(corpus), "oracle": False}
+    assert record["counts"]["descriptions"] == len(names)
+    corpus.write_text(json.dumps({"image_id": "nowhere_1.tif", "kind": "summary", "text": "x"}) + "\n")
+    result = geovec(*args, "--tasks", "rsitmd-t2t", "--corpus", str(corpus), home=tmp_path)
+    assert result.returncode == 2 and "nowhere_1.tif" in result.stderr and "Traceback" not in result.stderr
+    result = geovec(*args, "--tasks", "rsicd-scene", "--corpus", str(corpus), home=tmp_path)
+    assert result.returncode == 2 and "--corpus applies to text-to-text (t2t) tasks only" in result.stderr

@@ -30,8 +30,11 @@ def default_cache() -> EmbeddingCache:
 
 def run_loaded(items: Iterable[tuple[TaskMetadata, TaskData | Task]], embedder: Embedder, output: Path | None,
                data_root: Path, cache: EmbeddingCache, batch_size: int = 32, show_progress: bool = True,
-               model_path: str | None = None) -> list[RunLine]:
-    """Evaluate each task the model can take; write one record per task to ``output`` (when given)."""
+               model_path: str | None = None, corpus: Path | None = None) -> list[RunLine]:
+    """Evaluate each task the model can take; write one record per task to ``output`` (when given).
+
+    ``corpus`` is the description corpus for the text-to-text tasks among them (the human-caption oracle if none).
+    """
     lines = []
     for meta, source in items:
         reason = refusal(meta, embedder)
@@ -40,7 +43,7 @@ def run_loaded(items: Iterable[tuple[TaskMetadata, TaskData | Task]], embedder: 
             continue
         started = time.perf_counter()
         if isinstance(source, Task):
-            data = source.load(data_root)
+            data = source.load(data_root, corpus if meta.protocol == "t2t" else None)
             load_seconds = time.perf_counter() - started
         else:
             data, load_seconds = source, 0.0

@@ -60,7 +60,7 @@ class TaskMetadata:
 @dataclass(frozen=True)
 class Task:
     metadata: TaskMetadata
-    loader: Callable[[Path], TaskData] = field(repr=False)
+    loader: Callable[..., TaskData] = field(repr=False)  # (root) or, for t2t tasks, (root, corpus)
 
     @property
     def name(self) -> str:
@@ -69,13 +69,16 @@ class Task:
     def data_present(self, root: Path) -> bool:
         return (root / self.metadata.data_path).exists()
 
-    def load(self, root: Path) -> TaskData:
+    def load(self, root: Path, corpus: Path | None = None) -> TaskData:
+        """The task's data; ``corpus`` (t2t tasks only) is a description corpus JSONL representing the images."""
         folder = root / self.metadata.data_path
         if not folder.exists():
             raise GeovecError(f"task {self.name}: data not found at {folder} (dataset {self.metadata.dataset}, "
                               f"split {self.metadata.split}); set GEOVEC_DATA or --data")
+        if corpus is not None and self.metadata.protocol != "t2t":
+            raise GeovecError(f"task {self.name}: --corpus applies to text-to-text (t2t) tasks only")
         try:
-            return self.loader(root)
+            return self.loader(root, corpus) if corpus is not None else self.loader(root)
         except GeovecError as exc:
             raise BenchDataError(f"task {self.name}: {exc}") from None
 
@@ -83,7 +86,7 @@ class Task:
 _TASKS: dict[str, Task] = {}
 
 
-def register_task(metadata: TaskMetadata, loader: Callable[[Path], TaskData]) -> Task:
+def register_task(metadata: TaskMetadata, loader: Callable[..., TaskData]) -> Task:
     if metadata.name in _TASKS:
         raise ValueError(f"task {metadata.name!r} is already registered")
     _TASKS[metadata.name] = task = Task(metadata, loader)

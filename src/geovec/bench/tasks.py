@@ -13,7 +13,7 @@ from pathlib import Path
 from geovec.bench.data import TaskData
 from geovec.bench.readers import captions, geo, patterncom, regions, rsvg, rsvqa, scenes
 from geovec.bench.task import TaskMetadata, register_task
-from geovec.t2t.corpus import text_to_text_split
+from geovec.t2t.corpus import read_corpus, text_to_text_split
 
 Loader = Callable[[Path, int | None], TaskData]  # (data root, max_queries) -> data
 
@@ -109,15 +109,23 @@ _karpathy("ucm-captions-retrieval", "UCM-Captions", "UCM_captions", "dataset.jso
 _karpathy("sydney-captions-retrieval", "Sydney-Captions", "Sydney_captions", "dataset.json", "imgs", QU_CITE)
 
 # ---------------------------------------------------------------- text-side retrieval (TRSLLaVA protocol)
+def _t2t_loader(dataset: str) -> Callable[..., TaskData]:
+    def load(root: Path, corpus: Path | None = None) -> TaskData:
+        descriptions = read_corpus(corpus) if corpus is not None else None
+        return text_to_text_split(Path(root) / "rs_caption_splits", dataset, "test", descriptions, str(corpus or ""))
+    return load
+
+
 for _dataset, _cite_text in (("rsitmd", RSITMD_CITE), ("rsicd", RSICD_CITE)):
-    _task(lambda root, limit, dataset=_dataset: text_to_text_split(root / "rs_caption_splits", dataset, "test"),
-          name=f"{_dataset}-t2t", category="cross-modal-retrieval", dataset=_dataset.upper(), split="test",
-          data_path=f"rs_caption_splits/{_dataset}", query_kinds=("text",), candidate_kinds=("text",),
-          protocol="t2t", citation=_cite_text,
-          description=f"{_dataset.upper()} text-to-text retrieval (TRSLLaVA protocol): every test caption against "
-                      "the test images, each represented by descriptions; R@1/5/10 both directions and mR, with max "
-                      "aggregation (mean and centroid also reported). With no generated corpus the descriptions are "
-                      "the image's other human captions: an oracle, not comparable with image-based systems.")
+    register_task(TaskMetadata(
+        name=f"{_dataset}-t2t", category="cross-modal-retrieval", dataset=_dataset.upper(), split="test",
+        data_path=f"rs_caption_splits/{_dataset}", query_kinds=("text",), candidate_kinds=("text",),
+        protocol="t2t", citation=_cite_text,
+        description=f"{_dataset.upper()} text-to-text retrieval (TRSLLaVA protocol): every test caption against the "
+                    "test images, each represented by descriptions (--corpus JSONL); R@1/5/10 both directions and "
+                    "mR, with max aggregation (mean and centroid also reported). Without a corpus the descriptions "
+                    "are the image's other human captions: an oracle, not comparable with image-based systems."),
+        _t2t_loader(_dataset))
 
 # ---------------------------------------------------------------- composed image retrieval
 _task(lambda root, limit: patterncom.read_patterncom(root / "PatternNet", limit=limit),

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from geovec.config import data_dir
+from geovec.errors import GeovecError
 
 bench_app = typer.Typer(no_args_is_help=True, help="RSMEB: the remote-sensing multimodal embedding benchmark.")
 out = Console()
@@ -50,6 +51,8 @@ def run_command(
     model_path: Optional[Path] = typer.Option(None, "--model-path", help="Local checkpoint folder."),
     data: Optional[Path] = typer.Option(None, "--data", help="Data root (default: GEOVEC_DATA / ../shared/data)."),
     batch_size: int = typer.Option(32, "--batch-size", min=1),
+    corpus: Optional[Path] = typer.Option(None, "--corpus", help="Description corpus JSONL for t2t tasks "
+                                          "(default: the human captions, an oracle)."),
 ) -> None:
     """Run tasks for a model; tasks whose inputs the model cannot embed are skipped and said so."""
     from geovec.bench import get_task
@@ -58,11 +61,13 @@ def run_command(
 
     names = [name for value in [*tasks, *(more_tasks or [])] for name in value.split(",") if name]
     selected = [get_task(name) for name in dict.fromkeys(names)]  # unknown names fail before the model loads
+    if corpus is not None and not any(task.metadata.protocol == "t2t" for task in selected):
+        raise GeovecError("--corpus applies to text-to-text (t2t) tasks only, and none was selected")
     embedder = load_model(model, model_path)
     cache = default_cache()
     try:
         lines = run_loaded([(task.metadata, task) for task in selected], embedder, output, data or data_dir(), cache,
-                           batch_size, model_path=str(model_path) if model_path else None)
+                           batch_size, model_path=str(model_path) if model_path else None, corpus=corpus)
     finally:
         cache.close()
     _print_lines(lines, f"{model}: results in {output}")
