@@ -107,6 +107,9 @@ def test_text_side_task_with_minilm_is_reported_as_oracle(tmp_path):
     assert 90 < record["scores"]["mean_recall"] < 96 and record["scores"]["t2i_r1"] < 95
     report = geovec("bench", "report", str(tmp_path / "r"), home=tmp_path)
     assert "| rsitmd-t2t (oracle: human captions) | cross-modal-retrieval |" in report.stdout
+    assert "| RSITMD | TRSLLaVA (published) | 42.62 | reference |" in report.stdout
+    assert "| RSITMD | ours: rsitmd-t2t, minilm, corpus human captions (oracle), max aggregation |" in report.stdout
+    assert "| no: oracle (human captions) |" in report.stdout
 
 
 def test_generated_corpus_for_text_to_text_tasks(tmp_path):

@@ -13,6 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from geovec.bench.published import PUBLISHED_MEAN_RECALL
 from geovec.bench.task import CATEGORIES
 from geovec.errors import GeovecError
 from geovec.fileio import atomic_write, write_text_atomic
@@ -90,7 +91,30 @@ def markdown_report(records: list[dict[str, Any]]) -> str:
         values = [summary["scores"][m].get(task) for m in models]
         label = f"{task} (oracle: human captions)" if task in summary["oracle"] else task
         lines.append(f"| {label} | {summary['category_of'][task]} | " + " | ".join(cell(v) for v in values) + " |")
+    lines += _published_rows(records)
     return "\n".join(lines) + "\n"
+
+
+def _published_rows(records: list[dict[str, Any]]) -> list[str]:
+    """Published mR rows beside ours for RSITMD/RSICD retrieval; our oracle rows are marked as not comparable."""
+    ours = [r for r in records if r["task"]["name"] in ("rsitmd-t2t", "rsicd-t2t", "rsicd-retrieval",
+                                                         "rsitmd-retrieval")]
+    if not ours:
+        return []
+    lines = ["", "## Image-text retrieval beside published rows (mR, %)", "",
+             "| dataset | system | mR | comparable |", "|---|---|---|---|"]
+    for dataset, rows in PUBLISHED_MEAN_RECALL.items():
+        lines += [f"| {dataset} | {system} (published) | {value:.2f} | reference |" for system, value in rows.items()]
+        for record in ours:
+            if record["dataset"]["name"] != dataset:
+                continue
+            corpus = record.get("corpus") or {}
+            how = f"{record['task']['name']}, {record['model']['name']}"
+            if corpus:
+                how += f", corpus {corpus['name']}, max aggregation"
+            comparable = "no: oracle (human captions)" if corpus.get("oracle") else "yes"
+            lines.append(f"| {dataset} | ours: {how} | {record['scores']['mean_recall']:.2f} | {comparable} |")
+    return lines
 
 
 def chart(records: list[dict[str, Any]], path: Path) -> Path:
