@@ -22,7 +22,7 @@ from geovec.bench.task import TaskMetadata
 from geovec.errors import GeovecError
 from geovec.inputs import Interleaved
 from geovec.models.base import Embedder
-from geovec.t2t.retrieval import AGGREGATIONS, image_scores
+from geovec.t2t.retrieval import AGGREGATIONS, DescriptionIndex
 
 
 @dataclass
@@ -89,9 +89,9 @@ def _score_text_to_text(meta: TaskMetadata, data: TextToTextSplit, embed) -> tup
     query_vectors, description_vectors = embed(queries), embed(descriptions)
     exclude = np.asarray(data.exclude)
     scores: dict[str, float] = {}
+    index = DescriptionIndex(description_vectors, np.asarray(data.description_image), len(data.image_ids))
     for aggregation in AGGREGATIONS:
-        similarity = image_scores(query_vectors, description_vectors, np.asarray(data.description_image),
-                                  len(data.image_ids), aggregation, exclude)
+        similarity = index.scores(query_vectors, aggregation, exclude)
         result = retrieval_scores(similarity, data.query_image)
         if aggregation == AGGREGATIONS[0]:
             scores.update(result)

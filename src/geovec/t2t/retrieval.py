@@ -17,37 +17,49 @@ import numpy as np
 AGGREGATIONS = ("max", "mean", "centroid")
 
 
+class DescriptionIndex:
+    """Descriptions grouped by image, with the per-image sums that mean and centroid need computed once."""
+
+    def __init__(self, description_vectors: np.ndarray, description_image: np.ndarray, n_images: int) -> None:
+        self.descriptions = np.asarray(description_vectors, np.float32)
+        self.owner = np.asarray(description_image)
+        self.n_images = n_images
+        self.order = np.argsort(self.owner, kind="stable")  # descriptions grouped by image
+        self.starts = np.searchsorted(self.owner[self.order], np.arange(n_images))
+        self.sums = np.add.reduceat(self.descriptions[self.order], self.starts, axis=0)
+        self.counts = np.bincount(self.owner, minlength=n_images).astype(np.float32)
+        self.norms_sq = np.einsum("id,id->i", self.sums, self.sums)
+
+    def scores(self, query_vectors: np.ndarray, aggregation: str = "max",
+               exclude: np.ndarray | None = None) -> np.ndarray:
+        """``(n_images, n_queries)`` scores; ``exclude[q] = -1`` excludes nothing for query ``q``."""
+        if aggregation not in AGGREGATIONS:
+            raise ValueError(f"unknown aggregation {aggregation!r}; choose one of {', '.join(AGGREGATIONS)}")
+        queries = np.asarray(query_vectors, np.float32)
+        excluded = np.flatnonzero(exclude >= 0) if exclude is not None else np.zeros(0, np.int64)
+        dropped = exclude[excluded] if exclude is not None else excluded
+        if aggregation == "max":
+            similarity = queries @ self.descriptions.T
+            similarity[excluded, dropped] = -np.inf
+            return np.maximum.reduceat(similarity[:, self.order], self.starts, axis=1).T
+        dots = queries @ self.sums.T  # (queries, images): q . sum of the image's descriptions
+        # The excluded description's image loses it: remove its contribution for that query only.
+        image_of_dropped = self.owner[dropped]
+        removed = self.descriptions[dropped]
+        dots[excluded, image_of_dropped] -= np.einsum("qd,qd->q", queries[excluded], removed)
+        if aggregation == "mean":
+            counts = np.broadcast_to(self.counts, dots.shape).copy()
+            counts[excluded, image_of_dropped] -= 1
+            return (dots / np.maximum(counts, 1)).T
+        norms_sq = np.broadcast_to(self.norms_sq, dots.shape).copy()
+        norms_sq[excluded, image_of_dropped] += (-2 * np.einsum("qd,qd->q", self.sums[image_of_dropped], removed)
+                                                 + np.einsum("qd,qd->q", removed, removed))
+        return (dots / np.sqrt(np.maximum(norms_sq, 1e-12))).T
+
+
 def image_scores(query_vectors: np.ndarray, description_vectors: np.ndarray, description_image: np.ndarray,
                  n_images: int, aggregation: str = "max", exclude: np.ndarray | None = None) -> np.ndarray:
-    """``(n_images, n_queries)`` scores of every image for every query.
-
-    Every image needs at least one description (after exclusion); ``exclude[q] = -1`` excludes nothing.
-    """
-    if aggregation not in AGGREGATIONS:
-        raise ValueError(f"unknown aggregation {aggregation!r}; choose one of {', '.join(AGGREGATIONS)}")
-    queries = np.asarray(query_vectors, np.float32)
-    descriptions = np.asarray(description_vectors, np.float32)
-    owner = np.asarray(description_image)
-    excluded = np.flatnonzero(exclude >= 0) if exclude is not None else np.zeros(0, np.int64)
-    dropped = exclude[excluded] if exclude is not None else excluded
-    if aggregation == "max":
-        similarity = queries @ descriptions.T
-        similarity[excluded, dropped] = -np.inf
-        order = np.argsort(owner, kind="stable")
-        starts = np.searchsorted(owner[order], np.arange(n_images))
-        return np.maximum.reduceat(similarity[:, order], starts, axis=1).T
-    sums = np.zeros((n_images, descriptions.shape[1]), np.float32)
-    np.add.at(sums, owner, descriptions)
-    dots = queries @ sums.T  # (queries, images): q . sum of the image's descriptions
-    # The excluded description's image loses it: subtract its contribution for that query only.
-    image_of_dropped = owner[dropped]
-    dots[excluded, image_of_dropped] -= np.einsum("qd,qd->q", queries[excluded], descriptions[dropped])
-    if aggregation == "mean":
-        counts = np.broadcast_to(np.bincount(owner, minlength=n_images).astype(np.float32), dots.shape).copy()
-        counts[excluded, image_of_dropped] -= 1
-        return (dots / np.maximum(counts, 1)).T
-    norms_sq = np.broadcast_to(np.einsum("id,id->i", sums, sums), dots.shape).copy()
-    e = descriptions[dropped]
-    norms_sq[excluded, image_of_dropped] += -2 * np.einsum("qd,qd->q", sums[image_of_dropped], e) + np.einsum(
-        "qd,qd->q", e, e)
-    return (dots / np.sqrt(np.maximum(norms_sq, 1e-12))).T
+    """``(n_images, n_queries)`` scores of every image for every query (one-off; reuse a ``DescriptionIndex``
+    to score many query batches against the same corpus). Every image needs at least one description."""
+    return DescriptionIndex(description_vectors, description_image, n_images).scores(query_vectors, aggregation,
+                                                                                     exclude)
