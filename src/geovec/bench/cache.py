@@ -14,13 +14,9 @@ from typing import Sequence
 import numpy as np
 
 from geovec.inputs import Interleaved
-from geovec.models.base import Embedder
+from geovec.models.base import Embedder, model_identity
 
 CHUNK = 2048
-
-
-def model_identity(embedder: Embedder) -> str:
-    return f"{embedder.name}@{getattr(embedder, 'revision', '') or 'unversioned'}"
 
 
 @dataclass

@@ -17,7 +17,7 @@ from geovec.errors import GeovecError, GeovecInputError
 from geovec.fileio import save_npy_atomic, write_text_atomic
 from geovec.ingest.jsonl import iter_jsonl
 from geovec.inputs import Interleaved, as_input
-from geovec.models.base import Embedder
+from geovec.models.base import Embedder, model_identity
 from geovec.progress import progress_bar
 
 CHUNK_SIZE = 1024
@@ -41,7 +41,8 @@ def embed_jsonl(inputs_path: Path, output: Path, embedder: Embedder, batch_size:
     inputs = read_inputs_jsonl(Path(inputs_path), instruction)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    job = hashlib.sha256(("\n".join(item.cache_key() for item in inputs) + embedder.name).encode()).hexdigest()
+    keys = "\n".join(item.cache_key() for item in inputs)
+    job = hashlib.sha256((keys + model_identity(embedder)).encode()).hexdigest()
     partial = output.with_name(output.name + ".partial")
     if partial.exists() and (partial / "job.txt").is_file() and (partial / "job.txt").read_text() != job:
         shutil.rmtree(partial)  # stale: other inputs or model

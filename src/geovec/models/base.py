@@ -52,6 +52,11 @@ def checkpoint_revision(folder: str | Path) -> str:
     return digest.hexdigest()[:12]
 
 
+def model_identity(embedder: Embedder) -> str:
+    """``name@revision``: what on-disk embedding caches are keyed by, so new weights never reuse old vectors."""
+    return f"{embedder.name}@{getattr(embedder, 'revision', '') or 'unversioned'}"
+
+
 def l2_normalize(vectors: np.ndarray) -> np.ndarray:
     """Row-wise L2 normalisation that leaves all-zero rows at zero instead of producing NaN."""
     vectors = np.asarray(vectors, dtype=np.float32)
