@@ -49,12 +49,16 @@ def _instructed(items: Sequence[Interleaved], instruction: str | None) -> list[I
     return [item if item.instruction else Interleaved(item.segments, instruction) for item in items]
 
 
-def _fingerprint(*groups: Sequence[Interleaved], extra: str = "") -> str:
+def _fingerprint(keys: Sequence[str], extra: str = "") -> str:
+    """Identity of a task's data: the cache keys of all its inputs plus the answers (``extra``)."""
     digest = hashlib.sha256(extra.encode())
-    for group in groups:
-        for item in group:
-            digest.update(item.cache_key().encode())
+    for key in keys:
+        digest.update(key.encode())
     return digest.hexdigest()[:16]
+
+
+def _keys(*groups: Sequence[Interleaved]) -> list[str]:
+    return [item.cache_key() for group in groups for item in group]
 
 
 def _score_candidates(meta: TaskMetadata, data: Sequence[CandidateQuery], embed) -> tuple[dict, dict, str]:
@@ -68,10 +72,10 @@ def _score_candidates(meta: TaskMetadata, data: Sequence[CandidateQuery], embed)
         per_query.append(candidate_vectors[start:start + len(group)] @ vector)
         start += len(group)
     scores = {"precision_at_1": 100 * precision_at_1(per_query, [sample.positives for sample in data])}
-    counts = {"queries": len(data), "candidates": len(flat),
-              "unique_inputs": len({item.cache_key() for item in queries + flat})}
+    keys = _keys(queries, flat)
+    counts = {"queries": len(data), "candidates": len(flat), "unique_inputs": len(set(keys))}
     positives = ";".join(",".join(map(str, sorted(sample.positives))) for sample in data)
-    return scores, counts, _fingerprint(queries, flat, extra=positives)
+    return scores, counts, _fingerprint(keys, extra=positives)
 
 
 def _score_retrieval(meta: TaskMetadata, data: RetrievalSplit, embed) -> tuple[dict, dict, str]:
@@ -80,7 +84,7 @@ def _score_retrieval(meta: TaskMetadata, data: RetrievalSplit, embed) -> tuple[d
     similarity = embed(images) @ embed(texts).T
     counts = {"images": len(images), "texts": len(texts)}
     return retrieval_scores(similarity, data.text_image), counts, _fingerprint(
-        images, texts, extra=",".join(map(str, data.text_image)))
+        _keys(images, texts), extra=",".join(map(str, data.text_image)))
 
 
 def _score_text_to_text(meta: TaskMetadata, data: TextToTextSplit, embed) -> tuple[dict, dict, str]:
@@ -97,7 +101,8 @@ def _score_text_to_text(meta: TaskMetadata, data: TextToTextSplit, embed) -> tup
             scores.update(result)
         scores[f"mean_recall_{aggregation}"] = result["mean_recall"]
     counts = {"images": len(data.image_ids), "queries": len(queries), "descriptions": len(descriptions)}
-    return scores, counts, _fingerprint(queries, descriptions, extra=f"{data.exclude}{data.description_image}")
+    extra = f"{data.exclude}{data.description_image}"
+    return scores, counts, _fingerprint(_keys(queries, descriptions), extra=extra)
 
 
 def evaluate_data(meta: TaskMetadata, data: TaskData, embedder: Embedder, cache: EmbeddingCache,
