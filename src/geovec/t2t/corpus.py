@@ -10,15 +10,13 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from geovec.bench.data import BenchDataError, TextToTextSplit
 from geovec.datasets.captions import read_caption_split
 from geovec.errors import GeovecError
 from geovec.fileio import write_text_atomic
 from geovec.ingest.jsonl import iter_jsonl
-
-if TYPE_CHECKING:
-    from geovec.bench.data import TextToTextSplit
+from geovec.inputs import as_input
 
 HUMAN = "human"
 
@@ -63,9 +61,6 @@ def text_to_text_split(caption_root: str | Path, dataset: str, split: str,
 
     Without a corpus the images are represented by their own human captions minus the query: the oracle.
     """
-    from geovec.bench.data import BenchDataError, TextToTextSplit
-    from geovec.inputs import as_input
-
     captions = human_caption_corpus(caption_root, dataset, split)
     image_ids = list(dict.fromkeys(d.image_id for d in captions))
     index_of = {image_id: i for i, image_id in enumerate(image_ids)}
