@@ -1,11 +1,7 @@
 """Text-to-text retrieval (TRSLLaVA): images represented by descriptions, matched in one text space."""
 
-from geovec.t2t.corpus import (
-    Description,
-    human_caption_corpus,
-    read_corpus,
-    write_corpus,
-)
+from geovec.t2t.corpus import Description, human_caption_corpus, read_corpus, write_corpus
 from geovec.t2t.retrieval import AGGREGATIONS, DescriptionIndex, image_scores
 
-__all__ = ["AGGREGATIONS", "DescriptionIndex", "Description", "human_caption_corpus", "image_scores", "read_corpus", "write_corpus"]
+__all__ = ["AGGREGATIONS", "Description", "DescriptionIndex", "human_caption_corpus", "image_scores", "read_corpus",
+           "write_corpus"]
