@@ -1,0 +1,148 @@
+"""The contract between encoders that can be trained and ``geovec.train``.
+
+A ``TrainableEncoder`` is a ``torch.nn.Module`` that turns a batch of interleaved inputs into one vector each,
+with gradients. Preparation (tokenising, reading and resizing pixels) is split from the forward pass so the
+trainer can prepare on CPU, move tensors to the device and, for GradCache, run the forward pass twice on the same
+prepared batch. Every encoder saves itself as a folder: its weights plus ``geovec_encoder.json``, which names the
+architecture and holds everything needed to reload it (pooling, normalisation, temperature, instruction
+templates, rendering version). ``load_encoder`` reads that file and picks the class from a table of
+architectures, so a new backbone is one new class, not another branch in a chain of ifs.
+
+``EncoderEmbedder`` wraps any such encoder as a registry ``Embedder`` (batched, de-duplicated, normalised
+``encode()``), which is how trained checkpoints reach ``geovec search`` and ``geovec bench run``.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from geovec.errors import GeovecError
+from geovec.inputs import Interleaved
+from geovec.models.base import BaseEmbedder, checkpoint_revision
+
+ENCODER_CONFIG = "geovec_encoder.json"
+
+_ARCHITECTURES: dict[str, type["TrainableEncoder"]] = {}
+
+
+def register_architecture(name: str) -> Callable[[type["TrainableEncoder"]], type["TrainableEncoder"]]:
+    """Class decorator: ``@register_architecture("geovec-mini")`` makes ``load_encoder`` know the class."""
+    def decorate(cls: type[TrainableEncoder]) -> type[TrainableEncoder]:
+        if name in _ARCHITECTURES and _ARCHITECTURES[name] is not cls:
+            raise ValueError(f"encoder architecture {name!r} is already registered")
+        cls.architecture = name
+        _ARCHITECTURES[name] = cls
+        return cls
+    return decorate
+
+
+class TrainableEncoder(torch.nn.Module, ABC):
+    """An interleaved-input encoder with gradients; see the module docstring for the contract."""
+
+    architecture: str = ""
+    dim: int
+    modalities: frozenset[str]
+
+    @abstractmethod
+    def prepare(self, items: Sequence[Interleaved]) -> dict[str, torch.Tensor]:
+        """CPU tensors for a batch (no gradients); raises ``GeovecInputError`` naming the bad input."""
+
+    @abstractmethod
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``(len(batch), dim)`` embeddings, *not* normalised (losses normalise)."""
+
+    @abstractmethod
+    def encoder_config(self) -> dict[str, Any]:
+        """Everything besides weights needed to rebuild this encoder (JSON-serialisable)."""
+
+    @abstractmethod
+    def save_weights(self, folder: Path) -> None:
+        """Write the weights (and tokenizer/processor files) into ``folder``."""
+
+    @classmethod
+    @abstractmethod
+    def from_folder(cls, folder: Path, config: dict[str, Any], device: str | None = None) -> "TrainableEncoder":
+        """Rebuild from a folder written by ``save``; ``config`` is its parsed ``geovec_encoder.json``."""
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def save(self, folder: str | Path) -> Path:
+        """Write weights and ``geovec_encoder.json``; the config is written last, so a folder with the config
+        is complete."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.save_weights(folder)
+        config = {"architecture": self.architecture, **self.encoder_config()}
+        tmp = folder / (ENCODER_CONFIG + ".tmp")
+        tmp.write_text(json.dumps(config, indent=2, sort_keys=True))
+        tmp.replace(folder / ENCODER_CONFIG)
+        return folder
+
+    def embed(self, items: Sequence[Interleaved]) -> torch.Tensor:
+        """Prepare, move to this module's device, forward, L2-normalise (keeps gradients)."""
+        batch = {key: value.to(self.device) for key, value in self.prepare(items).items()}
+        return torch.nn.functional.normalize(self.forward(batch), dim=-1)
+
+
+def read_encoder_config(folder: str | Path) -> dict[str, Any]:
+    folder = Path(folder)
+    path = folder / ENCODER_CONFIG
+    if not folder.is_dir():
+        raise GeovecError(f"encoder checkpoint folder does not exist: {folder}")
+    if not path.is_file():
+        raise GeovecError(f"{folder} is not a geovec encoder checkpoint: missing {ENCODER_CONFIG}")
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise GeovecError(f"cannot read {path}: {exc}") from None
+    if not isinstance(config, dict) or "architecture" not in config:
+        raise GeovecError(f"{path} has no 'architecture' field")
+    return config
+
+
+def load_encoder(folder: str | Path, device: str | None = None) -> TrainableEncoder:
+    """Rebuild any saved encoder; the architecture named in its config picks the class."""
+    config = read_encoder_config(folder)
+    _import_builtin_architectures()
+    name = config["architecture"]
+    if name not in _ARCHITECTURES:
+        raise GeovecError(f"{folder}: unknown encoder architecture {name!r}; known: {', '.join(sorted(_ARCHITECTURES))}")
+    return _ARCHITECTURES[name].from_folder(Path(folder), config, device)
+
+
+def _import_builtin_architectures() -> None:
+    import importlib
+
+    for module in ("geovec.models.mini", "geovec.models.vlm"):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+
+
+class EncoderEmbedder(BaseEmbedder):
+    """A ``TrainableEncoder`` behind the ``Embedder`` interface (inference mode, no gradients)."""
+
+    def __init__(self, encoder: TrainableEncoder, name: str, revision: str = "") -> None:
+        self.encoder = encoder.eval()
+        self.name = name
+        self.dim = encoder.dim
+        self.modalities = encoder.modalities
+        self.revision = revision
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, name: str, device: str | None = None) -> "EncoderEmbedder":
+        return cls(load_encoder(folder, device), name, checkpoint_revision(folder))
+
+    @torch.inference_mode()
+    def embed_batch(self, items: Sequence[Interleaved]) -> np.ndarray:
+        return self.encoder.embed(items).float().cpu().numpy()

@@ -1,0 +1,1 @@
+"""Contrastive training of geovec encoders (see README "Training")."""
