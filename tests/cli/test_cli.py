@@ -74,10 +74,10 @@ def test_rebuild_is_idempotent(built_index):
 @pytest.mark.parametrize("args, message", [
     (["--point", "95,4"], "latitude 95 is outside [-90, 90]"),
     (["--text", "x", "--within", "1,2,3"], "--within: expected 4 comma-separated numbers"),
-    (["--text", "x", "--near", "52,4"], "--near LAT,LON and --radius-km go together"),
+    (["--text", "x", "--near", "52,4"], "`near` and `radius_km` go together"),
     ([], "empty query"),
     (["--text", "   "], "empty query text"),
-    (["--box", "1,2,3,4", "--text", "x"], "--box: needs --image"),
+    (["--box", "1,2,3,4", "--text", "x"], "box: needs an image"),
 ])
 def test_bad_queries_give_one_line_and_exit_2(built_index, args, message):
     home, index, _ = built_index

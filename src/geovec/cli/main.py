@@ -138,45 +138,22 @@ def search_command(
     as_json: bool = typer.Option(False, "--json", help='Print {"results": [...]} as JSON.'),
 ) -> None:
     """Search an index by text, image, region (image + box) and/or place, optionally within an area."""
-    from geovec.index import GeoFilter, VectorIndex
-    from geovec.inputs import BoxSegment, ImageSegment, Interleaved, PointSegment, TextSegment
-    from geovec.models import load_model
+    from geovec.query import Searcher, SearchRequest
 
-    segments: list = []
-    if image is not None:
-        segments.append(ImageSegment(image))
-    if box is not None:
-        if image is None:
-            raise GeovecInputError("--box", "needs --image: a box is a region of the query image")
-        segments.append(BoxSegment(_numbers(box, 4, "--box"), "pixel"))  # type: ignore[arg-type]
-    if point is not None:
-        segments.append(PointSegment(*_numbers(point, 2, "--point")))
-    if text is not None:
-        if not text.strip():
-            raise GeovecInputError("--text", "empty query text")
-        segments.append(TextSegment(text))
-    if not segments:
-        raise GeovecInputError("query", "empty query: give --text, --image (with optional --box) or --point")
-    if (near is None) != (radius_km is None):
-        raise GeovecInputError("--near", "--near LAT,LON and --radius-km go together")
-    geo = None
-    if near is not None or within is not None:
-        geo = GeoFilter(within=_numbers(within, 4, "--within") if within else None,  # type: ignore[arg-type]
-                        near=_numbers(near, 2, "--near") if near else None,  # type: ignore[arg-type]
-                        radius_km=radius_km)
-    query = Interleaved(tuple(segments), instruction)
-    with VectorIndex.open(index) as store:
-        recorded = store.model or {}
-        embedder = load_model(recorded.get("name", "minilm"), model_path or recorded.get("path"))
-        started = time.perf_counter()
-        vector = embedder.encode([query])[0]
-        hits = store.search(vector, k=top_k, filter=geo, exact=True if exact else None)
-        elapsed_ms = (time.perf_counter() - started) * 1000
-    results = [hit.to_dict() for hit in hits]
+    request = SearchRequest(
+        text=text, image=image, box=_numbers(box, 4, "--box") if box else None,  # type: ignore[arg-type]
+        point=_numbers(point, 2, "--point") if point else None,  # type: ignore[arg-type]
+        within=_numbers(within, 4, "--within") if within else None,  # type: ignore[arg-type]
+        near=_numbers(near, 2, "--near") if near else None,  # type: ignore[arg-type]
+        radius_km=radius_km, top_k=top_k, instruction=instruction, exact=exact)
+    request.query()  # validate before loading the model
+    with Searcher(index, model_path=model_path) as searcher:
+        result = searcher.search(request)
     if as_json:
-        print(json.dumps({"results": results}, indent=2, ensure_ascii=False))
+        print(json.dumps({"results": result.to_dict()["results"]}, indent=2, ensure_ascii=False))
         return
-    _print_results(results, f"{len(results)} results from {index} in {elapsed_ms:.0f} ms")
+    _print_results(result.to_dict()["results"], f"{len(result.hits)} results from {index} in "
+                                                f"{result.elapsed_ms:.0f} ms")
 
 
 def _print_results(results: list[dict], title: str) -> None:

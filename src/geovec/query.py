@@ -1,0 +1,104 @@
+"""Searching an index: one implementation behind the Python API, the CLI and the web server.
+
+A ``SearchRequest`` is what a user asks (text, an example image, a region of it, a place, an area filter); it is
+validated once, here, so every front end reports the same clear errors. ``Searcher`` keeps the index and the
+model that built it open, so repeated queries (a web server) pay for loading once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from geovec.errors import GeovecInputError
+from geovec.index import GeoFilter, Hit, VectorIndex
+from geovec.inputs import BoxSegment, ImageSegment, Interleaved, PointSegment, TextSegment
+from geovec.models import load_model
+from geovec.models.base import Embedder
+
+MAX_TOP_K = 1000
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """A query and its filters. ``image`` is a path, PIL image or array; ``box`` is a pixel box on it."""
+
+    text: str | None = None
+    image: Any = None
+    box: tuple[float, float, float, float] | None = None
+    point: tuple[float, float] | None = None  # (lat, lon) as part of the query
+    within: tuple[float, float, float, float] | None = None  # (min_lon, min_lat, max_lon, max_lat) filter
+    near: tuple[float, float] | None = None  # (lat, lon) filter centre
+    radius_km: float | None = None
+    top_k: int = 10
+    instruction: str | None = None
+    exact: bool = False
+
+    def query(self) -> Interleaved:
+        """The interleaved input to embed: image, its box, the place, then the text."""
+        segments: list = []
+        if self.image is not None:
+            segments.append(self.image if isinstance(self.image, ImageSegment) else ImageSegment(self.image))
+        if self.box is not None:
+            if self.image is None:
+                raise GeovecInputError("box", "needs an image: a box is a region of the query image")
+            segments.append(BoxSegment(tuple(self.box), "pixel"))  # type: ignore[arg-type]
+        if self.point is not None:
+            segments.append(PointSegment(*self.point))
+        if self.text is not None:
+            if not self.text.strip():
+                raise GeovecInputError("text", "empty query text")
+            segments.append(TextSegment(self.text))
+        if not segments:
+            raise GeovecInputError("query", "empty query: give text, an image (with an optional box) or a point")
+        return Interleaved(tuple(segments), self.instruction)
+
+    def geo_filter(self) -> GeoFilter | None:
+        if self.near is None and self.within is None and self.radius_km is None:
+            return None
+        return GeoFilter(within=self.within, near=self.near, radius_km=self.radius_km)
+
+    def check(self) -> None:
+        if not 1 <= self.top_k <= MAX_TOP_K:
+            raise GeovecInputError("top_k", f"must be between 1 and {MAX_TOP_K}, got {self.top_k}")
+
+
+@dataclass
+class SearchResult:
+    hits: list[Hit]
+    elapsed_ms: float
+    request: SearchRequest = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"results": [hit.to_dict() for hit in self.hits], "elapsed_ms": round(self.elapsed_ms, 2)}
+
+
+class Searcher:
+    """An open index plus the embedder it was built with (or ``embedder`` to override)."""
+
+    def __init__(self, index: str | Path, embedder: Embedder | None = None, model_path: str | Path | None = None):
+        self.store = VectorIndex.open(index)
+        recorded = self.store.model or {}
+        self.embedder = embedder or load_model(recorded.get("name", "minilm"), model_path or recorded.get("path"))
+        self._lock = threading.Lock()  # the SQLite connection and torch model are used one query at a time
+
+    def search(self, request: SearchRequest) -> SearchResult:
+        request.check()
+        query, geo = request.query(), request.geo_filter()
+        started = time.perf_counter()
+        with self._lock:
+            vector = self.embedder.encode([query])[0]
+            hits = self.store.search(vector, k=request.top_k, filter=geo, exact=True if request.exact else None)
+        return SearchResult(hits, (time.perf_counter() - started) * 1000, request)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> "Searcher":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
