@@ -1,0 +1,54 @@
+"""``geovec ingest``: chip an archive of rasters / STAC items into an index (see ``geovec.ingest.archive``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from geovec.config import default_index_path
+from geovec.errors import GeovecError
+
+
+def ingest_command(
+    path: Path = typer.Argument(..., help="A folder of rasters (GeoTIFF/COG/PNG/JPEG) and STAC item JSONs, or one file."),
+    index: Path = typer.Option(default_index_path(), "--index", help="Index folder (created if missing)."),
+    model: str = typer.Option("minilm", "--model", "-m", help="Registered model; must embed images (e.g. clip)."),
+    model_path: Optional[Path] = typer.Option(None, "--model-path", help="Local checkpoint folder."),
+    chip_size: int = typer.Option(256, "--chip-size", help="Chip width and height in output pixels."),
+    overlap: int = typer.Option(0, "--overlap", help="Overlap between neighbouring chips, in output pixels."),
+    resolution: Optional[float] = typer.Option(None, "--resolution", help="Metres per output pixel (reads COG "
+                                               "overviews when coarser than the source; never upsamples)."),
+    bands: Optional[str] = typer.Option(None, "--bands", help="Bands to show as RGB (1-based), e.g. 4,3,2; or one band."),
+    max_nodata: float = typer.Option(0.9, "--max-nodata", help="Skip chips with a larger nodata fraction."),
+    thumbnails: bool = typer.Option(True, "--thumbnails/--no-thumbnails", help="Write <index>/thumbs/<id>.jpg."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Chips per forward pass and per commit."),
+    report: Optional[Path] = typer.Option(None, "--report", help="JSON report path (default <index>/ingest-report.json)."),
+) -> None:
+    """Cut rasters into geo-referenced chips, embed them and add them to an index; re-running adds only new chips."""
+    from geovec.cli.main import _open_for_writing
+    from geovec.ingest.archive import REPORT_NAME, ingest_archive
+    from geovec.ingest.raster import TileOptions, parse_bands
+    from geovec.models import get_spec
+
+    options = TileOptions(chip_size=chip_size, overlap=overlap, resolution=resolution, bands=parse_bands(bands),
+                          max_nodata=max_nodata)
+    spec = get_spec(model)
+    if "image" not in spec.modalities:  # before loading weights or touching the index
+        raise GeovecError(f"model {model!r} cannot embed images (it takes {', '.join(sorted(spec.modalities))}); "
+                          "use an image model, e.g. --model clip --model-path CHECKPOINT")
+    if not path.exists():
+        raise GeovecError(f"archive not found: {path}")
+    embedder, store = _open_for_writing(index, model, model_path)
+    with store:
+        result = ingest_archive(path, store, embedder, options, batch_size=batch_size, thumbnails=thumbnails,
+                                report_path=report)
+    for name, reason in sorted(result.failed.items()):
+        typer.echo(f"skipped {name}: {reason}", err=True)
+    typer.echo(f"{index}: {result.summary()}; report: {report or index / REPORT_NAME}", err=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``geovec ingest`` to the main app."""
+    app.command("ingest")(ingest_command)

@@ -1,0 +1,266 @@
+"""``geovec ingest``: a folder of rasters (GeoTIFF/COG/PNG/JPEG) and local STAC items -> image chips in an index.
+
+A run has two phases. *Plan*: walk the archive, open each raster's header, lay out its chip windows, reproject
+their footprints and derive each chip's id; chips already in the index are dropped here, before any pixel is read.
+*Execute*: read the remaining chips, skip mostly-nodata ones, write thumbnails, and embed + commit them in batches
+through ``index_items``.
+
+Why this is resumable and idempotent: a chip id is a hash of the source path relative to the archive root, the
+file's size and mtime, the chip window, the output resolution and the bands, so the same chip always gets the same
+id and each batch is one index transaction. A run killed at any point is finished by running it again: committed
+chips are skipped, the rest are embedded once. A grown archive costs only its new files; a changed file (new
+mtime/size) gets new ids (its old chips stay until deleted). Unreadable files are reported and skipped.
+
+Chip pixels are not stored: ``read_chip(record)`` re-reads them from the source window with the parameters kept in
+``Record.extra`` (bands, resolution, stretch), giving exactly the pixels that were embedded. Thumbnails (JPEG,
+``THUMB_SIZE`` px on the long side) are written atomically to ``<index>/thumbs/<chip id>.jpg`` and named by
+``extra["thumbnail"]`` relative to the index folder. ``Record.lat/lon`` is the chip centre (what ``GeoFilter``
+tests), ``Record.footprint`` its WGS84 bbox, ``extra["footprint"]`` its 4-corner GeoJSON polygon and
+``Record.bbox`` the chip window in source pixels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image as PILImage
+from rasterio.errors import RasterioError
+from rasterio.windows import Window
+
+from geovec.errors import GeovecError
+from geovec.fileio import atomic_write, write_text_atomic
+from geovec.index import Record, VectorIndex
+from geovec.ingest.items import IndexItem, index_items
+from geovec.ingest.raster import RASTER_SUFFIXES, Footprint, RasterFile, TileOptions
+from geovec.ingest.stac import pick_asset, read_item, referenced_files
+from geovec.inputs import ImageSegment, Interleaved
+from geovec.models.base import Embedder
+from geovec.progress import progress_bar
+
+THUMB_SIZE = 128
+THUMBS_DIR = "thumbs"
+REPORT_NAME = "ingest-report.json"
+READ_ERRORS = (GeovecError, RasterioError, OSError)
+
+
+@dataclass(frozen=True)
+class Source:
+    """A raster to chip: its file, its name relative to the archive root and, for STAC assets, the item's facts."""
+
+    path: Path
+    name: str
+    stac: dict | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        stat = self.path.stat()
+        return f"{stat.st_size}-{stat.st_mtime_ns}"
+
+
+@dataclass
+class ArchiveReport:
+    """What a run did; also written as JSON (``REPORT_NAME`` in the index folder unless told otherwise)."""
+
+    archive: str
+    files: int = 0
+    chips: int = 0
+    added: int = 0
+    already_indexed: int = 0
+    skipped_nodata: int = 0
+    ungeoreferenced: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # file -> reason
+    ignored: list[str] = field(default_factory=list)  # JSON files that are not STAC items
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        text = (f"{self.files} files, {self.chips} chips: added {self.added}, already indexed {self.already_indexed},"
+                f" skipped (nodata) {self.skipped_nodata}, failed files {len(self.failed)}")
+        if self.ungeoreferenced:
+            text += f", without coordinates {len(self.ungeoreferenced)}"
+        return text + f" in {self.seconds:.1f} s"
+
+
+@dataclass
+class _Plan:
+    source: Source
+    chips: list[tuple[Window, Footprint | None, str]]  # (window, footprint, id) still to index
+
+
+def _relative(path: Path, root: Path) -> str:
+    """The name a file gets in chip ids: relative to the archive root (symlinks not followed), else absolute."""
+    absolute = Path(os.path.abspath(path))
+    try:
+        return absolute.relative_to(root).as_posix()
+    except ValueError:
+        return absolute.as_posix()  # a STAC asset outside the archive folder
+
+
+def discover(path: str | Path, exclude: Path | None = None) -> tuple[list[Source], ArchiveReport]:
+    """Rasters and STAC items under ``path`` (a folder, a raster or an item JSON), sorted by name.
+
+    Files referenced by a STAC item are ingested through the item (carrying its metadata), not a second time on
+    their own. ``exclude`` (the index folder, when it lies inside the archive) is not walked.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise GeovecError(f"archive not found: {path}")
+    root = Path(os.path.abspath(path if path.is_dir() else path.parent))
+    report = ArchiveReport(archive=str(path))
+    if path.is_dir():
+        skip = exclude.resolve() if exclude is not None else None
+        files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")
+                       and (skip is None or skip not in p.resolve().parents))
+    else:
+        files = [path]
+    sources: list[Source] = []
+    stac_files: set[Path] = set()
+    for file in (f for f in files if f.suffix.lower() == ".json"):
+        try:
+            data = read_item(file)
+        except GeovecError as exc:
+            report.failed[_relative(file, root)] = str(exc)
+            continue
+        if data is None:  # some other JSON file: not ours to judge unless the user named it
+            if path.is_file():
+                raise GeovecError(f"{path}: not a STAC item (needs type 'Feature', stac_version and assets)")
+            report.ignored.append(_relative(file, root))
+            continue
+        stac_files |= referenced_files(file, data)
+        try:
+            asset = pick_asset(file, data)
+        except GeovecError as exc:
+            report.failed[_relative(file, root)] = str(exc)
+            continue
+        sources.append(Source(asset.path, f"{_relative(file, root)}#{asset.asset_key}", asset.metadata))
+    for file in files:
+        if file.suffix.lower() in RASTER_SUFFIXES and file.resolve() not in stac_files:
+            sources.append(Source(file, _relative(file, root)))
+    if path.is_file() and not sources and not report.failed:
+        raise GeovecError(f"{path}: not a raster ({', '.join(RASTER_SUFFIXES)}) or a STAC item JSON")
+    if not sources and not report.failed:
+        raise GeovecError(f"no rasters ({', '.join(RASTER_SUFFIXES)}) or STAC items found under {path}")
+    return sorted(sources, key=lambda s: s.name), report
+
+
+def chip_id(source: Source, raster: RasterFile, window: Window) -> str:
+    """Deterministic: same file content stamp, window, resolution and bands -> same id."""
+    resolution = f"{raster.resolution:.6g}" if raster.resolution else "native"
+    key = json.dumps([source.name, source.fingerprint, [window.col_off, window.row_off, window.width,
+                                                        window.height], resolution, list(raster.bands)])
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(source.name.split("#")[0]).stem)[:40] or "chip"
+    return f"{stem}-{hashlib.sha1(key.encode()).hexdigest()[:16]}"
+
+
+def _record(source: Source, raster: RasterFile, window: Window, footprint: Footprint | None, id: str,
+            nodata: float) -> Record:
+    extra = {"kind": "raster_chip", "archive_path": source.name, "fingerprint": source.fingerprint,
+             "window": [window.col_off, window.row_off, window.width, window.height],
+             "bands": list(raster.bands), "resolution_m": raster.resolution, "stretch": raster.stretch,
+             "nodata_fraction": round(nodata, 4), "georeferenced": raster.georeferenced,
+             "crs": raster.ds.crs.to_string() if raster.georeferenced else None,
+             "footprint": footprint.geojson() if footprint else None}
+    if source.stac:
+        extra["stac"] = source.stac
+    box = (window.col_off, window.row_off, window.col_off + window.width, window.row_off + window.height)
+    return Record(id=id, source=str(source.path.resolve()), bbox=box,
+                  lat=footprint.lat if footprint else None, lon=footprint.lon if footprint else None,
+                  footprint=footprint.bbox if footprint else None, extra=extra)
+
+
+def write_thumbnail(index_path: Path, id: str, pixels: np.ndarray) -> str:
+    """A small JPEG of the chip, written atomically; returns its path relative to the index folder."""
+    image = PILImage.fromarray(pixels)
+    image.thumbnail((THUMB_SIZE, THUMB_SIZE))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=85)
+    relative = f"{THUMBS_DIR}/{id}.jpg"
+    (index_path / THUMBS_DIR).mkdir(exist_ok=True)
+    atomic_write(index_path / relative, lambda temp: Path(temp).write_bytes(buffer.getvalue()))
+    return relative
+
+
+def read_chip(record: Record) -> np.ndarray:
+    """Re-read the uint8 pixels that were embedded for a chip record (see the module docstring)."""
+    extra = record.extra
+    if extra.get("kind") != "raster_chip":
+        raise GeovecError(f"record {record.id!r} is not a raster chip")
+    options = TileOptions(bands=tuple(extra["bands"]), resolution=extra["resolution_m"])
+    with RasterFile(record.source, options) as raster:
+        if extra["stretch"] is not None:
+            raster.stretch = [tuple(limits) for limits in extra["stretch"]]  # the run's stats, not recomputed
+        return raster.read(Window(*extra["window"]))[0]
+
+
+def _plan(sources: list[Source], options: TileOptions, index: VectorIndex, report: ArchiveReport) -> list[_Plan]:
+    plans = []
+    for source in sources:
+        try:
+            with RasterFile(source.path, options) as raster:
+                windows = raster.windows()
+                ids = [chip_id(source, raster, w) for w in windows]
+                todo = [i for i, id in enumerate(ids) if not index.contains(id)]
+                footprints = raster.footprints([windows[i] for i in todo])
+                if not raster.georeferenced:
+                    report.ungeoreferenced.append(source.name)
+        except READ_ERRORS as exc:
+            report.failed[source.name] = str(exc)
+            continue
+        report.files += 1
+        report.chips += len(windows)
+        report.already_indexed += len(windows) - len(todo)
+        plans.append(_Plan(source, [(windows[i], fp, ids[i]) for i, fp in zip(todo, footprints)]))
+    return plans
+
+
+def ingest_archive(path: str | Path, index: VectorIndex, embedder: Embedder, options: TileOptions = TileOptions(),
+                   *, batch_size: int = 32, thumbnails: bool = True, report_path: str | Path | None = None,
+                   show_progress: bool = True) -> ArchiveReport:
+    """Chip every raster under ``path`` and add the chips not yet in ``index``; see the module docstring."""
+    if "image" not in embedder.modalities:
+        raise GeovecError(f"model {embedder.name!r} cannot embed images (it takes "
+                          f"{', '.join(sorted(embedder.modalities))}); ingest needs an image model such as "
+                          "--model clip --model-path CHECKPOINT")
+    started = time.perf_counter()
+    sources, report = discover(path, exclude=index.path)
+    plans = _plan(sources, options, index, report)
+    batch: list[IndexItem] = []
+
+    def flush() -> None:
+        if batch:
+            report.added += index_items(batch, embedder, index, batch_size=batch_size, show_progress=False).added
+            bar.advance(len(batch))
+            batch.clear()
+
+    with progress_bar(sum(len(p.chips) for p in plans), f"ingesting with {embedder.name}",
+                      enabled=show_progress) as bar:
+        for plan in (p for p in plans if p.chips):
+            try:
+                with RasterFile(plan.source.path, options) as raster:
+                    for window, footprint, id in plan.chips:
+                        pixels, nodata = raster.read(window)
+                        if nodata >= 1.0 or nodata > options.max_nodata:
+                            report.skipped_nodata += 1
+                            bar.advance(1)
+                            continue
+                        record = _record(plan.source, raster, window, footprint, id, nodata)
+                        if thumbnails:
+                            record.extra["thumbnail"] = write_thumbnail(index.path, id, pixels)
+                        segment = ImageSegment(pixels, georef=raster.georef(window))
+                        batch.append(IndexItem(record, (Interleaved((segment,)),)))
+                        if len(batch) >= batch_size:
+                            flush()
+            except READ_ERRORS as exc:
+                report.failed[plan.source.name] = str(exc)
+        flush()
+    report.seconds = time.perf_counter() - started
+    report_file = Path(report_path) if report_path else index.path / REPORT_NAME
+    write_text_atomic(report_file, json.dumps(asdict(report), indent=2, ensure_ascii=False) + os.linesep)
+    return report

@@ -1,0 +1,169 @@
+"""Archive ingestion end to end with a tiny randomly initialised CLIP: counts, records, resume, reruns, errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from geovec.config import data_dir
+from geovec.errors import GeovecError
+from geovec.index import GeoFilter, VectorIndex
+from geovec.ingest.archive import REPORT_NAME, ingest_archive, read_chip
+from geovec.ingest.raster import TileOptions
+from geovec.inputs import ImageSegment
+from geovec.models import load_model
+
+FIXTURES = Path(__file__).resolve().parents[1] / "data" / "geotiff"
+REAL = data_dir()
+CHIPS = TileOptions(chip_size=32)
+# utm31 6 chips - 1 all-nodata, wgs84_east 2, uint16_4band 4, scene.png 2, plain.jpg 2, stac visual 1
+EXPECTED_ADDED = 16
+
+
+@pytest.fixture(scope="module")
+def clip(tiny_clip_checkpoint):
+    return load_model("clip", tiny_clip_checkpoint)
+
+
+@pytest.fixture
+def archive(tmp_path) -> Path:
+    return Path(shutil.copytree(FIXTURES, tmp_path / "archive"))
+
+
+def ingest(archive: Path, index_path: Path, embedder, options: TileOptions = CHIPS, **kwargs):
+    with VectorIndex.create(index_path, embedder.dim, model={"name": "clip"}, exist_ok=True) as index:
+        report = ingest_archive(archive, index, embedder, options, show_progress=False, **kwargs)
+        return report, {id: index.get(id) for id in index.ids()}
+
+
+class CrashAfter:
+    """The real embedder, but the process 'dies' after ``batches`` forward passes (a crash mid-run)."""
+
+    def __init__(self, inner, batches: int) -> None:
+        self.inner, self.left = inner, batches
+        self.name, self.dim, self.modalities = inner.name, inner.dim, inner.modalities
+
+    def encode(self, inputs, batch_size=32, show_progress=False, instruction=None):
+        if self.left == 0:
+            raise KeyboardInterrupt("simulated crash")
+        self.left -= 1
+        return self.inner.encode(inputs, batch_size=batch_size)
+
+
+def test_fixture_archive_records_thumbnails_and_report(archive, tmp_path, clip):
+    report, records = ingest(archive, tmp_path / "idx", clip, batch_size=8)
+    assert report.added == len(records) == EXPECTED_ADDED
+    assert report.skipped_nodata == 1 and report.files == 6
+    assert list(report.failed) == ["corrupt.tif"] and report.ignored == ["other.json"]
+    assert report.ungeoreferenced == ["plain.jpg"]
+    by_file: dict[str, list] = {}
+    for record in records.values():
+        by_file.setdefault(record.extra["archive_path"], []).append(record)
+    assert sorted(by_file) == ["plain.jpg", "scene.png", "stac/item.json#visual", "uint16_4band.tif",
+                               "utm31_rgb.tif", "wgs84_east.tif"]  # thumb.png is the item's thumbnail asset
+    for record in by_file["plain.jpg"]:
+        assert record.lat is None and record.footprint is None and record.extra["georeferenced"] is False
+    (stac,) = by_file["stac/item.json#visual"]
+    assert stac.extra["stac"]["item"] == "fixture-item-1" and stac.source == str(archive / "stac" / "visual.tif")
+    east = max(by_file["wgs84_east.tif"], key=lambda r: r.lon)
+    assert east.footprint == pytest.approx((175, 5, 180, 10)) and east.bbox == (32, 0, 64, 32)
+    for record in records.values():
+        thumb = tmp_path / "idx" / record.extra["thumbnail"]
+        with Image.open(thumb) as image:
+            assert image.format == "JPEG" and max(image.size) <= 128
+    saved = json.loads((tmp_path / "idx" / REPORT_NAME).read_text())
+    assert saved["added"] == EXPECTED_ADDED and "corrupt.tif" in saved["failed"]
+
+
+def test_reread_chip_is_what_was_embedded(archive, tmp_path, clip):
+    _, records = ingest(archive, tmp_path / "idx", clip, thumbnails=False)
+    with VectorIndex.open(tmp_path / "idx") as index:
+        for id in sorted(records)[:: 4]:
+            pixels = read_chip(records[id])
+            vector = clip.encode([ImageSegment(pixels)])[0]
+            (hit,) = index.search(vector, k=1)
+            assert hit.id == id and hit.score == pytest.approx(1.0, abs=1e-5)
+
+
+def test_rerun_is_idempotent_and_a_grown_folder_adds_only_new_chips(archive, tmp_path, clip):
+    first, records = ingest(archive, tmp_path / "idx", clip)
+    again, same = ingest(archive, tmp_path / "idx", clip)
+    assert again.added == 0 and again.already_indexed == first.added and same.keys() == records.keys()
+    (archive / "new").mkdir()
+    shutil.copy(archive / "utm31_rgb.tif", archive / "new" / "copy.tif")
+    grown, after = ingest(archive, tmp_path / "idx", clip)
+    assert grown.added == 5 and len(after) == EXPECTED_ADDED + 5
+    assert {r.extra["archive_path"] for id, r in after.items() if id not in records} == {"new/copy.tif"}
+
+
+def test_crash_after_two_batches_then_resume_indexes_each_chip_once(archive, tmp_path, clip):
+    with pytest.raises(KeyboardInterrupt):
+        ingest(archive, tmp_path / "idx", CrashAfter(clip, batches=2), batch_size=4)
+    with VectorIndex.open(tmp_path / "idx") as index:
+        assert len(index) == 8  # two committed batches, nothing of the third
+    resumed, records = ingest(archive, tmp_path / "idx", clip, batch_size=4)
+    assert resumed.added == EXPECTED_ADDED - 8 and resumed.already_indexed == 8
+    _, clean = ingest(archive, tmp_path / "clean", clip, batch_size=4)
+    assert records.keys() == clean.keys()
+
+
+def test_errors_empty_folder_and_text_only_model(tmp_path, clip):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no rasters here")
+    with pytest.raises(GeovecError, match="no rasters"):
+        ingest(tmp_path / "empty", tmp_path / "idx", clip)
+
+    text_only = CrashAfter(clip, 0)
+    text_only.modalities = frozenset({"text", "point"})  # what minilm states
+    with pytest.raises(GeovecError, match="cannot embed images"):
+        ingest(FIXTURES, tmp_path / "idx", text_only)
+
+
+def test_cli_ingest(archive, tmp_path, tiny_clip_checkpoint):
+    from geovec.cli.ingest import register
+    from geovec.cli.main import app
+
+    if "ingest" not in {command.name for command in app.registered_commands}:
+        register(app)
+    runner = CliRunner()
+    refused = runner.invoke(app, ["ingest", str(archive), "--index", str(tmp_path / "idx")])  # default minilm
+    assert isinstance(refused.exception, GeovecError) and "cannot embed images" in str(refused.exception)
+    assert not (tmp_path / "idx").exists()
+    args = ["ingest", str(archive), "--index", str(tmp_path / "idx"), "--model", "clip", "--model-path",
+            str(tiny_clip_checkpoint), "--chip-size", "32", "--no-thumbnails", "--bands", "1,2,3"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert f"added {EXPECTED_ADDED}," in result.output and "skipped corrupt.tif" in result.output
+    assert not (tmp_path / "idx" / "thumbs").exists()
+
+
+@pytest.mark.skipif(not (REAL / "rsvqa_lr" / "0.tif").is_file(), reason="shared data missing")
+def test_real_rasters_and_geo_filter(tmp_path, clip):
+    archive = tmp_path / "real"
+    (archive / "rsvqa").mkdir(parents=True)
+    for name in ("geotiff/RGB.byte.tif", "geotiff/world.rgb.tif", "multispectral/rgbn.tif"):
+        shutil.copy(REAL / name, archive)
+    for tile in ("0.tif", "1.tif", "2.tif"):
+        shutil.copy(REAL / "rsvqa_lr" / tile, archive / "rsvqa")
+    report, records = ingest(archive, tmp_path / "idx", clip, TileOptions(chip_size=256, max_nodata=0.5))
+    assert not report.failed and report.added == len(records)
+    tiles = [r for r in records.values() if r.extra["archive_path"].startswith("rsvqa/")]
+    assert len(tiles) == 3
+    for tile in tiles:
+        assert 4.5 < tile.lon < 6.3 and 50.7 < tile.lat < 52.3 and tile.bbox == (0, 0, 256, 256)
+    byte = [r for r in records.values() if r.extra["archive_path"] == "RGB.byte.tif"]
+    assert len(byte) == 12 - report.skipped_nodata and all(r.extra["nodata_fraction"] <= 0.5 for r in byte)
+    box = (-78.0, 23.0, -76.0, 26.0)  # the eastern part of the Bahamas scene
+    with VectorIndex.open(tmp_path / "idx") as index:
+        hits = index.search(np.ones(clip.dim, dtype=np.float32) / np.sqrt(clip.dim), k=100, filter=GeoFilter(within=box))
+    inside = {id for id, r in records.items() if r.lat is not None and GeoFilter(within=box).matches(r.lat, r.lon)}
+    assert {hit.id for hit in hits} == inside and inside
+    for hit in hits:  # the filter tests the chip centre; the footprint may reach outside the box
+        assert box[0] <= hit.record.lon <= box[2] and box[1] <= hit.record.lat <= box[3]
+        assert hit.record.extra["archive_path"] == "RGB.byte.tif"
