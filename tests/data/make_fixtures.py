@@ -146,19 +146,19 @@ VQA = [  # (question id, image id, type, question, answer); ids 0 and 3 are inac
 ]
 
 
-def rsvqa(folder: Path, prefix: str, split: str, images: str) -> None:
-    for image_id in (1, 2):
-        write_image(folder / images / f"{image_id}.tif", COLOURS[image_id])
+def rsvqa(folder: Path, prefix: str, split: str, images: str, rows: list = VQA, image_ids: tuple = (1, 2)) -> None:
+    for image_id in image_ids:
+        write_image(folder / images / f"{image_id}.tif", COLOURS[image_id % 3])
     questions = [{"id": 0, "active": False}, {"id": 3, "active": False}]
     answers = [{"id": 0, "active": False}, {"id": 3, "active": False}]
-    for qid, image_id, kind, text, answer in VQA:
+    for qid, image_id, kind, text, answer in rows:
         questions.append({"id": qid, "date_added": 0.0, "img_id": image_id, "people_id": 0, "type": kind,
                           "question": text, "answers_ids": [qid], "active": True})
         answers.append({"id": qid, "date_added": 0.0, "question_id": qid, "people_id": 0, "answer": answer,
                         "active": True})
     images_json = [{"id": 0, "active": False}] + [
-        {"id": i, "people_id": 0, "original_name": f"tile_{i}", "questions_ids": [q[0] for q in VQA if q[1] == i],
-         "active": True} for i in (1, 2)]
+        {"id": i, "people_id": 0, "original_name": f"tile_{i}", "questions_ids": [q[0] for q in rows if q[1] == i],
+         "active": True} for i in image_ids]
     for kind, rows in (("questions", questions), ("answers", answers), ("images", images_json)):
         (folder / f"{prefix}_split_{split}_{kind}.json").write_text(json.dumps({kind: rows}))
 
@@ -213,6 +213,37 @@ def deepforest(root: Path) -> None:
         f"OSBS_029.tif,{x1},{y1},{x2},{y2},Tree\n" for x1, y1, x2, y2 in TREE_BOXES))
 
 
+# Training splits (read by geovec.train.data): RSICD/RSITMD AMFMN train files (image-aligned file names, as
+# published) over images disjoint from the test ones, and an RSVQA-LR train split on images 3 and 4 (the test split
+# uses 1 and 2; the geo tiles are 0-2).
+CAPTION_TRAIN = [("river_4.jpg", ["a river", "water", "a bridge", "trees", "a curved river"]),
+                 ("river_5.jpg", ["a river with a bridge", "a green river", "water and trees", "a river",
+                                  "a winding river"]),
+                 ("airport_6.jpg", ["an airport", "planes on an apron", "a runway", "a terminal", "two planes"]),
+                 ("airport_7.jpg", ["many planes", "an airport", "a long runway", "planes parked", "an apron"]),
+                 ("beach_8.jpg", ["a beach", "white sand", "a beach with waves", "the sea", "a coast"]),
+                 ("00009.jpg", ["some houses", "a village", "roads and houses", "buildings", "a small town"])]
+VQA_TRAIN = [
+    (8, 3, "presence", "Is there a building?", "yes"),
+    (9, 3, "count", "How many water areas are there?", "0"),
+    (10, 4, "presence", "Is there a road?", "no"),
+    (11, 4, "count", "How many buildings are there?", "5"),
+    (12, 4, "rural_urban", "Is it a rural or an urban area", "urban"),
+]
+
+
+def train_splits(root: Path) -> None:
+    for k, (name, _) in enumerate(CAPTION_TRAIN):
+        if name != "river_4.jpg":  # river_4 is already in both image folders
+            for images in (root / "rsicd" / "images", root / "RSITMD" / "images"):
+                write_image(images / name, COLOURS[k % 3])
+    for dataset in ("rsicd", "rsitmd"):
+        splits = root / "rs_caption_splits" / dataset
+        (splits / "train_caps.txt").write_text("".join(f"{c}\n" for _, caps in CAPTION_TRAIN for c in caps))
+        (splits / "train_filename.txt").write_text("".join(f"{n}\n" for n, _ in CAPTION_TRAIN))
+    rsvqa(root / "RSVQA-LR", "LR", "train", "Images_LR", VQA_TRAIN, (3, 4))
+
+
 def main(root: Path = HERE) -> None:
     scenes(root)
     patterncom(root)
@@ -225,6 +256,7 @@ def main(root: Path = HERE) -> None:
     dior_rsvg(root)
     geotiffs(root)
     deepforest(root)
+    train_splits(root)  # last, so the seeded pixels of everything above stay as they were
 
 
 if __name__ == "__main__":

@@ -1,0 +1,274 @@
+"""Training sources for VLM2GeoVec: the training splits of the RSMEB datasets as instruction-tagged examples.
+
+Sources are declared as data, like the bench tasks: a name, the dataset whose item ids they use (the namespace of
+the leak check), the RSMEB tasks whose instructions they copy (so training and evaluation phrase every input the
+same way), a default location under the data root and a builder of their kind. Builders read through
+``geovec.bench.readers`` with the training split, so a layout is parsed by one piece of code only.
+
+Rules, documented because they shape what a model learns:
+
+* captions: caption -> image, one example per caption; image -> caption, one example per image whose positive is a
+  seeded pick among its captions (its other captions are equally right, so more examples of the same query would
+  only put the same image several times in a batch).
+* scenes: image -> its class name, worded exactly as the benchmark's candidates (the class from the file-name
+  prefix of the train split).
+* hard negatives (``hard_negatives`` N, default 0 = in-batch negatives only), never the positive nor a text equal to
+  it: captions of other images of the same scene class (file-name prefix; any other image when the name has none),
+  never one equal to a caption of the query image; for caption -> image, other images of the class none of whose
+  captions equals the query; scenes: other class names; VQA: other answers seen for the question's type; regions:
+  other training objects (same image first) and seeded decoy boxes; geo: other training tiles with another centre.
+* ``source_ids`` are ``"DATASET:item"`` for every dataset item an example uses (query, positive and negatives), so
+  the leak check sees negatives too. Items that RSMEB evaluates on are left out before building (and counted).
+* ``limit``: at most that many items (images, questions, objects, tiles) per source, a seeded subsample.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import TypeVar
+
+from geovec.bench import get_task
+from geovec.bench.data import CandidateQuery, RetrievalSplit
+from geovec.bench.readers import captions as caption_reader
+from geovec.bench.readers import common, geo, regions, rsvg, rsvqa, scenes
+from geovec.bench.tasks import _hr_images
+from geovec.datasets.captions import CaptionedImage
+from geovec.errors import GeovecError, GeovecInputError
+from geovec.inputs import BoxSegment, ImageSegment, Interleaved, PointSegment, TextSegment
+from geovec.progress import progress_bar
+from geovec.train.examples import TrainingExample
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    dataset: str  # namespace of its item ids, shared with the RSMEB test splits of the same images
+    tasks: tuple[str, ...]  # RSMEB tasks whose instructions the examples carry
+    path: str  # default input under the data root (image folder, dataset folder, box CSV...)
+    build: Callable[["Job"], list[TrainingExample]] = field(repr=False)
+    description: str = ""
+    revision: str = "1"  # bump when a builder's output changes
+
+
+@dataclass
+class Job:
+    """One source being built: where to read, what to leave out, and the shared example-making helpers."""
+
+    source: Source
+    root: Path
+    path: Path
+    hard_negatives: int = 0
+    limit: int | None = None
+    seed: int = 0
+    exclude: frozenset[str] = frozenset()  # item ids some RSMEB task evaluates on
+    show_progress: bool = False
+    excluded: int = 0
+
+    def rng(self, *key: object) -> random.Random:
+        return common.rng("train", self.seed, self.source.name, *key)
+
+    def select(self, items: Sequence[T], item_id: Callable[[T], str]) -> list[T]:
+        """Items not evaluated by RSMEB, then at most ``limit`` of them (seeded, in order)."""
+        kept = [x for x in items if item_id(x) not in self.exclude]
+        self.excluded = len(items) - len(kept)
+        if not kept:
+            raise GeovecError(f"source {self.source.name}: no training items left at {self.path}: all "
+                              f"{len(items)} are test items of RSMEB tasks on {self.source.dataset}")
+        return common.subsample(kept, self.limit, "train", self.seed, self.source.name)
+
+    def each(self, items: Sequence[T]) -> Iterator[T]:
+        with progress_bar(len(items), self.source.name, self.show_progress) as bar:
+            for item in items:
+                yield item
+                bar.advance()
+
+    def example(self, task: str, query: Interleaved, positive: Interleaved, negatives: Iterable[Interleaved],
+                items: Iterable[str], reverse: bool = False) -> TrainingExample:
+        """Instructions from ``task``'s metadata; ``reverse`` swaps the sides (caption -> image of a retrieval task)."""
+        meta = get_task(task).metadata
+        asked, found = meta.query_instruction, meta.candidate_instruction
+        if reverse:
+            asked, found = found, asked
+        return TrainingExample(self.source.name, _tag(query, asked), _tag(positive, found),
+                               tuple(_tag(n, found) for n in negatives),
+                               tuple(f"{self.source.dataset}:{i}" for i in dict.fromkeys(items)))
+
+    def from_candidates(self, task: str, queries: Sequence[CandidateQuery], item_id: Callable[[CandidateQuery], str],
+                        template: str = "{}") -> list[TrainingExample]:
+        """A bench-shaped query list as examples: a positive candidate, and negatives drawn from the others."""
+        out = []
+        for q in self.each(self.select(queries, item_id)):
+            others = [c for k, c in enumerate(q.candidates) if k not in q.positives]
+            negatives = self.rng(q.id).sample(others, min(self.hard_negatives, len(others)))
+            out.append(self.example(task, q.query, _retext(q.candidates[min(q.positives)], template),
+                                    [_retext(n, template) for n in negatives], [item_id(q)]))
+        return out
+
+
+def _tag(item: Interleaved, instruction: str | None) -> Interleaved:
+    return Interleaved(item.segments, instruction)
+
+
+def _retext(item: Interleaved, template: str) -> Interleaved:
+    return Interleaved(tuple(TextSegment(template.format(s.text)) if isinstance(s, TextSegment) else s
+                             for s in item.segments), item.instruction)
+
+
+def _pick(draw: random.Random, pool: Sequence[T], count: int, ok: Callable[[T], bool]) -> list[T]:
+    """Up to ``count`` distinct seeded picks from ``pool`` passing ``ok`` (rejection sampling: pools are large)."""
+    chosen: list[T] = []
+    for _ in range(20 * count if pool else 0):
+        if len(chosen) == count:
+            break
+        item = pool[draw.randrange(len(pool))]
+        if item not in chosen and ok(item):
+            chosen.append(item)
+    return chosen
+
+
+def _text(item: Interleaved) -> str:
+    return item.segments[0].text  # type: ignore[union-attr]
+
+
+# ------------------------------------------------------------------------------------------------------ builders
+def caption_pairs(job: Job, *, split: Callable[[Path, Path], RetrievalSplit]) -> list[TrainingExample]:
+    """Image -> caption and caption -> image over a training caption split (``split(root, images_dir)``)."""
+    name, dataset = job.source.name, job.source.dataset
+    if not job.path.is_dir():
+        raise GeovecError(f"source {name}: {dataset} images not found at {job.path}; give the folder holding them "
+                          f"with --path {name}=DIR")
+    data = split(job.root, job.path)
+    captions: list[list[Interleaved]] = [[] for _ in data.images]
+    for text, image in zip(data.texts, data.text_image):
+        captions[image].append(text)
+    keep = job.select(range(len(data.images)), lambda i: data.image_ids[i])
+    scene = {i: CaptionedImage(dataset, "train", data.image_ids[i], ()).scene for i in keep}
+    peers: dict[str | None, list[int]] = defaultdict(list)
+    for i in keep:
+        peers[scene[i]].append(i)
+    own = {i: {_text(c) for c in captions[i]} for i in keep}
+    task, n, ids = job.source.tasks[0], job.hard_negatives, data.image_ids
+    out = []
+    for i in job.each(keep):
+        draw, pool = job.rng(ids[i]), peers[scene[i]] if scene[i] else keep
+        positive = draw.choice(captions[i])
+        others = _pick(draw, pool, n, lambda k: k != i and any(_text(c) not in own[i] for c in captions[k]))
+        negatives = [draw.choice([c for c in captions[k] if _text(c) not in own[i]]) for k in others]
+        out.append(job.example(task, data.images[i], positive, negatives, [ids[i], *(ids[k] for k in others)]))
+        for caption in captions[i]:
+            others = _pick(draw, pool, n, lambda k: k != i and _text(caption) not in own[k])
+            out.append(job.example(task, caption, data.images[i], [data.images[k] for k in others],
+                                   [ids[i], *(ids[k] for k in others)], reverse=True))
+    return out
+
+
+def caption_scenes(job: Job, *, dataset: str) -> list[TrainingExample]:
+    """Image -> its scene class (file-name prefix) of an AMFMN training split, worded as the bench candidates."""
+    queries = scenes.read_caption_scenes(job.root / "rs_caption_splits", dataset, job.path, "train")
+    return job.from_candidates(job.source.tasks[0], queries, lambda q: q.id)
+
+
+def vqa_answers(job: Job, *, prefix: str, images: Callable[[Path], Path]) -> list[TrainingExample]:
+    """(image + question) -> answer over the RSVQA ``train`` split; left-out items are whole images."""
+    queries = rsvqa.read_rsvqa(job.path, prefix, images(job.path), "train")
+    return job.from_candidates(job.source.tasks[0], queries,
+                               lambda q: Path(q.query.segments[0].source).stem)  # type: ignore[union-attr,arg-type]
+
+
+def rsvg_regions(job: Job) -> list[TrainingExample]:
+    """DIOR-RSVG ``train`` objects, both ways: (image + box) -> description, (image + description) -> box."""
+    members, by_image = rsvg.read_dior_rsvg(job.path, "train")
+    chosen = job.select(members, lambda o: f"obj{o.index}")
+    local: dict[Path, list[rsvg.RsvgObject]] = defaultdict(list)
+    for o in chosen:
+        local[o.image].append(o)
+    caption_task, refexp_task = job.source.tasks
+    pictures: dict[Path, ImageSegment] = {}
+    n, out = job.hard_negatives, []
+    for o in job.each(chosen):
+        if o.image not in pictures:
+            pictures[o.image] = common.image(o.image, f"{o.record}: image {o.image.name}")
+        picture, draw = pictures[o.image], job.rng(o.index)
+        try:
+            region = Interleaved((picture, BoxSegment(o.box, "pixel")))
+        except GeovecInputError as exc:
+            raise GeovecError(f"source {job.source.name}: {o.record}: {exc.problem}") from None
+        described = Interleaved((picture, TextSegment(o.description)))
+        same = [x for x in local[o.image] if x.description != o.description][:n]
+        texts = same + _pick(draw, chosen, n - len(same),
+                             lambda x: x.image != o.image and x.description != o.description)
+        out.append(job.example(caption_task, region, Interleaved((TextSegment(o.description),)),
+                               [Interleaved((TextSegment(x.description),)) for x in texts],
+                               [f"obj{x.index}" for x in (o, *texts)]))
+        boxes = [x for x in local[o.image] if x.box != o.box][:n]
+        decoys = rsvg.jittered_boxes([x.box for x in by_image[o.image]], picture.size, n - len(boxes), "train",
+                                     job.seed, o.index) if n > len(boxes) else []
+        out.append(job.example(refexp_task, described, region,
+                               [Interleaved((picture, BoxSegment(b, "pixel"))) for b in [x.box for x in boxes]
+                                + decoys],
+                               [f"obj{x.index}" for x in (o, *boxes)]))
+    return out
+
+
+def tile_locations(job: Job) -> list[TrainingExample]:
+    """Geo-referenced tiles -> their centre point and back; tiles RSMEB's geo tasks use are left out."""
+    tiles = job.select(geo.read_tiles(job.path), lambda t: t.id)
+    to_point, to_image = job.source.tasks
+    pictures = {t.id: Interleaved((common.image(t.path, f"{job.path.name}/{t.path.name}"),)) for t in tiles}
+    points = {t.id: Interleaved((PointSegment(t.lat, t.lon),)) for t in tiles}
+    out = []
+    for t in job.each(tiles):
+        others = _pick(job.rng(t.id), tiles, job.hard_negatives, lambda o: (o.lat, o.lon) != (t.lat, t.lon))
+        ids = [t.id, *(o.id for o in others)]
+        out.append(job.example(to_point, pictures[t.id], points[t.id], [points[o.id] for o in others], ids))
+        out.append(job.example(to_image, points[t.id], pictures[t.id], [pictures[o.id] for o in others], ids))
+    return out
+
+
+def tree_regions(job: Job) -> list[TrainingExample]:
+    """DeepForest box CSV (``image_path,xmin,ymin,xmax,ymax,label``): image + box -> its context crop."""
+    queries = regions.region_matching(job.path.parent, job.path.name, distractors=job.hard_negatives)
+    return job.from_candidates(job.source.tasks[0], queries, lambda q: q.id.rsplit("#", 1)[0])
+
+
+def _amfmn(dataset: str) -> Callable[[Path, Path], RetrievalSplit]:
+    return lambda root, images: caption_reader.read_amfmn_split(root / "rs_caption_splits", dataset, images, "train")
+
+
+SOURCES: dict[str, Source] = {s.name: s for s in (
+    Source("rsicd-captions", "RSICD", ("rsicd-retrieval",), "rsicd/images",
+           partial(caption_pairs, split=_amfmn("rsicd")),
+           "RSICD AMFMN train split (9,828 images x 5 captions): caption -> image per caption, image -> caption "
+           "per image."),
+    Source("rsitmd-captions", "RSITMD", ("rsitmd-retrieval",), "RSITMD/images",
+           partial(caption_pairs, split=_amfmn("rsitmd")),
+           "RSITMD AMFMN train split (4,291 images x 5 captions); pixels are not in the shared data: --path."),
+    Source("rsicd-scenes", "RSICD", ("rsicd-scene",), "rsicd/images", partial(caption_scenes, dataset="rsicd"),
+           "RSICD train images whose file name carries one of 30 scene classes -> the class name."),
+    Source("rsvqa-lr-vqa", "RSVQA-LR", ("rsvqa-lr-vqa",), "RSVQA-LR",
+           partial(vqa_answers, prefix="LR", images=lambda folder: folder / "Images_LR"),
+           "RSVQA-LR train split: (image + question) -> answer."),
+    Source("rsvqa-hr-vqa", "RSVQA-HR", ("rsvqa-hr-vqa",), "RSVQA-HR",
+           partial(vqa_answers, prefix="USGS", images=_hr_images),
+           "RSVQA-HR train split: (image + question) -> answer."),
+    Source("dior-rsvg-regions", "DIOR-RSVG", ("dior-rsvg-region-caption", "dior-rsvg-refexp"), "DIOR-RSVG",
+           rsvg_regions, "DIOR-RSVG train objects: (image + box) -> description and (image + description) -> box."),
+    Source("rsvqa-lr-geo", "RSVQA-LR", ("rsvqa-lr-geoloc-image-to-point", "rsvqa-lr-geoloc-point-to-image"),
+           "rsvqa_lr", tile_locations,
+           "Geo-referenced RSVQA-LR tiles not used by RSMEB: image -> centre point and point -> image."),
+    Source("osbs-tree-regions", "NEON OSBS (DeepForest)", ("osbs-tree-region",), "deepforest/OSBS_029.csv",
+           tree_regions, "DeepForest box CSV: (image + tree box) -> context crop of the box."),
+)}
+
+
+def get_source(name: str) -> Source:
+    if name not in SOURCES:
+        raise GeovecInputError("--sources", f"unknown source {name!r}; expected one of {', '.join(SOURCES)}")
+    return SOURCES[name]
