@@ -9,6 +9,9 @@ from typing import Callable
 
 import numpy as np
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def atomic_write(target: str | Path, write: Callable[[str], None]) -> None:
     """Call ``write(temp_path)`` for a temporary file beside ``target``, fsync it, then rename it over ``target``."""
@@ -19,6 +22,7 @@ def atomic_write(target: str | Path, write: Callable[[str], None]) -> None:
         write(temp)
         with open(temp, "rb+") as written:
             os.fsync(written.fileno())
+        os.chmod(temp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
         os.replace(temp, target)
     finally:
         if os.path.exists(temp):
