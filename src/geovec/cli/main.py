@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from geovec.cli.bench import bench_app
+from geovec.cli.caption import register as register_caption
 from geovec.cli.data import register as register_train_data
 from geovec.cli.ingest import register as register_ingest
 from geovec.config import default_index_path
@@ -27,6 +28,7 @@ index_app = typer.Typer(no_args_is_help=True, help="Build and inspect vector ind
 app.add_typer(index_app, name="index")
 app.add_typer(bench_app, name="bench")
 register_ingest(app)
+register_caption(app)
 register_train_data(app)
 out = Console()
 

@@ -11,7 +11,8 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from geovec.bench.data import BenchDataError, TextToTextSplit
+from geovec.bench.data import BenchDataError, RetrievalSplit, TextToTextSplit
+from geovec.bench.readers.captions import read_karpathy
 from geovec.datasets.captions import read_caption_split
 from geovec.errors import GeovecError
 from geovec.fileio import write_text_atomic
@@ -35,6 +36,24 @@ def human_caption_corpus(caption_root: str | Path, dataset: str, split: str) -> 
     return [Description(image.filename, "human-caption", caption)
             for image in read_caption_split(caption_root, dataset, split) for caption in image.captions
             if caption.strip()]
+
+
+def retrieval_split_corpus(split: RetrievalSplit) -> list[Description]:
+    """Every caption of an image-text retrieval split (any ``geovec.bench`` caption reader) as a human description."""
+    return [Description(split.image_ids[image], "human-caption", text.segments[0].text)
+            for text, image in zip(split.texts, split.text_image)]
+
+
+def karpathy_caption_corpus(json_path: str | Path, images_dir: str | Path | None = None,
+                            split: str = "test") -> list[Description]:
+    """A Karpathy-layout ``dataset.json`` (UCM-Captions, Sydney-Captions, RSICD, RSITMD) as a human-caption corpus.
+
+    Read by the benchmark's reader, so the corpus has exactly the benchmark's images and captions; the image
+    folder (default ``imgs`` beside the JSON, as UCM-/Sydney-Captions ship) must be present because that reader
+    checks every image file.
+    """
+    json_path = Path(json_path)
+    return retrieval_split_corpus(read_karpathy(json_path, Path(images_dir or json_path.parent / "imgs"), split))
 
 
 def write_corpus(path: str | Path, corpus: list[Description]) -> None:
