@@ -188,6 +188,14 @@ class VectorIndex:
     def ids(self) -> list[str]:
         return [row[0] for row in self._conn.execute("SELECT id FROM items ORDER BY rowid")]
 
+    @_locked
+    def bounds(self) -> tuple[float, float, float, float] | None:
+        """(minlon, minlat, maxlon, maxlat) over item footprints (or lat/lon where none); None if nothing is located."""
+        corners = ", ".join(f"{fn}(coalesce(json_extract(footprint, '$[{i}]'), {col}))" for fn, i, col in
+                            (("min", 0, "lon"), ("min", 1, "lat"), ("max", 2, "lon"), ("max", 3, "lat")))
+        row = self._conn.execute(f"SELECT {corners} FROM items").fetchone()
+        return None if row[0] is None else tuple(float(v) for v in row)  # type: ignore[return-value]
+
     @property
     @_locked
     def has_ann(self) -> bool:

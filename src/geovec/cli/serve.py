@@ -1,0 +1,37 @@
+"""``geovec serve``: the search API and map page over one index (needs the ``web`` extra)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from geovec.config import default_index_path
+from geovec.errors import GeovecError
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``serve`` command to the geovec CLI."""
+
+    @app.command("serve")
+    def serve_command(
+        index: Path = typer.Option(default_index_path(), "--index", help="Index folder to search."),
+        host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on (0.0.0.0 exposes it)."),
+        port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port."),
+        model_path: Optional[Path] = typer.Option(None, "--model-path",
+                                                  help="Override the checkpoint path the index recorded."),
+        max_upload_mb: float = typer.Option(10.0, "--max-upload-mb", min=0.001, help="Largest image upload."),
+    ) -> None:
+        """Serve a map page and JSON search API (POST /api/search, /api/search/image) for an index."""
+        try:
+            import uvicorn
+
+            from geovec.web import create_app
+        except ImportError as exc:
+            raise GeovecError(f"`geovec serve` needs the web extra ({exc.name} is missing): "
+                              "pip install 'geovec[web]'") from None
+        web_app = create_app(index, model_path=model_path, max_upload_bytes=int(max_upload_mb * 1024 * 1024))
+        typer.echo(f"serving {index} ({len(web_app.state.web.searcher.store)} items) at http://{host}:{port}/",
+                   err=True)
+        uvicorn.run(web_app, host=host, port=port, log_level="warning")

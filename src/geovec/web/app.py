@@ -1,0 +1,188 @@
+"""The ``geovec serve`` web app: a JSON search API over one index plus a map page served from the package.
+
+Search goes through ``geovec.query.Searcher`` (the same code as the CLI and the Python API), created once per app so
+the model loads once; endpoints are plain ``def`` functions, so FastAPI runs the blocking search in its threadpool.
+Every ``GeovecError`` becomes ``{"error": message}`` with HTTP 400, a body that does not match the schema 422.
+Thumbnails are looked up by record id in the index (ids are never used as paths) and must resolve inside the index
+folder, so neither a crafted id nor a record pointing elsewhere can read other files.
+"""
+
+from __future__ import annotations
+
+import io
+from contextlib import asynccontextmanager
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, Optional
+from urllib.parse import quote
+
+from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from PIL import Image, UnidentifiedImageError
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from geovec.errors import GeovecError, GeovecInputError
+from geovec.index import Record
+from geovec.models.base import Embedder
+from geovec.query import MAX_TOP_K, Searcher, SearchRequest
+
+DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+_MULTIPART_SLACK = 64 * 1024  # form fields and boundaries around the image in an upload request
+EMPTY_AREA_MESSAGE = "no indexed item lies in that area: widen or move the area filter"
+
+
+class SearchBody(BaseModel):
+    """``POST /api/search``: the JSON form of ``SearchRequest`` (no image: uploads use ``/api/search/image``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: Optional[str] = None
+    point: Optional[tuple[float, float]] = Field(None, description="(lat, lon) as part of the query")
+    within: Optional[tuple[float, float, float, float]] = Field(None, description="minlon, minlat, maxlon, maxlat")
+    near: Optional[tuple[float, float]] = Field(None, description="(lat, lon) filter centre")
+    radius_km: Optional[float] = None
+    top_k: int = 10
+
+
+def _numbers(field: str, text: Optional[str], count: int) -> Optional[tuple[float, ...]]:
+    """A comma-separated form field (``"x1,y1,x2,y2"``) as numbers; empty means absent."""
+    if text is None or not text.strip():
+        return None
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise GeovecInputError(field, f"expected {count} comma-separated numbers, got {text!r}") from None
+    if len(values) != count:
+        raise GeovecInputError(field, f"expected {count} comma-separated numbers, got {len(values)} in {text!r}")
+    return values
+
+
+def _read_image(upload: UploadFile, limit: int) -> Image.Image:
+    data = upload.file.read(limit + 1)
+    if len(data) > limit:
+        raise HTTPException(413, f"image: upload is larger than the {limit:,}-byte limit")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            return image.convert("RGB")
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+        raise GeovecInputError("image", f"cannot read image {upload.filename!r}: {exc}") from None
+
+
+class WebSearch:
+    """The app's state: one ``Searcher`` and the rules for turning hits into JSON with thumbnail URLs."""
+
+    def __init__(self, searcher: Searcher) -> None:
+        self.searcher = searcher
+        self.root = Path(searcher.store.path).resolve()
+
+    def thumbnail_path(self, record: Record) -> Optional[Path]:
+        """The record's thumbnail file if it exists inside the index folder, else None."""
+        relative = record.extra.get("thumbnail")
+        if not isinstance(relative, str) or not relative.strip():
+            return None
+        path = (self.root / relative).resolve()
+        return path if path.is_relative_to(self.root) and path.is_file() else None
+
+    def run(self, request: SearchRequest) -> dict[str, Any]:
+        result = self.searcher.search(request)
+        rows = []
+        for hit in result.hits:
+            row = hit.to_dict()
+            has_thumb = self.thumbnail_path(hit.record) is not None
+            row["thumbnail_url"] = f"/api/thumbnail/{quote(hit.id, safe='')}" if has_thumb else None
+            rows.append(row)
+        response: dict[str, Any] = {"results": rows, "elapsed_ms": round(result.elapsed_ms, 2)}
+        if not rows:
+            located = request.geo_filter() is not None
+            response["message"] = EMPTY_AREA_MESSAGE if located else "the index is empty"
+        return response
+
+    def info(self) -> dict[str, Any]:
+        store, embedder = self.searcher.store, self.searcher.embedder
+        return {"items": len(store), "dim": store.dim, "model": store.model,
+                "modalities": sorted(getattr(embedder, "modalities", ())), "bounds": store.bounds(),
+                "max_top_k": MAX_TOP_K}
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    """Pydantic's first complaint as ``field: problem`` (the location without the 'body'/'query' prefix)."""
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first.get("loc", ())[1:]) or "request"
+    return f"{where}: {first.get('msg', 'invalid')}"
+
+
+def create_app(index_path: str | Path, model_path: str | Path | None = None,
+               max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, *, embedder: Embedder | None = None) -> FastAPI:
+    """The FastAPI app over the index at ``index_path`` (opened and its model loaded now, once)."""
+    web = WebSearch(Searcher(index_path, embedder=embedder, model_path=model_path))
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        yield
+        web.searcher.close()
+
+    app = FastAPI(title="geovec", lifespan=lifespan)
+    app.state.web = web
+    app.mount("/static", StaticFiles(packages=[("geovec.web", "static")]), name="static")
+
+    @app.exception_handler(GeovecError)
+    async def geovec_error(_: Request, exc: GeovecError) -> JSONResponse:
+        return _error(400, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_body(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error(422, _validation_message(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail))
+
+    @app.middleware("http")
+    async def refuse_oversized_uploads(request: Request, call_next):
+        """Refuse by Content-Length before the multipart body is parsed (the endpoint re-checks the file itself)."""
+        length = request.headers.get("content-length", "")
+        if request.url.path == "/api/search/image" and length.isdigit() and \
+                int(length) > max_upload_bytes + _MULTIPART_SLACK:
+            return _error(413, f"image: upload is larger than the {max_upload_bytes:,}-byte limit")
+        return await call_next(request)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> str:
+        return files("geovec.web").joinpath("static", "index.html").read_text(encoding="utf-8")
+
+    @app.get("/api/info")
+    def info() -> dict[str, Any]:
+        return web.info()
+
+    @app.post("/api/search")
+    def search(body: SearchBody) -> dict[str, Any]:
+        return web.run(SearchRequest(**body.model_dump()))
+
+    @app.post("/api/search/image")
+    def search_image(image: UploadFile = File(...), box: Optional[str] = Form(None), text: Optional[str] = Form(None),
+                     point: Optional[str] = Form(None), within: Optional[str] = Form(None),
+                     near: Optional[str] = Form(None), radius_km: Optional[float] = Form(None),
+                     top_k: int = Form(10)) -> dict[str, Any]:
+        fields = {"box": (box, 4), "point": (point, 2), "within": (within, 4), "near": (near, 2)}
+        request = SearchRequest(image=_read_image(image, max_upload_bytes), text=text or None, radius_km=radius_km,
+                                top_k=top_k, **{name: _numbers(name, *value) for name, value in fields.items()})
+        return web.run(request)
+
+    @app.get("/api/thumbnail/{item_id:path}")
+    def thumbnail(item_id: str) -> FileResponse:
+        record = web.searcher.store.get(item_id)
+        if record is None:
+            raise HTTPException(404, f"no item with id {item_id!r} in the index")
+        path = web.thumbnail_path(record)
+        if path is None:
+            raise HTTPException(404, f"item {item_id!r} has no thumbnail inside the index folder")
+        return FileResponse(path)
+
+    return app
