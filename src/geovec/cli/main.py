@@ -20,6 +20,7 @@ from geovec.cli.caption import register as register_caption
 from geovec.cli.data import register as register_train_data
 from geovec.cli.ingest import register as register_ingest
 from geovec.cli.serve import register as register_serve
+from geovec.cli.train import register as register_train
 from geovec.config import default_index_path
 from geovec.errors import GeovecError, GeovecInputError
 
@@ -31,6 +32,7 @@ app.add_typer(bench_app, name="bench")
 register_ingest(app)
 register_caption(app)
 register_serve(app)
+register_train(app)
 register_train_data(app)
 out = Console()
 

@@ -64,4 +64,6 @@ def load_model(name: str, path: str | Path | None = None, device: str | None = N
 def _load_builtins() -> None:
     # Importing the modules registers their specs; deferred so `import geovec` stays light.
     import geovec.models.clip  # noqa: F401
+    import geovec.models.mini  # noqa: F401
     import geovec.models.text  # noqa: F401
+    import geovec.models.vlm  # noqa: F401

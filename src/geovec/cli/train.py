@@ -1,0 +1,53 @@
+"""``geovec train CONFIG.yaml [--output DIR] [--resume] [--set key=value ...]``.
+
+Also runnable alone with the same arguments (``python -m geovec.cli.train CONFIG.yaml ...``), which is how to start
+distributed runs: ``accelerate launch -m geovec.cli.train CONFIG.yaml``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from geovec.errors import GeovecError
+
+
+def train_command(
+    config: Path = typer.Argument(..., help="Training recipe (YAML), e.g. recipes/geovec-mini.yaml."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output folder (overrides output_dir)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint in the output folder."),
+    overrides: List[str] = typer.Option([], "--set", help="Override a config key: --set lr=1e-4 --set lora.r=16."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Train an encoder contrastively on TrainingExample JSONL files; writes OUTPUT/final for `--model-path`."""
+    from geovec.train.config import load_config
+    from geovec.train.trainer import train
+
+    settings = load_config(config, overrides, output)
+    final = train(settings, resume=resume, show_progress=not quiet)
+    typer.echo(f"trained encoder saved to {final}", err=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``train`` command to the geovec CLI."""
+    app.command("train")(train_command)
+
+
+def main() -> None:
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    register(app)
+    try:
+        app(standalone_mode=True)
+    except GeovecError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("interrupted (resume with --resume)", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""Training configuration: one dataclass, loaded from YAML, overridable with ``--set key=value``.
+
+Relative paths in a YAML file (``train_files``, ``init``, ``output_dir``) are resolved against the YAML file's
+folder, so a recipe and its data can move together; paths given on the command line are relative to the current
+directory; ``$VARS`` and ``~`` are expanded. Unknown keys and ill-typed values are refused with the key's name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import yaml
+
+from geovec.errors import GeovecInputError
+
+PATH_KEYS = ("train_files", "init", "output_dir")
+# Keys a resumed run may change: they do not affect the optimisation trajectory.
+RESUMABLE_CHANGES = frozenset({"max_steps", "log_every", "save_every", "keep_last", "output_dir"})
+
+
+@dataclass
+class LoraSettings:
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["query", "key", "value", "dense"])
+    # parameter-name regexes kept fully trainable beside the adapters (geovec-mini's stem starts from scratch)
+    fully_trainable: list[str] = field(default_factory=lambda: [r"^vision\."])
+
+
+@dataclass
+class TrainConfig:
+    train_files: list[str]  # TrainingExample JSONL files
+    output_dir: str = "runs/geovec"
+    architecture: str = "geovec-mini"
+    init: Optional[str] = None  # a saved encoder folder to start from instead of the architecture's initial model
+    model_options: dict[str, Any] = field(default_factory=dict)  # for the initial model, e.g. {num_layers: 2}
+    task_weights: dict[str, float] = field(default_factory=dict)  # x task size; missing tasks weigh 1, 0 drops one
+    batch_size: int = 32  # global, split over processes under `accelerate launch`
+    mini_batch_size: Optional[int] = None  # GradCache mini-batch; None: plain InfoNCE
+    hard_negatives: int = 0  # per example, taken from TrainingExample.negatives
+    temperature: float = 0.05
+    learnable_temperature: bool = False
+    symmetric: bool = True
+    max_steps: int = 1000
+    lr: float = 5e-5
+    lr_multipliers: dict[str, float] = field(default_factory=dict)  # parameter-name regex -> lr factor
+    weight_decay: float = 0.01
+    warmup_steps: int = 50
+    max_grad_norm: float = 1.0
+    gradient_checkpointing: bool = False
+    freeze: list[str] = field(default_factory=list)  # parameter-name regexes to keep fixed
+    lora: Optional[LoraSettings] = None
+    mixed_precision: str = "no"  # no | fp16 | bf16
+    seed: int = 0
+    log_every: int = 10
+    save_every: int = 200
+    keep_last: int = 2
+
+    def __post_init__(self) -> None:
+        checks = [("train_files", bool(self.train_files), "needs at least one JSONL file"),
+                  ("batch_size", self.batch_size >= 2, "must be >= 2 (in-batch negatives)"),
+                  ("max_steps", self.max_steps >= 1, "must be >= 1"),
+                  ("save_every", self.save_every >= 1, "must be >= 1"),
+                  ("log_every", self.log_every >= 1, "must be >= 1"),
+                  ("keep_last", self.keep_last >= 1, "must be >= 1"),
+                  ("hard_negatives", self.hard_negatives >= 0, "must be >= 0"),
+                  ("mixed_precision", self.mixed_precision in ("no", "fp16", "bf16"), "must be no, fp16 or bf16"),
+                  ("mini_batch_size", self.mini_batch_size is None or self.mini_batch_size >= 1, "must be >= 1"),
+                  ("temperature", self.temperature > 0, "must be > 0"),
+                  ("task_weights", all(w >= 0 for w in self.task_weights.values()), "weights must be >= 0")]
+        for key, ok, problem in checks:
+            if not ok:
+                raise GeovecInputError(f"config.{key}", f"{problem}, got {getattr(self, key)!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def _check_type(key: str, value: Any, annotation: Any) -> Any:
+    """Coerce ``value`` to the field's annotated type (ints may stand for floats) or raise naming ``key``."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        return _check_type(key, value, next(a for a in args if a is not type(None)))
+    if dataclasses.is_dataclass(annotation):
+        return _build(annotation, value, key)
+    if origin is list:
+        if not isinstance(value, list):
+            raise GeovecInputError(f"config.{key}", f"expected a list, got {value!r}")
+        return [_check_type(f"{key}[{i}]", v, args[0]) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise GeovecInputError(f"config.{key}", f"expected a mapping, got {value!r}")
+        return {str(k): _check_type(f"{key}.{k}", v, args[1]) for k, v in value.items()}
+    if annotation is Any:
+        return value
+    if annotation is float and isinstance(value, (int, str)) and not isinstance(value, bool):
+        try:  # ints stand for floats; PyYAML reads 1e-4 (no dot) as a string
+            return float(value)
+        except ValueError:
+            pass
+    if not isinstance(value, annotation) or (annotation is int and isinstance(value, bool)):
+        raise GeovecInputError(f"config.{key}", f"expected {annotation.__name__}, got {value!r}")
+    return value
+
+
+def _build(cls: type, data: Any, prefix: str = "") -> Any:
+    if not isinstance(data, dict):
+        raise GeovecInputError(f"config{'.' + prefix if prefix else ''}", f"expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in data:
+        if key not in names:
+            where = f"{prefix}.{key}" if prefix else key
+            raise GeovecInputError(f"config.{where}", f"unknown key; known keys: {', '.join(names)}")
+    missing = [f.name for f in dataclasses.fields(cls) if f.name not in data
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise GeovecInputError(f"config.{missing[0]}", "is required")
+    values = {key: _check_type(f"{prefix}.{key}" if prefix else key, value, hints[key]) for key, value in data.items()}
+    return cls(**values)
+
+
+def _resolve(value: Any, base: Path) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return [_resolve(v, base) for v in value]
+    path = Path(os.path.expandvars(str(value))).expanduser()
+    return str(path if path.is_absolute() else (base / path).resolve())
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``a.b=value`` -> (["a", "b"], YAML-parsed value): ``--set lr=1e-4``, ``--set lora.r=16``, ``--set freeze=[x]``."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise GeovecInputError("--set", f"expected KEY=VALUE, got {text!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise GeovecInputError(f"--set {key}", f"cannot parse value {raw!r}: {exc}") from None
+    return key.strip().split("."), value
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = (), output_dir: str | Path | None = None) -> TrainConfig:
+    """The effective config: the YAML file, then ``--set`` overrides, then ``--output``."""
+    path = Path(path)
+    if not path.is_file():
+        raise GeovecInputError("config", f"no such file: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise GeovecInputError("config", f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise GeovecInputError("config", f"{path} must hold a mapping of keys to values")
+    for key in PATH_KEYS:
+        if key in data:
+            data[key] = _resolve(data[key], path.parent.resolve())
+    for text in overrides:
+        keys, value = parse_override(text)
+        if keys[0] in PATH_KEYS:
+            value = _resolve(value, Path.cwd())
+        target = data
+        for part in keys[:-1]:  # `--set lora.r=16` also switches LoRA on (with defaults for the rest)
+            if not isinstance(target.get(part), dict):
+                target[part] = {}
+            target = target[part]
+        target[keys[-1]] = value
+    if output_dir is not None:
+        data["output_dir"] = _resolve(str(output_dir), Path.cwd())
+    data.setdefault("output_dir", _resolve(TrainConfig.output_dir, Path.cwd()))
+    if isinstance(data.get("train_files"), str):
+        data["train_files"] = [data["train_files"]]
+    return _build(TrainConfig, data)
+
+
+def config_from_dict(data: dict[str, Any]) -> TrainConfig:
+    """A config from an already-resolved mapping (what ``TrainConfig.to_dict`` gave, e.g. the saved one)."""
+    return _build(TrainConfig, data)
+
+
+def changed_keys(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Keys whose values differ and would change the trajectory of a resumed run."""
+    return sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k) and k not in RESUMABLE_CHANGES)
+

@@ -1,0 +1,328 @@
+"""Contrastive training of any ``TrainableEncoder`` on ``TrainingExample`` files, on HF accelerate.
+
+``accelerate`` owns the device, mixed precision and distribution (run under ``accelerate launch`` / ``torchrun``
+for DDP, FSDP or DeepSpeed); this module owns the data schedule, the optimisation and checkpoints.
+
+Batches are drawn from one task at a time (in-batch negatives stay of one kind), the task with probability
+proportional to ``task_weight x task size``. The schedule is a pure function of the seed, the step and how many
+batches each task has given so far, so a checkpoint (model, optimizer, scheduler, loss, RNG states + that small
+data position) resumes *exactly*: step k+1 after a resume is bit-identical to step k+1 of an uninterrupted run.
+
+Output folder: ``config.yaml`` (the effective config), ``train_log.jsonl``, ``checkpoints/step-N/`` (the last
+``keep_last``, each written as ``step-N.tmp`` then renamed) and ``final/`` (``encoder.save``; load it with
+``load_encoder`` or ``--model geovec-mini --model-path OUT/final``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+
+from geovec.errors import GeovecError, GeovecInputError
+from geovec.fileio import write_text_atomic
+from geovec.models.trainable import TrainableEncoder, load_encoder
+from geovec.progress import progress_bar
+from geovec.train.config import TrainConfig, changed_keys
+from geovec.train.examples import TrainingExample, read_examples
+from geovec.train.losses import CachedInfoNCELoss, InfoNCELoss
+
+STATE_FILE = "trainer_state.json"
+LOG_FILE = "train_log.jsonl"
+
+
+class TaskSampler:
+    """A deterministic, resumable stream of single-task batches (see the module docstring)."""
+
+    def __init__(self, by_task: dict[str, list[TrainingExample]], weights: dict[str, float], batch_size: int,
+                 seed: int) -> None:
+        for task in weights:
+            if task not in by_task:
+                raise GeovecInputError(f"config.task_weights.{task}", f"no examples of this task in train_files "
+                                       f"(tasks: {', '.join(sorted(by_task))})")
+        self.tasks = sorted(t for t in by_task if weights.get(t, 1.0) > 0)
+        for task in self.tasks:
+            if len(by_task[task]) < batch_size:
+                raise GeovecInputError(f"task {task}", f"has {len(by_task[task])} examples, fewer than batch_size "
+                                       f"{batch_size}; give more examples, a smaller batch or weight 0")
+        if not self.tasks:
+            raise GeovecInputError("config.task_weights", "every task has weight 0")
+        self.by_task, self.batch_size, self.seed = by_task, batch_size, seed
+        mass = np.array([weights.get(t, 1.0) * len(by_task[t]) for t in self.tasks])
+        self.probabilities = mass / mass.sum()
+        self.batches_drawn = {t: 0 for t in self.tasks}
+
+    def next_batch(self, step: int) -> tuple[str, list[TrainingExample]]:
+        task_index = np.random.default_rng([self.seed, step]).choice(len(self.tasks), p=self.probabilities)
+        task = self.tasks[task_index]
+        examples = self.by_task[task]
+        per_epoch = len(examples) // self.batch_size  # the last partial batch of an epoch is dropped
+        epoch, position = divmod(self.batches_drawn[task], per_epoch)
+        order = np.random.default_rng([self.seed, task_index, epoch]).permutation(len(examples))
+        self.batches_drawn[task] += 1
+        return task, [examples[i] for i in order[position * self.batch_size:(position + 1) * self.batch_size]]
+
+    def epochs(self) -> float:
+        """Examples drawn / examples available (over the tasks with weight)."""
+        total = sum(len(self.by_task[t]) for t in self.tasks)
+        return sum(self.batches_drawn.values()) * self.batch_size / total
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"batches_drawn": dict(self.batches_drawn)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.batches_drawn.update(state["batches_drawn"])
+
+
+def load_examples(files: Iterable[str]) -> dict[str, list[TrainingExample]]:
+    """All examples of the given JSONL files, grouped by task (file order kept within a task)."""
+    by_task: dict[str, list[TrainingExample]] = {}
+    for index, name in enumerate(files):
+        if not Path(name).is_file():
+            raise GeovecInputError(f"config.train_files[{index}]", f"no such file: {name}")
+        for example in read_examples(name):
+            by_task.setdefault(example.task, []).append(example)
+    if not by_task:
+        raise GeovecInputError("config.train_files", "hold no training examples")
+    return by_task
+
+
+def build_encoder(config: TrainConfig) -> TrainableEncoder:
+    """The starting encoder: a saved folder (``init``) or the architecture's own initial model."""
+    from geovec.models import trainable
+
+    if config.init:
+        encoder = load_encoder(config.init)
+        if encoder.architecture != config.architecture:
+            raise GeovecInputError("config.init", f"{config.init} holds a {encoder.architecture!r} encoder, but "
+                                   f"config.architecture is {config.architecture!r}")
+        return encoder
+    trainable._import_builtin_architectures()
+    cls = trainable._ARCHITECTURES.get(config.architecture)
+    if cls is None:
+        raise GeovecInputError("config.architecture", f"unknown {config.architecture!r}; known: "
+                               f"{', '.join(sorted(trainable._ARCHITECTURES))}")
+    if not hasattr(cls, "initial"):
+        raise GeovecInputError("config.init", f"architecture {config.architecture!r} has no built-in initial "
+                               "model: give a saved encoder folder")
+    return cls.initial(**config.model_options)
+
+
+def _matching(model: torch.nn.Module, patterns: list[str], key: str) -> list[torch.nn.Parameter]:
+    """Parameters whose names match any regex; a pattern matching nothing is an error (a typo freezes nothing)."""
+    named = list(model.named_parameters())
+    for pattern in patterns:
+        if not any(re.search(pattern, name) for name, _ in named):
+            raise GeovecInputError(f"config.{key}", f"pattern {pattern!r} matches no parameter "
+                                   f"(e.g. {', '.join(name for name, _ in named[:3])})")
+    return [p for name, p in named if any(re.search(pattern, name) for pattern in patterns)]
+
+
+def adapt_model(encoder: TrainableEncoder, config: TrainConfig) -> torch.nn.Module:
+    """Gradient checkpointing, LoRA (peft) and freezing; returns the module to train."""
+    from transformers import PreTrainedModel
+
+    if config.gradient_checkpointing:
+        for module in encoder.modules():
+            if isinstance(module, PreTrainedModel) and module.supports_gradient_checkpointing:
+                module.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model: torch.nn.Module = encoder
+    if config.lora is not None:
+        from peft import LoraConfig, get_peft_model
+
+        lora = config.lora
+        model = get_peft_model(encoder, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                                                   target_modules=lora.target_modules))
+        for parameter in _matching(encoder, lora.fully_trainable, "lora.fully_trainable"):
+            parameter.requires_grad_(True)
+    for parameter in _matching(encoder, config.freeze, "freeze"):
+        parameter.requires_grad_(False)
+    return model
+
+
+def _param_groups(encoder: torch.nn.Module, loss: torch.nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
+    """AdamW groups: ``lr_multipliers`` by name regex (names as in the bare encoder, also under LoRA; first match
+    wins), no weight decay on biases and norms."""
+    _matching(encoder, list(config.lr_multipliers), "lr_multipliers")
+    groups: dict[tuple[float, float], list[torch.nn.Parameter]] = {}
+    for name, parameter in [*encoder.named_parameters(), *loss.named_parameters()]:
+        if not parameter.requires_grad:
+            continue
+        factor = next((f for pattern, f in config.lr_multipliers.items() if re.search(pattern, name)), 1.0)
+        decay = 0.0 if parameter.ndim < 2 else config.weight_decay
+        groups.setdefault((factor, decay), []).append(parameter)
+    if not groups:
+        raise GeovecInputError("config.freeze", "leaves no trainable parameter")
+    return [{"params": params, "lr": config.lr * factor, "weight_decay": decay}
+            for (factor, decay), params in groups.items()]
+
+
+@dataclass
+class Checkpoints:
+    """``checkpoints/step-N`` folders, written to ``step-N.tmp`` and renamed, the last ``keep`` kept."""
+
+    root: Path
+    keep: int
+
+    def latest(self) -> Path | None:
+        found = sorted((int(p.name[5:]), p) for p in self.root.glob("step-*")
+                       if p.is_dir() and p.name[5:].isdigit() and (p / STATE_FILE).is_file())
+        return found[-1][1] if found else None
+
+    def save(self, accelerator: Any, step: int, state: dict[str, Any]) -> Path:
+        final, tmp = self.root / f"step-{step}", self.root / f"step-{step}.tmp"
+        if accelerator.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(tmp))
+        if accelerator.is_main_process:
+            (tmp / STATE_FILE).write_text(json.dumps(state, indent=2))
+            shutil.rmtree(final, ignore_errors=True)
+            tmp.rename(final)
+            steps = sorted(int(p.name[5:]) for p in self.root.glob("step-*") if p.name[5:].isdigit())
+            for old in steps[:-self.keep]:
+                shutil.rmtree(self.root / f"step-{old}", ignore_errors=True)
+        accelerator.wait_for_everyone()
+        return final
+
+
+class TrainLog:
+    """``train_log.jsonl``: one JSON object per logged step; a resume drops lines past the checkpoint's step."""
+
+    def __init__(self, path: Path, enabled: bool) -> None:
+        self.path, self.enabled = path, enabled
+
+    def truncate(self, step: int) -> None:
+        if self.enabled and self.path.is_file():
+            kept = [line for line in self.path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+            write_text_atomic(self.path, "".join(line + "\n" for line in kept))
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self.enabled:
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+
+
+def _features(examples: list[TrainingExample], hard_negatives: int) -> list[list]:
+    return [[e.query for e in examples], [e.positive for e in examples],
+            [n for e in examples for n in e.negatives[:hard_negatives]]]
+
+
+def train(config: TrainConfig, resume: bool = False, show_progress: bool = True) -> Path:
+    """Run (or resume) training; returns the ``final`` encoder folder."""
+    from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
+    from accelerate.utils import set_seed
+    from transformers import get_cosine_schedule_with_warmup
+
+    out = Path(config.output_dir)
+    checkpoints = Checkpoints(out / "checkpoints", config.keep_last)
+    latest = checkpoints.latest()
+    if latest is not None and not resume:
+        raise GeovecError(f"{out} already holds checkpoints ({latest.name}): pass --resume to continue, or choose "
+                          "another --output")
+    saved_config = out / "config.yaml"
+    if resume and latest is not None and saved_config.is_file():
+        import yaml
+
+        differing = changed_keys(yaml.safe_load(saved_config.read_text()), config.to_dict())
+        if differing:
+            raise GeovecError(f"cannot resume {out}: the config differs in {', '.join(differing)} "
+                              f"(only {', '.join(sorted(('max_steps', 'log_every', 'save_every', 'keep_last')))} "
+                              "may change)")
+
+    accelerator = Accelerator(mixed_precision=config.mixed_precision,
+                              dataloader_config=DataLoaderConfiguration(split_batches=True),
+                              kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+    main = accelerator.is_main_process
+    if config.batch_size % accelerator.num_processes:
+        raise GeovecInputError("config.batch_size", f"{config.batch_size} does not split over "
+                               f"{accelerator.num_processes} processes")
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(saved_config, config.to_yaml())
+        print(f"effective config ({saved_config}):\n{config.to_yaml()}", flush=True)
+
+    sampler = TaskSampler(load_examples(config.train_files), config.task_weights, config.batch_size, config.seed)
+    set_seed(config.seed)
+    encoder = build_encoder(config)
+    model = adapt_model(encoder, config)
+    loss_options = dict(temperature=config.temperature, learnable_temperature=config.learnable_temperature,
+                        symmetric=config.symmetric)
+    loss_fn = (CachedInfoNCELoss(config.mini_batch_size, **loss_options) if config.mini_batch_size
+               else InfoNCELoss(**loss_options)).to(accelerator.device)
+    optimizer = torch.optim.AdamW(_param_groups(encoder, loss_fn, config), lr=config.lr)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, config.warmup_steps, config.max_steps)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    accelerator.register_for_checkpointing(loss_fn)
+
+    log = TrainLog(out / LOG_FILE, main)
+    step = 0
+    if resume and latest is not None:
+        accelerator.load_state(str(latest))
+        state = json.loads((latest / STATE_FILE).read_text())
+        step = state["step"]
+        sampler.load_state_dict(state["data"])
+        log.truncate(step)
+        accelerator.print(f"resumed from {latest} at step {step}")
+    elif main and log.path.exists():
+        log.path.unlink()
+
+    rank, world = accelerator.process_index, accelerator.num_processes
+    window: list[tuple[float, float]] = []
+    started, window_start = time.perf_counter(), time.perf_counter()
+    model.train()
+    with progress_bar(config.max_steps, "training", enabled=main and show_progress) as bar:
+        bar.advance(step)
+        while step < config.max_steps:
+            task, examples = sampler.next_batch(step)
+            output = loss_fn(_features(examples[rank::world], config.hard_negatives), encoder, model)
+            accelerator.backward(output.loss)
+            if config.max_grad_norm > 0:
+                accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            window.append((output.loss.item(), output.accuracy.item()))
+            bar.advance(1)
+            if step % config.log_every == 0 or step == config.max_steps:
+                seconds = time.perf_counter() - window_start
+                record = {"step": step, "task": task, "loss": float(np.mean([w[0] for w in window])),
+                          "accuracy": float(np.mean([w[1] for w in window])),
+                          "temperature": float(output.temperature), "lr": scheduler.get_last_lr()[0],
+                          "epoch": round(sampler.epochs(), 4), "steps_per_s": len(window) / seconds,
+                          "examples_per_s": len(window) * config.batch_size / seconds,
+                          "elapsed_s": round(time.perf_counter() - started, 2)}
+                log.write(record)
+                if main:
+                    print(f"step {step}/{config.max_steps} loss {record['loss']:.4f} acc {record['accuracy']:.3f} "
+                          f"T {record['temperature']:.4f} lr {record['lr']:.2e} "
+                          f"{record['examples_per_s']:.1f} ex/s", flush=True)
+                window, window_start = [], time.perf_counter()
+            if step % config.save_every == 0 or step == config.max_steps:
+                checkpoints.save(accelerator, step, {"step": step, "data": sampler.state_dict(),
+                                                     "epoch": sampler.epochs()})
+    return _save_final(accelerator, model, out / "final")
+
+
+def _save_final(accelerator: Any, model: torch.nn.Module, folder: Path) -> Path:
+    """The trained encoder (LoRA merged in) via ``encoder.save``, written beside and renamed into place."""
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        bare = accelerator.unwrap_model(model)
+        if hasattr(bare, "merge_and_unload"):  # a peft model: fold the adapters into the base weights
+            bare = bare.merge_and_unload()
+        tmp = folder.with_name(folder.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        bare.save(tmp)
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.rename(folder)
+    accelerator.wait_for_everyone()
+    return folder

@@ -1,0 +1,97 @@
+"""geovec-mini: real all-MiniLM-L6-v2 text weights + patch stem; real RSICD pixels, real forward passes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from geovec.config import data_dir
+from geovec.errors import GeovecInputError
+from geovec.inputs import BoxSegment, ImageSegment, Interleaved, PointSegment, TextSegment, as_input
+from geovec.models import list_models, load_model
+from geovec.models.mini import GeovecMini, build_initial
+from geovec.models.trainable import load_encoder, read_encoder_config
+
+TINY = {"num_layers": 2, "image_size": 64, "patch_size": 16, "stem_widths": (16, 32)}
+SENTENCES = ["many planes are parked next to a long building in an airport .", "a bridge over a river",
+             "harbour " + "with many boats " * 120]  # the last is longer than max_length: truncation must agree
+
+
+def _image(name: str = "airport_1.jpg") -> ImageSegment:
+    path = data_dir() / "rsicd" / "images" / name
+    if not path.is_file():
+        pytest.skip(f"RSICD image not found: {path}")
+    return ImageSegment(path)
+
+
+@pytest.fixture(scope="module")
+def tiny() -> GeovecMini:
+    return GeovecMini.initial(**TINY).eval()
+
+
+def test_starts_as_minilm_on_text_without_instruction():
+    mini = GeovecMini.initial().eval()  # the full 6-layer model
+    with torch.no_grad():
+        ours = mini.embed([as_input(s) for s in SENTENCES]).numpy()
+    reference = load_model("minilm").encode(SENTENCES)
+    assert np.allclose((ours * reference).sum(axis=1), 1.0, atol=1e-5)
+    assert mini.encoder_config()["pooling"] == "mean" and mini.dim == 384
+
+
+def test_sequence_order_instruction_image_tokens_box_crop_point(tiny):
+    item = Interleaved((_image(), BoxSegment((10, 20, 110, 120), "pixel"), TextSegment("planes"),
+                        PointSegment(52.1, 4.3)), instruction="Find the caption")
+    batch = tiny.prepare([item])
+    ids, slots = batch["input_ids"][0], batch["image_slots"][0]
+    per_image = tiny.settings.tokens_per_image
+    assert batch["pixel_values"].shape == (2, 3, 64, 64)  # the image and the crop of its box
+    start = int((slots == 0).nonzero()[0])
+    assert tiny.tokenizer.decode(ids[:start]) == "[CLS] find the caption"  # instruction first, then the image
+    assert slots[start:start + per_image].tolist() == list(range(per_image))
+    crop = int((slots == per_image).nonzero()[0])
+    assert slots[crop:crop + per_image].tolist() == list(range(per_image, 2 * per_image))  # contiguous, in order
+    assert tiny.tokenizer.decode(ids[crop - 4:crop]) == "< / box >"  # the crop follows its box's text
+    text = tiny.tokenizer.decode(ids[slots < 0])
+    assert text == "[CLS] find the caption < box > ( 45, 89 ), ( 491, 536 ) < / box > planes " \
+        "< loc > 52. 1000, 4. 3000 < / loc > [SEP]"
+
+
+def test_mean_pooling_is_invariant_to_padding(tiny):
+    short = Interleaved((_image(), TextSegment("an airport")))
+    longer = [Interleaved((_image("beach_10.jpg"), TextSegment("a long beach " * 30))), as_input("sea " * 50)]
+    with torch.no_grad():
+        alone = tiny.embed([short])
+        padded = tiny.embed([short, *longer])[:1]
+    assert torch.allclose(alone, padded, atol=1e-5)
+
+
+def test_save_and_reload_give_identical_embeddings(tiny, tmp_path):
+    items = [Interleaved((_image(), BoxSegment((0.1, 0.1, 0.5, 0.6), "normalized"))), as_input("a bridge"),
+             Interleaved((PointSegment(51.9, 4.48), TextSegment("harbour")), instruction="Find the place")]
+    folder = tiny.save(tmp_path / "mini")
+    assert read_encoder_config(folder)["architecture"] == "geovec-mini"
+    with torch.no_grad():
+        before = tiny.embed(items).numpy()
+        after = load_encoder(folder).eval().embed(items).numpy()
+    assert np.array_equal(before, after)
+    embedder = load_model("geovec-mini", folder)
+    assert embedder.dim == 384 and {"image", "box", "point", "text"} <= embedder.modalities
+    assert np.allclose(embedder.encode(items), before, atol=1e-6)
+    assert "geovec-mini" in {spec.name for spec in list_models()}
+
+
+def test_build_initial_writes_a_loadable_starting_checkpoint(tmp_path):
+    folder = build_initial(tmp_path / "init", num_layers=1, image_size=32, patch_size=16, seed=3)
+    assert read_encoder_config(folder)["bert"]["num_hidden_layers"] == 1
+    assert load_encoder(folder).settings.image_size == 32
+
+
+def test_bad_settings_and_oversized_inputs_are_refused(tiny):
+    with pytest.raises(Exception, match="patch_size"):
+        GeovecMini.initial(num_layers=1, image_size=60, patch_size=16)
+    with pytest.raises(Exception, match="unknown option.*colour"):
+        GeovecMini.initial(num_layers=1, colour="red")
+    too_many = Interleaved(tuple(_image() for _ in range(17)))  # 17 x 16 image tokens > 256
+    with pytest.raises(GeovecInputError, match=r"inputs\[1\]: its images need more than max_length=256"):
+        tiny.prepare([as_input("fine"), too_many])

@@ -1,0 +1,36 @@
+"""`geovec train` end to end in a subprocess (python -m geovec.cli.train takes the same arguments)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from train_helpers import write_recipe
+
+from geovec.models import load_model
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "geovec.cli.train", *args], capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+def test_train_command_end_to_end(tmp_path, pairs_file):
+    recipe = write_recipe(tmp_path / "recipes", pairs_file, max_steps=3)
+    out = tmp_path / "run"
+    done = _run(str(recipe), "--output", str(out), "--set", "max_steps=2", "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert "effective config" in done.stdout and "max_steps: 2" in done.stdout and "step 2/2 loss" in done.stdout
+    assert f"trained encoder saved to {out / 'final'}" in done.stderr
+    assert (out / "config.yaml").is_file() and (out / "checkpoints" / "step-2").is_dir()
+    assert load_model("geovec-mini", out / "final").encode("a harbour").shape == (384,)
+
+
+def test_bad_config_is_one_line_and_exit_code_2(tmp_path, pairs_file):
+    recipe = write_recipe(tmp_path, pairs_file, learning_rate=0.1)
+    failed = _run(str(recipe), "--output", str(tmp_path / "run"))
+    assert failed.returncode == 2
+    assert len(failed.stderr.strip().splitlines()) == 1
+    assert failed.stderr.startswith("error: config.learning_rate: unknown key")
