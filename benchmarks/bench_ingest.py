@@ -26,27 +26,10 @@ from geovec.models import load_model
 
 def tiny_clip(folder: Path) -> Path:
     """The test suite's tiny CLIP (tests/conftest.py), saved to ``folder``."""
-    import torch
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
-
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from conftest import TINY_CLIP_DIM, _write_tokenizer
+    from conftest import build_tiny_clip
 
-    tokenizer = _write_tokenizer(folder)
-    special = dict(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                   pad_token_id=tokenizer.pad_token_id)
-    config = CLIPConfig(
-        text_config=dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37, num_hidden_layers=2,
-                         num_attention_heads=4, max_position_embeddings=77, **special),
-        vision_config=dict(image_size=32, patch_size=8, hidden_size=32, intermediate_size=37, num_hidden_layers=2,
-                           num_attention_heads=4),
-        projection_dim=TINY_CLIP_DIM)
-    torch.manual_seed(0)
-    CLIPModel(config).save_pretrained(folder / "model")
-    tokenizer.save_pretrained(folder / "model")
-    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(
-        folder / "model")
-    return folder / "model"
+    return build_tiny_clip(folder)
 
 
 def link_archive(target: Path) -> Path:

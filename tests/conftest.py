@@ -26,9 +26,8 @@ def _write_tokenizer(folder: Path) -> CLIPTokenizer:
     return CLIPTokenizer(str(raw / "vocab.json"), str(raw / "merges.txt"))
 
 
-@pytest.fixture(scope="session")
-def tiny_clip_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("tiny_clip")
+def build_tiny_clip(root: Path) -> Path:
+    """Write a tiny randomly initialised CLIP checkpoint (seeded) to ``root/model``; also used by benchmarks."""
     tokenizer = _write_tokenizer(root)
     folder = root / "model"
     special = dict(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
@@ -44,5 +43,10 @@ def tiny_clip_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tokenizer.save_pretrained(folder)
     CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_clip(tmp_path_factory.mktemp("tiny_clip"))
 
 

@@ -22,6 +22,19 @@ from geovec.models.base import Embedder
 MAX_TOP_K = 1000
 
 
+def parse_numbers(field: str, text: str | None, count: int) -> tuple[float, ...] | None:
+    """``"x1,y1,x2,y2"`` (a CLI option or form field) as ``count`` numbers; empty or ``None`` means absent."""
+    if text is None or not text.strip():
+        return None
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise GeovecInputError(field, f"expected {count} comma-separated numbers, got {text!r}") from None
+    if len(values) != count:
+        raise GeovecInputError(field, f"expected {count} comma-separated numbers, got {len(values)} in {text!r}")
+    return values
+
+
 @dataclass(frozen=True)
 class SearchRequest:
     """A query and its filters. ``image`` is a path, PIL image or array; ``box`` is a pixel box on it."""

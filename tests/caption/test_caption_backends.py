@@ -40,7 +40,7 @@ def test_family_table_is_keyed_by_model_type():
 def test_non_vlm_folders_are_refused(tmp_path, tiny_clip_checkpoint):
     with pytest.raises(GeovecInputError, match=r"tiny_clip.*'clip' checkpoint.*llava_next, qwen2_vl"):
         load_caption_model(tiny_clip_checkpoint)
-    with pytest.raises(GeovecInputError, match=r"no config.json.*llava_next, qwen2_vl"):
+    with pytest.raises(GeovecError, match=r"llava_next, qwen2_vl\): missing config.json"):
         load_caption_model(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "qwen2_vl"}))
     with pytest.raises(GeovecError, match=str(tmp_path)):  # right family, but no weights or processor

@@ -8,7 +8,6 @@ fixed here, not taken from the checkpoint's ``generation_config``, so two checkp
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from transformers import (AutoImageProcessor, AutoProcessor, AutoTokenizer, Batc
                           LlavaNextForConditionalGeneration, PreTrainedModel, Qwen2VLForConditionalGeneration)
 
 from geovec.errors import GeovecError, GeovecInputError
-from geovec.models.base import checkpoint_revision
+from geovec.models.base import checkpoint_model_type, checkpoint_revision
 
 SAMPLING = {"temperature": 0.7, "top_p": 0.9}  # re-asks only: a different answer, still a plausible one
 
@@ -140,14 +139,7 @@ def load_caption_model(folder: str | Path, device: str = "cpu") -> CaptionModel:
     """The adapter for the checkpoint in ``folder`` (local files only); anything else is refused by name."""
     folder = Path(folder)
     supported = ", ".join(sorted(FAMILIES))
-    config = folder / "config.json"
-    if not config.is_file():
-        raise GeovecInputError("model", f"{folder} is not a checkpoint folder (no config.json); expected a local "
-                                        f"vision-language checkpoint; supported families: {supported}")
-    try:
-        model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-        raise GeovecInputError("model", f"{config}: not a valid JSON config") from None
+    model_type = checkpoint_model_type(folder, f"vision-language checkpoint ({supported})")
     if model_type not in FAMILIES:
         raise GeovecInputError("model", f"{folder} holds a {model_type!r} checkpoint, not a supported "
                                         f"vision-language model; supported families: {supported}")

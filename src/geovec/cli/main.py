@@ -22,7 +22,7 @@ from geovec.cli.ingest import register as register_ingest
 from geovec.cli.serve import register as register_serve
 from geovec.cli.train import register as register_train
 from geovec.config import default_index_path
-from geovec.errors import GeovecError, GeovecInputError
+from geovec.errors import GeovecError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="One embedding space for remote-sensing images, text, boxes and coordinates.")
@@ -39,16 +39,6 @@ out = Console()
 ModelOpt = typer.Option("minilm", "--model", "-m", help="Registered model name (see `geovec models`).")
 ModelPathOpt = typer.Option(None, "--model-path", help="Local checkpoint folder, for models that need one.")
 BatchOpt = typer.Option(64, "--batch-size", min=1, help="Inputs per model forward pass.")
-
-
-def _numbers(text: str, count: int, option: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(part) for part in text.split(","))
-    except ValueError:
-        raise GeovecInputError(option, f"expected {count} comma-separated numbers, got {text!r}") from None
-    if len(values) != count:
-        raise GeovecInputError(option, f"expected {count} comma-separated numbers, got {len(values)} in {text!r}")
-    return values
 
 
 @app.command("models")
@@ -148,13 +138,11 @@ def search_command(
     as_json: bool = typer.Option(False, "--json", help='Print {"results": [...]} as JSON.'),
 ) -> None:
     """Search an index by text, image, region (image + box) and/or place, optionally within an area."""
-    from geovec.query import Searcher, SearchRequest
+    from geovec.query import Searcher, SearchRequest, parse_numbers
 
     request = SearchRequest(
-        text=text, image=image, box=_numbers(box, 4, "--box") if box else None,  # type: ignore[arg-type]
-        point=_numbers(point, 2, "--point") if point else None,  # type: ignore[arg-type]
-        within=_numbers(within, 4, "--within") if within else None,  # type: ignore[arg-type]
-        near=_numbers(near, 2, "--near") if near else None,  # type: ignore[arg-type]
+        text=text, image=image, box=parse_numbers("--box", box, 4), point=parse_numbers("--point", point, 2),  # type: ignore[arg-type]
+        within=parse_numbers("--within", within, 4), near=parse_numbers("--near", near, 2),  # type: ignore[arg-type]
         radius_km=radius_km, top_k=top_k, instruction=instruction, exact=exact)
     request.query()  # validate before loading the model
     with Searcher(index, model_path=model_path) as searcher:
@@ -205,16 +193,21 @@ def quickstart_command(
     typer.echo(f'try: geovec search --text "a bridge over a river" --top-k 5 --index {index}', err=True)
 
 
-def main() -> None:
-    """Entry point: run the app, turning user errors into one line on stderr and exit code 2."""
+def run(cli: typer.Typer) -> None:
+    """Run a typer app, turning user errors into one line on stderr and exit code 2."""
     try:
-        app(standalone_mode=True)
+        cli(standalone_mode=True)
     except GeovecError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
+        typer.echo("interrupted (long jobs continue where they stopped when re-run)", err=True)
         sys.exit(130)
+
+
+def main() -> None:
+    """Entry point of the ``geovec`` command."""
+    run(app)
 
 
 if __name__ == "__main__":

@@ -6,13 +6,11 @@ distributed runs: ``accelerate launch -m geovec.cli.train CONFIG.yaml``.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from geovec.errors import GeovecError
 
 
 def train_command(
@@ -37,16 +35,12 @@ def register(app: typer.Typer) -> None:
 
 
 def main() -> None:
+    """``python -m geovec.cli.train`` (what ``accelerate launch -m geovec.cli.train`` runs on every process)."""
+    from geovec.cli.main import run
+
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     register(app)
-    try:
-        app(standalone_mode=True)
-    except GeovecError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        typer.echo("interrupted (resume with --resume)", err=True)
-        sys.exit(130)
+    run(app)
 
 
 if __name__ == "__main__":

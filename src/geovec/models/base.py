@@ -8,13 +8,14 @@ it cannot embed is refused with a clear error instead of being silently dropped.
 from __future__ import annotations
 
 import hashlib
+import json
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from geovec.errors import GeovecInputError, UnsupportedInputError
+from geovec.errors import GeovecError, GeovecInputError, UnsupportedInputError
 from geovec.inputs import InputLike, Interleaved, as_input
 from geovec.progress import progress_bar
 
@@ -50,6 +51,21 @@ def checkpoint_revision(folder: str | Path) -> str:
         if path.suffix == ".json" and path.stat().st_size < 1 << 20:
             digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
+
+
+def checkpoint_model_type(folder: str | Path, what: str) -> str | None:
+    """The ``model_type`` in a transformers checkpoint's config.json; fails naming the folder and what is missing,
+    instead of a transformers stack trace. ``what`` says what the folder should hold ("CLIP checkpoint")."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise GeovecError(f"{what} folder does not exist: {folder}")
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        raise GeovecError(f"{folder} is not a {what}: missing config.json")
+    try:
+        return json.loads(config_file.read_text(encoding="utf-8")).get("model_type")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as exc:
+        raise GeovecError(f"{folder} is not a {what}: cannot parse config.json ({exc})") from None
 
 
 def model_identity(embedder: Embedder) -> str:

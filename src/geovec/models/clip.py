@@ -19,7 +19,6 @@ is just its tower's vector, so image+edit-text and image+box queries land in the
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
@@ -30,7 +29,7 @@ from PIL import Image as PILImage
 
 from geovec.errors import GeovecError, UnsupportedInputError
 from geovec.inputs import BoxSegment, ImageSegment, Interleaved, PointSegment, TextSegment
-from geovec.models.base import BaseEmbedder, checkpoint_revision, l2_normalize
+from geovec.models.base import BaseEmbedder, checkpoint_model_type, checkpoint_revision, l2_normalize
 from geovec.models.registry import ModelSpec, register
 
 CLIP_MODALITIES = frozenset({"text", "image", "box", "point"})
@@ -52,15 +51,7 @@ def crop_box(image: PILImage.Image, box: BoxSegment) -> PILImage.Image:
 
 def _check_checkpoint(folder: Path) -> None:
     """Fail early, naming the folder and the missing piece, instead of a transformers stack trace."""
-    if not folder.is_dir():
-        raise GeovecError(f"CLIP checkpoint folder does not exist: {folder}")
-    config_file = folder / "config.json"
-    if not config_file.is_file():
-        raise GeovecError(f"{folder} is not a CLIP checkpoint: missing config.json")
-    try:
-        model_type = json.loads(config_file.read_text(encoding="utf-8")).get("model_type")
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as exc:
-        raise GeovecError(f"{folder} is not a CLIP checkpoint: cannot parse config.json ({exc})") from None
+    model_type = checkpoint_model_type(folder, "CLIP checkpoint")
     if model_type != "clip":
         raise GeovecError(f"{folder} is not a CLIP checkpoint: config.json has model_type {model_type!r}, "
                           "expected 'clip' (convert RemoteCLIP/GeoRSCLIP/SkyCLIP weights to transformers CLIPModel)")

@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from geovec.errors import GeovecError, GeovecInputError
 from geovec.index import Record
 from geovec.models.base import Embedder
-from geovec.query import MAX_TOP_K, Searcher, SearchRequest
+from geovec.query import MAX_TOP_K, Searcher, SearchRequest, parse_numbers
 
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 _MULTIPART_SLACK = 64 * 1024  # form fields and boundaries around the image in an upload request
@@ -44,19 +44,6 @@ class SearchBody(BaseModel):
     near: Optional[tuple[float, float]] = Field(None, description="(lat, lon) filter centre")
     radius_km: Optional[float] = None
     top_k: int = 10
-
-
-def _numbers(field: str, text: Optional[str], count: int) -> Optional[tuple[float, ...]]:
-    """A comma-separated form field (``"x1,y1,x2,y2"``) as numbers; empty means absent."""
-    if text is None or not text.strip():
-        return None
-    try:
-        values = tuple(float(part) for part in text.split(","))
-    except ValueError:
-        raise GeovecInputError(field, f"expected {count} comma-separated numbers, got {text!r}") from None
-    if len(values) != count:
-        raise GeovecInputError(field, f"expected {count} comma-separated numbers, got {len(values)} in {text!r}")
-    return values
 
 
 def _read_image(upload: UploadFile, limit: int) -> Image.Image:
@@ -172,7 +159,7 @@ def create_app(index_path: str | Path, model_path: str | Path | None = None,
                      top_k: int = Form(10)) -> dict[str, Any]:
         fields = {"box": (box, 4), "point": (point, 2), "within": (within, 4), "near": (near, 2)}
         request = SearchRequest(image=_read_image(image, max_upload_bytes), text=text or None, radius_km=radius_km,
-                                top_k=top_k, **{name: _numbers(name, *value) for name, value in fields.items()})
+                                top_k=top_k, **{name: parse_numbers(name, *value) for name, value in fields.items()})
         return web.run(request)
 
     @app.get("/api/thumbnail/{item_id:path}")

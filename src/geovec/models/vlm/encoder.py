@@ -20,7 +20,6 @@ silently producing other vectors.
 from __future__ import annotations
 
 import copy
-import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -39,7 +38,7 @@ from geovec.inputs import (
     TextSegment,
     render_text,
 )
-from geovec.models.base import checkpoint_revision
+from geovec.models.base import checkpoint_model_type, checkpoint_revision
 from geovec.models.trainable import TrainableEncoder, register_architecture
 from geovec.models.vlm.adapters import BackboneAdapter, adapter_class
 
@@ -138,15 +137,7 @@ class VLMOptions:
 
 def _check_checkpoint(folder: Path) -> str:
     """The checkpoint's ``model_type``; fails naming the folder and the missing piece."""
-    if not folder.is_dir():
-        raise GeovecError(f"vision-language checkpoint folder does not exist: {folder}")
-    config_file = folder / "config.json"
-    if not config_file.is_file():
-        raise GeovecError(f"{folder} is not a transformers checkpoint: missing config.json")
-    try:
-        model_type = json.loads(config_file.read_text(encoding="utf-8")).get("model_type")
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as exc:
-        raise GeovecError(f"{folder}: cannot parse config.json ({exc})") from None
+    model_type = checkpoint_model_type(folder, "vision-language checkpoint")
     if not any((folder / name).is_file() for name in WEIGHT_FILES):
         raise GeovecError(f"{folder} has no weights: expected one of {', '.join(WEIGHT_FILES)}")
     return model_type
