@@ -25,6 +25,11 @@ def ingest_command(
     thumbnails: bool = typer.Option(True, "--thumbnails/--no-thumbnails", help="Write <index>/thumbs/<id>.jpg."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Chips per forward pass and per commit."),
     report: Optional[Path] = typer.Option(None, "--report", help="JSON report path (default <index>/ingest-report.json)."),
+    ray: Optional[str] = typer.Option(None, "--ray", flag_value="local", metavar="[ADDRESS]",
+                                      help="Run on Ray: alone, a local cluster; or ADDRESS of one ('auto', "
+                                           "'ray://host:10001'). Needs the 'scale' extra."),
+    ray_actors: int = typer.Option(1, "--ray-actors", min=1, help="Embedding actors (model copies) on Ray."),
+    ray_gpus: float = typer.Option(0.0, "--ray-gpus-per-actor", min=0.0, help="GPUs per embedding actor."),
 ) -> None:
     """Cut rasters into geo-referenced chips, embed them and add them to an index; re-running adds only new chips."""
     from geovec.cli.main import _open_for_writing
@@ -40,10 +45,23 @@ def ingest_command(
                           "use an image model, e.g. --model clip --model-path CHECKPOINT")
     if not path.exists():
         raise GeovecError(f"archive not found: {path}")
-    embedder, store = _open_for_writing(index, model, model_path)
+    embedder, store = _open_for_writing(index, model, model_path)  # on Ray too: a new index needs the model's dim
     with store:
-        result = ingest_archive(path, store, embedder, options, batch_size=batch_size, thumbnails=thumbnails,
-                                report_path=report)
+        if ray is None:
+            result = ingest_archive(path, store, embedder, options, batch_size=batch_size, thumbnails=thumbnails,
+                                    report_path=report)
+        else:
+            if embedder.dim != store.dim:  # the actors would find out only after starting
+                raise GeovecError(f"index {index} holds {store.dim}-d vectors but model {model!r} makes "
+                                  f"{embedder.dim}-d ones")
+            try:
+                from geovec.ingest.distributed import ingest_archive_ray
+            except ImportError as exc:
+                raise GeovecError(f"--ray needs Ray: pip install 'geovec[scale]' ({exc})") from None
+            result = ingest_archive_ray(path, store, model, model_path.resolve() if model_path else None, options,
+                                        address=None if ray == "local" else ray, num_actors=ray_actors,
+                                        num_gpus_per_actor=ray_gpus, batch_size=batch_size, thumbnails=thumbnails,
+                                        report_path=report)
     for name, reason in sorted(result.failed.items()):
         typer.echo(f"skipped {name}: {reason}", err=True)
     typer.echo(f"{index}: {result.summary()}; report: {report or index / REPORT_NAME}", err=True)

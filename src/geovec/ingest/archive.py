@@ -41,7 +41,7 @@ from geovec.index import Record, VectorIndex
 from geovec.ingest.items import IndexItem, index_items
 from geovec.ingest.raster import RASTER_SUFFIXES, Footprint, RasterFile, TileOptions
 from geovec.ingest.stac import pick_asset, read_item, referenced_files
-from geovec.inputs import ImageSegment, Interleaved
+from geovec.inputs import GeoRef, ImageSegment, Interleaved
 from geovec.models.base import Embedder
 from geovec.progress import progress_bar
 
@@ -89,9 +89,23 @@ class ArchiveReport:
 
 
 @dataclass
-class _Plan:
+class ChipPlan:
+    """One source's chips still to index, laid out on the planning machine (the Ray driver in a cluster)."""
+
     source: Source
     chips: list[tuple[Window, Footprint | None, str]]  # (window, footprint, id) still to index
+
+
+@dataclass
+class ChipRead:
+    """A read chip: its record, pixels and georeference; ``item()`` is what gets embedded."""
+
+    record: Record
+    pixels: np.ndarray
+    georef: GeoRef | None
+
+    def item(self) -> IndexItem:
+        return IndexItem(self.record, (Interleaved((ImageSegment(self.pixels, georef=self.georef),)),))
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -175,15 +189,20 @@ def _record(source: Source, raster: RasterFile, window: Window, footprint: Footp
                   footprint=footprint.bbox if footprint else None, extra=extra)
 
 
-def write_thumbnail(index_path: Path, id: str, pixels: np.ndarray) -> str:
-    """A small JPEG of the chip, written atomically; returns its path relative to the index folder."""
+def thumbnail_jpeg(pixels: np.ndarray) -> bytes:
+    """A small JPEG of the chip (made where the pixels are, so a cluster ships bytes, not pixels, to the index)."""
     image = PILImage.fromarray(pixels)
     image.thumbnail((THUMB_SIZE, THUMB_SIZE))
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()
+
+
+def write_thumbnail(index_path: Path, id: str, jpeg: bytes) -> str:
+    """Write a chip's JPEG atomically; returns its path relative to the index folder."""
     relative = f"{THUMBS_DIR}/{id}.jpg"
     (index_path / THUMBS_DIR).mkdir(exist_ok=True)
-    atomic_write(index_path / relative, lambda temp: Path(temp).write_bytes(buffer.getvalue()))
+    atomic_write(index_path / relative, lambda temp: Path(temp).write_bytes(jpeg))
     return relative
 
 
@@ -199,7 +218,24 @@ def read_chip(record: Record) -> np.ndarray:
         return raster.read(Window(*extra["window"]))[0]
 
 
-def _plan(sources: list[Source], options: TileOptions, index: VectorIndex, report: ArchiveReport) -> list[_Plan]:
+def read_planned_chip(source: Source, raster: RasterFile, window: Window, footprint: Footprint | None, id: str,
+                      options: TileOptions) -> ChipRead | None:
+    """Read one planned chip and build its record; None when it is (mostly) nodata. Shared by every ingest path."""
+    pixels, nodata = raster.read(window)
+    if nodata >= 1.0 or nodata > options.max_nodata:
+        return None
+    return ChipRead(_record(source, raster, window, footprint, id, nodata), pixels, raster.georef(window))
+
+
+def check_image_model(name: str, modalities: frozenset[str] | set[str]) -> None:
+    if "image" not in modalities:
+        raise GeovecError(f"model {name!r} cannot embed images (it takes {', '.join(sorted(modalities))}); ingest "
+                          "needs an image model such as --model clip --model-path CHECKPOINT")
+
+
+def plan_archive(path: str | Path, index: VectorIndex, options: TileOptions) -> tuple[list[ChipPlan], ArchiveReport]:
+    """Discover the archive and lay out the chips not yet in ``index`` (headers and footprints only, no pixels)."""
+    sources, report = discover(path, exclude=index.path)
     plans = []
     for source in sources:
         try:
@@ -216,21 +252,25 @@ def _plan(sources: list[Source], options: TileOptions, index: VectorIndex, repor
         report.files += 1
         report.chips += len(windows)
         report.already_indexed += len(windows) - len(todo)
-        plans.append(_Plan(source, [(windows[i], fp, ids[i]) for i, fp in zip(todo, footprints)]))
-    return plans
+        plans.append(ChipPlan(source, [(windows[i], fp, ids[i]) for i, fp in zip(todo, footprints)]))
+    return plans, report
+
+
+def finish_report(report: ArchiveReport, started: float, index: VectorIndex,
+                  report_path: str | Path | None) -> ArchiveReport:
+    report.seconds = time.perf_counter() - started
+    report_file = Path(report_path) if report_path else index.path / REPORT_NAME
+    write_text_atomic(report_file, json.dumps(asdict(report), indent=2, ensure_ascii=False) + os.linesep)
+    return report
 
 
 def ingest_archive(path: str | Path, index: VectorIndex, embedder: Embedder, options: TileOptions = TileOptions(),
                    *, batch_size: int = 32, thumbnails: bool = True, report_path: str | Path | None = None,
                    show_progress: bool = True) -> ArchiveReport:
     """Chip every raster under ``path`` and add the chips not yet in ``index``; see the module docstring."""
-    if "image" not in embedder.modalities:
-        raise GeovecError(f"model {embedder.name!r} cannot embed images (it takes "
-                          f"{', '.join(sorted(embedder.modalities))}); ingest needs an image model such as "
-                          "--model clip --model-path CHECKPOINT")
+    check_image_model(embedder.name, embedder.modalities)
     started = time.perf_counter()
-    sources, report = discover(path, exclude=index.path)
-    plans = _plan(sources, options, index, report)
+    plans, report = plan_archive(path, index, options)
     batch: list[IndexItem] = []
 
     def flush() -> None:
@@ -245,22 +285,18 @@ def ingest_archive(path: str | Path, index: VectorIndex, embedder: Embedder, opt
             try:
                 with RasterFile(plan.source.path, options) as raster:
                     for window, footprint, id in plan.chips:
-                        pixels, nodata = raster.read(window)
-                        if nodata >= 1.0 or nodata > options.max_nodata:
+                        chip = read_planned_chip(plan.source, raster, window, footprint, id, options)
+                        if chip is None:
                             report.skipped_nodata += 1
                             bar.advance(1)
                             continue
-                        record = _record(plan.source, raster, window, footprint, id, nodata)
                         if thumbnails:
-                            record.extra["thumbnail"] = write_thumbnail(index.path, id, pixels)
-                        segment = ImageSegment(pixels, georef=raster.georef(window))
-                        batch.append(IndexItem(record, (Interleaved((segment,)),)))
+                            chip.record.extra["thumbnail"] = write_thumbnail(index.path, id,
+                                                                             thumbnail_jpeg(chip.pixels))
+                        batch.append(chip.item())
                         if len(batch) >= batch_size:
                             flush()
             except READ_ERRORS as exc:
                 report.failed[plan.source.name] = str(exc)
         flush()
-    report.seconds = time.perf_counter() - started
-    report_file = Path(report_path) if report_path else index.path / REPORT_NAME
-    write_text_atomic(report_file, json.dumps(asdict(report), indent=2, ensure_ascii=False) + os.linesep)
-    return report
+    return finish_report(report, started, index, report_path)
