@@ -49,3 +49,19 @@ def test_text_query_ranks_by_meaning_and_area_filter_keeps_only_inside(index_pat
 def test_bad_requests_are_refused_with_the_field_named(index_path, request_kwargs, message):
     with Searcher(index_path) as searcher, pytest.raises(GeovecInputError, match=message):
         searcher.search(SearchRequest(**request_kwargs))
+
+
+def test_an_index_embeds_items_and_queries_with_the_instructions_it_records(tmp_path):
+    """Instruction-tuned encoders are used as trained: the index says how items and queries are instructed."""
+    embedder = load_model("minilm")
+    model = {"name": "minilm", "path": None, "query_instruction": "Find the scene:", "item_instruction": "A scene:"}
+    caption = "many boats moored in a harbour"
+    with VectorIndex.create(tmp_path / "index", embedder.dim, model=model) as store:
+        index_items([IndexItem(Record(id="harbour"), (as_input(caption),))], embedder, store, show_progress=False)
+    item = embedder.encode(caption, instruction="A scene:")
+    with Searcher(tmp_path / "index", embedder=embedder) as searcher:
+        (hit,) = searcher.search(SearchRequest(text=caption)).hits
+        assert hit.score == pytest.approx(float(item @ embedder.encode(caption, instruction="Find the scene:")),
+                                          abs=1e-5)
+        (explicit,) = searcher.search(SearchRequest(text=caption, instruction="A scene:")).hits
+        assert explicit.score == pytest.approx(1.0, abs=1e-5)  # an explicit instruction wins

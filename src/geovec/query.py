@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -96,10 +96,17 @@ class Searcher:
         self.store = VectorIndex.open(index)
         recorded = self.store.model or {}
         self.embedder = embedder or load_model(recorded.get("name", "minilm"), model_path or recorded.get("path"))
+        self.query_instruction: str | None = recorded.get("query_instruction")
+        self.item_instruction: str | None = recorded.get("item_instruction")
         self._lock = threading.Lock()  # the SQLite connection and torch model are used one query at a time
 
     def search(self, request: SearchRequest) -> SearchResult:
         request.check()
+        if request.instruction is None:
+            # An example-image query is embedded like the indexed images; a text or place query as a query.
+            default = self.item_instruction if request.image is not None else self.query_instruction
+            if default:
+                request = replace(request, instruction=default)
         query, geo = request.query(), request.geo_filter()
         started = time.perf_counter()
         with self._lock:

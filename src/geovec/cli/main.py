@@ -109,9 +109,10 @@ def index_info_command(index: Path = typer.Option(default_index_path(), "--index
 def _open_for_writing(index: Path, model: str, model_path: Optional[Path]):
     from geovec.index import VectorIndex
     from geovec.models import load_model
+    from geovec.models.registry import index_model_record
 
     embedder = load_model(model, model_path)
-    recorded = {"name": model, "path": str(model_path.resolve()) if model_path else None}
+    recorded = index_model_record(model, model_path)
     if index.is_dir() and any(index.iterdir()):
         store = VectorIndex.open(index)
         if store.model.get("name") != model:

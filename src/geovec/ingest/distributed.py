@@ -108,7 +108,7 @@ def read_chips(batch: Batch, options: TileOptions, thumbnails: bool) -> Batch:
 class ChipEmbedder:
     """Embedding actor: loads the model once (on this actor's GPU when Ray gave it one) and embeds read chips."""
 
-    def __init__(self, model: str, model_path: str | None, dim: int) -> None:
+    def __init__(self, model: str, model_path: str | None, dim: int, instruction: str | None = None) -> None:
         import ray
 
         from geovec.models import load_model
@@ -116,6 +116,7 @@ class ChipEmbedder:
         self.embedder = load_model(model, model_path, device="cuda" if ray.get_gpu_ids() else None)
         if self.embedder.dim != dim:
             raise GeovecError(f"the index holds {dim}-d vectors but model {model!r} makes {self.embedder.dim}-d ones")
+        self.instruction = instruction  # the index's item instruction, as in the single-machine path
 
     def __call__(self, batch: Batch) -> Batch:
         ok = np.flatnonzero(batch["status"] == OK)
@@ -127,7 +128,7 @@ class ChipEmbedder:
                 pixels = np.frombuffer(batch["pixels"][i], np.uint8).reshape(h, w, 3)
                 georef = GeoRef(**json.loads(batch["georef"][i])) if batch["georef"][i] else None
                 inputs.append(Interleaved((ImageSegment(pixels, georef=georef),)))
-            vectors[ok] = self.embedder.encode(inputs, batch_size=len(inputs))
+            vectors[ok] = self.embedder.encode(inputs, batch_size=len(inputs), instruction=self.instruction)
         keep = ("id", "name", "status", "error", "record", "thumbnail")
         return {**{key: batch[key] for key in keep}, "vector": vectors}
 
@@ -207,7 +208,8 @@ def ingest_archive_ray(path: str | Path, index: VectorIndex, model: str, model_p
                                     compute=ray.data.ActorPoolStrategy(size=num_actors), num_gpus=num_gpus_per_actor,
                                     num_cpus=num_cpus_per_actor,
                                     fn_constructor_kwargs={"model": model, "dim": index.dim,
-                                                           "model_path": str(model_path) if model_path else None}))
+                                                           "model_path": str(model_path) if model_path else None,
+                                                           "instruction": (index.model or {}).get("item_instruction")}))
             with progress_bar(len(rows), f"ingesting with {model} on Ray ({num_actors} actors)",
                               enabled=show_progress) as bar:
                 for batch in dataset.iter_batches(batch_size=batch_size, batch_format="numpy"):

@@ -89,6 +89,7 @@ def index_items(items: Sequence[IndexItem], embedder: Embedder, index: VectorInd
     if index.dim != embedder.dim:
         raise GeovecError(f"index {index.path} holds {index.dim}-d vectors but model {embedder.name!r} makes "
                           f"{embedder.dim}-d ones")
+    instruction = (index.model or {}).get("item_instruction")  # how this index's items are embedded
     report = IngestReport()
     seen: set[str] = set()
     todo = []
@@ -103,7 +104,7 @@ def index_items(items: Sequence[IndexItem], embedder: Embedder, index: VectorInd
     with progress_bar(len(todo), f"indexing with {embedder.name}", enabled=show_progress) as bar:
         for batch in _batches(todo, batch_size):
             flat = [inp for item in batch for inp in item.inputs]
-            vectors = embedder.encode(flat, batch_size=batch_size)
+            vectors = embedder.encode(flat, batch_size=batch_size, instruction=instruction)
             pooled, start = [], 0
             for item in batch:
                 pooled.append(vectors[start:start + len(item.inputs)].mean(axis=0))

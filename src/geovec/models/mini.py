@@ -23,6 +23,7 @@ import torch
 from PIL import Image as PILImage
 from torch import nn
 
+from geovec.bench.tasks import RETRIEVAL
 from geovec.errors import GeovecError, GeovecInputError
 from geovec.inputs import BoxSegment, ImageSegment, Interleaved, render_segments
 from geovec.inputs.render import RENDERING_VERSION
@@ -313,6 +314,8 @@ def _load(path: str | None, device: str | None) -> EncoderEmbedder:
 
 register(ModelSpec(
     name="geovec-mini",
+    # trained on RSICD image <-> caption with the rsicd-retrieval instructions: an index of images uses them
+    query_instruction=RETRIEVAL["candidate_instruction"], item_instruction=RETRIEVAL["query_instruction"],
     loader=_load,
     modalities=MODALITIES,
     dim=384,

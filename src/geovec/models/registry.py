@@ -25,6 +25,10 @@ class ModelSpec:
     weights: str  # where the weights come from, in words
     description: str
     needs_path: bool = False  # True: the user must give a local checkpoint folder
+    # Instruction-tuned encoders embed indexed items and search queries with the instructions they were trained
+    # with; an index records them at creation (``index_model_record``) so every writer and reader agrees.
+    query_instruction: str | None = None
+    item_instruction: str | None = None
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -59,6 +63,15 @@ def load_model(name: str, path: str | Path | None = None, device: str | None = N
     if path is not None and not Path(path).exists():
         raise GeovecError(f"checkpoint path for model {name!r} does not exist: {path}")
     return spec.loader(str(path) if path is not None else None, device)
+
+
+def index_model_record(name: str, path: str | Path | None) -> dict:
+    """What an index stores about the model that fills it: name, checkpoint path and its search instructions."""
+    spec = get_spec(name)
+    record = {"name": name, "path": str(Path(path).resolve()) if path else None}
+    if spec.query_instruction or spec.item_instruction:
+        record.update(query_instruction=spec.query_instruction, item_instruction=spec.item_instruction)
+    return record
 
 
 def _load_builtins() -> None:
