@@ -14,12 +14,18 @@ from pathlib import Path
 from typing import Any
 
 from geovec.errors import GeovecInputError
-from geovec.index import GeoFilter, Hit, VectorIndex
+from geovec.index import ChromaIndex, GeoFilter, Hit, VectorIndex
+from geovec.index.chroma import is_chroma_url
 from geovec.inputs import BoxSegment, ImageSegment, Interleaved, PointSegment, TextSegment
 from geovec.models import load_model
 from geovec.models.base import Embedder
 
 MAX_TOP_K = 1000
+
+
+def open_index(location: str | Path) -> VectorIndex | ChromaIndex:
+    """An index folder, or ``chroma://HOST:PORT/COLLECTION`` for a collection on a Chroma server."""
+    return ChromaIndex.open(location) if is_chroma_url(location) else VectorIndex.open(location)
 
 
 def parse_numbers(field: str, text: str | None, count: int) -> tuple[float, ...] | None:
@@ -90,10 +96,10 @@ class SearchResult:
 
 
 class Searcher:
-    """An open index plus the embedder it was built with (or ``embedder`` to override)."""
+    """An open index (see ``open_index``) plus the embedder it was built with (or ``embedder`` to override)."""
 
     def __init__(self, index: str | Path, embedder: Embedder | None = None, model_path: str | Path | None = None):
-        self.store = VectorIndex.open(index)
+        self.store = open_index(index)
         recorded = self.store.model or {}
         self.embedder = embedder or load_model(recorded.get("name", "minilm"), model_path or recorded.get("path"))
         self.query_instruction: str | None = recorded.get("query_instruction")

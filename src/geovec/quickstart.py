@@ -1,9 +1,9 @@
-"""The main job on the embedded default: index real remote-sensing captions offline, then answer a search.
+"""The main job on the embedded default: index real remote-sensing images offline, then answer a text search.
 
-It indexes the test splits of RSITMD (452 images) and RSICD (1,093 images, with their real pixels) from the shared
-data folder with the offline ``minilm`` model: each image is represented by the normalised mean embedding of its
-five human captions, and results link to the image file where the pixels are present. Re-running it resumes or
-is a no-op; nothing is downloaded.
+It embeds the pixels of the 1,093 RSICD test images from the shared data folder with ``geovec-mini``, the encoder
+that ships inside the package (trained on the RSICD *train* split only, so these images were never seen), and
+keeps each image's five human captions on its record for display. Re-running it resumes or is a no-op; nothing
+is downloaded.
 """
 
 from __future__ import annotations
@@ -15,29 +15,23 @@ from geovec.datasets import read_caption_split
 from geovec.errors import GeovecError
 from geovec.index import Record
 from geovec.ingest import IndexItem
-from geovec.inputs import as_input
+from geovec.inputs import ImageSegment
 
-QUICKSTART_DATASETS = ("rsitmd", "rsicd")
+QUICKSTART_MODEL = "geovec-mini"
 QUICKSTART_QUERY = "many airplanes parked next to the terminal of an airport"
 
 
 def quickstart_items(data: Path | None = None) -> list[IndexItem]:
-    """One item per test image of RSITMD and RSICD, carrying its captions, scene class and pixel path."""
+    """One item per RSICD test image: its pixels to embed, its captions, scene class and file on the record."""
     data = data or data_dir()
-    splits = data / "rs_caption_splits"
-    if not splits.is_dir():
-        raise GeovecError(f"shared data not found at {data} (no rs_caption_splits/); set GEOVEC_DATA to the "
-                          "shared data folder")
+    splits, images = data / "rs_caption_splits", data / "rsicd" / "images"
+    if not splits.is_dir() or not images.is_dir():
+        raise GeovecError(f"shared data not found at {data} (needs rs_caption_splits/ and rsicd/images/); set "
+                          "GEOVEC_DATA to the shared data folder")
     items = []
-    for dataset in QUICKSTART_DATASETS:
-        for image in read_caption_split(splits, dataset, "test"):
-            pixels = data / dataset / "images" / image.filename
-            has_pixels = pixels.is_file()
-            record = Record(
-                id=f"{dataset}/{image.filename}",
-                source=str(pixels) if has_pixels else f"{dataset}:{image.filename}",
-                captions=list(image.captions),
-                extra={"dataset": dataset, "split": "test", "scene": image.scene, "pixels": has_pixels},
-            )
-            items.append(IndexItem(record, tuple(as_input(caption) for caption in image.captions if caption)))
+    for image in read_caption_split(splits, "rsicd", "test"):
+        pixels = images / image.filename
+        record = Record(id=f"rsicd/{image.filename}", source=str(pixels), captions=list(image.captions),
+                        extra={"dataset": "rsicd", "split": "test", "scene": image.scene})
+        items.append(IndexItem(record, (ImageSegment(pixels),)))
     return items

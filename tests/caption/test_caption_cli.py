@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from geovec.caption import failure_report_path
 from geovec.cli.caption import register
-from geovec.errors import GeovecInputError
+from geovec.errors import GeovecError
 from geovec.t2t import karpathy_caption_corpus, read_corpus, write_corpus
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -37,7 +37,8 @@ def test_caption_command(app, qwen_checkpoint, image_dir, tmp_path):
 
 def test_caption_command_errors(app, tmp_path, image_dir):
     result = CliRunner().invoke(app, ["caption", str(image_dir), "--model", str(tmp_path), "--output", "c.jsonl"])
-    assert isinstance(result.exception, GeovecInputError) and "supported families" in str(result.exception)
+    assert isinstance(result.exception, GeovecError) and "(llava_next, qwen2_vl): missing config.json" in \
+        str(result.exception)
     result = CliRunner().invoke(app, ["caption", str(image_dir), "--model", str(tmp_path), "--output", "c.jsonl",
                                       "--variants", "0"])
     assert result.exit_code == 2  # typer's own range check

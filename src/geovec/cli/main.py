@@ -79,7 +79,8 @@ def embed_command(
 @index_app.command("build")
 def index_build_command(
     items: Path = typer.Argument(..., help="JSONL items (see geovec.ingest.items for the format)."),
-    index: Path = typer.Option(default_index_path(), "--index", help="Index folder (created if missing)."),
+    index: str = typer.Option(str(default_index_path()), "--index",
+                              help="Index folder or chroma://HOST:PORT/COLLECTION (created if missing)."),
     model: str = ModelOpt,
     model_path: Optional[Path] = ModelPathOpt,
     batch_size: int = BatchOpt,
@@ -91,40 +92,47 @@ def index_build_command(
     embedder, store = _open_for_writing(index, model, model_path)
     with store:
         report = index_items(list(read_items_jsonl(items)), embedder, store, batch_size=batch_size)
-        if ann:
+        if ann and not hasattr(store, "build_ann"):
+            typer.echo(f"{index}: the server keeps its own HNSW graph; --ann has nothing to build", err=True)
+        elif ann:
             store.build_ann()
         typer.echo(f"{index}: added {report.added}, already present {report.skipped_existing}, "
                    f"total {len(store)}", err=True)
 
 
 @index_app.command("info")
-def index_info_command(index: Path = typer.Option(default_index_path(), "--index", help="Index folder.")) -> None:
+def index_info_command(index: str = typer.Option(str(default_index_path()), "--index",
+                                                 help="Index folder or chroma://HOST:PORT/COLLECTION.")) -> None:
     """Show an index's size, vector dimension and the model that made it."""
-    from geovec.index import VectorIndex
+    from geovec.query import open_index
 
-    with VectorIndex.open(index) as store:
+    with open_index(index) as store:
         print(json.dumps({"path": str(index), "items": len(store), "dim": store.dim, "model": store.model}, indent=2))
 
 
-def _open_for_writing(index: Path, model: str, model_path: Optional[Path]):
-    from geovec.index import VectorIndex
+def _open_for_writing(index: str | Path, model: str, model_path: Optional[Path]):
+    from geovec.index import ChromaIndex, VectorIndex
+    from geovec.index.chroma import is_chroma_url
     from geovec.models import load_model
     from geovec.models.registry import index_model_record
 
     embedder = load_model(model, model_path)
     recorded = index_model_record(model, model_path)
-    if index.is_dir() and any(index.iterdir()):
-        store = VectorIndex.open(index)
+    folder = None if is_chroma_url(index) else Path(index)
+    if folder is None or (folder.is_dir() and any(folder.iterdir())):
+        store = (ChromaIndex.create(index, embedder.dim, model=recorded, exist_ok=True) if folder is None
+                 else VectorIndex.open(folder))
         if store.model.get("name") != model:
             store.close()
             raise GeovecError(f"index {index} was built with model {store.model.get('name')!r}, not {model!r}")
         return embedder, store
-    return embedder, VectorIndex.create(index, embedder.dim, model=recorded)
+    return embedder, VectorIndex.create(folder, embedder.dim, model=recorded)
 
 
 @app.command("search")
 def search_command(
-    index: Path = typer.Option(default_index_path(), "--index", help="Index folder (default: the quickstart index)."),
+    index: str = typer.Option(str(default_index_path()), "--index",
+                              help="Index folder (default: the quickstart index) or chroma://HOST:PORT/COLLECTION."),
     text: Optional[str] = typer.Option(None, "--text", "-t", help="Text query."),
     image: Optional[Path] = typer.Option(None, "--image", help="Query image file."),
     box: Optional[str] = typer.Option(None, "--box", help="X1,Y1,X2,Y2 pixel box on --image: query by region."),
@@ -177,19 +185,21 @@ def quickstart_command(
     query: str = typer.Option(None, "--query", help="The search to run once the index is built."),
     top_k: int = typer.Option(5, "--top-k", min=1),
 ) -> None:
-    """The main job: index RSITMD + RSICD test captions offline with minilm, then answer a search."""
+    """The main job: index the RSICD test images offline with the shipped geovec-mini, then answer a text search."""
     from geovec.ingest import index_items
-    from geovec.quickstart import QUICKSTART_QUERY, quickstart_items
+    from geovec.query import Searcher, SearchRequest
+    from geovec.quickstart import QUICKSTART_MODEL, QUICKSTART_QUERY, quickstart_items
 
     started = time.perf_counter()
     items = quickstart_items()
-    embedder, store = _open_for_writing(index, "minilm", None)
+    embedder, store = _open_for_writing(index, QUICKSTART_MODEL, None)
     with store:
         report = index_items(items, embedder, store)
-        typer.echo(f"index {index}: {len(store)} items (added {report.added}, already present "
+        typer.echo(f"index {index}: {len(store)} images (added {report.added}, already present "
                    f"{report.skipped_existing}) in {time.perf_counter() - started:.1f} s", err=True)
-        question = query or QUICKSTART_QUERY
-        hits = store.search(embedder.encode([question])[0], k=top_k)
+    question = query or QUICKSTART_QUERY
+    with Searcher(index, embedder=embedder) as searcher:
+        hits = searcher.search(SearchRequest(text=question, top_k=top_k)).hits
     _print_results([hit.to_dict() for hit in hits], f"search: {question!r}")
     typer.echo(f'try: geovec search --text "a bridge over a river" --top-k 5 --index {index}', err=True)
 

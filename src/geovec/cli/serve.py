@@ -16,7 +16,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("serve")
     def serve_command(
-        index: Path = typer.Option(default_index_path(), "--index", help="Index folder to search."),
+        index: str = typer.Option(str(default_index_path()), "--index",
+                                  help="Index folder or chroma://HOST:PORT/COLLECTION to search."),
         host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on (0.0.0.0 exposes it)."),
         port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port."),
         model_path: Optional[Path] = typer.Option(None, "--model-path",

@@ -63,12 +63,13 @@ class WebSearch:
 
     def __init__(self, searcher: Searcher) -> None:
         self.searcher = searcher
-        self.root = Path(searcher.store.path).resolve()
+        store_path = searcher.store.path  # a Path for a folder index; a URL string for a server index (no folder)
+        self.root = Path(store_path).resolve() if isinstance(store_path, Path) else None
 
     def thumbnail_path(self, record: Record) -> Optional[Path]:
-        """The record's thumbnail file if it exists inside the index folder, else None."""
+        """The record's thumbnail file if it exists inside the index folder, else None (always, for a server index)."""
         relative = record.extra.get("thumbnail")
-        if not isinstance(relative, str) or not relative.strip():
+        if self.root is None or not isinstance(relative, str) or not relative.strip():
             return None
         path = (self.root / relative).resolve()
         return path if path.is_relative_to(self.root) and path.is_file() else None
