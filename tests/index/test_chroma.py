@@ -56,6 +56,7 @@ def test_add_get_contains_delete_upsert_and_len(url):
         index.add([record, Record(id="bare")] + [Record(id=f"r{i}") for i in range(2, 50)], vectors)
         assert len(index) == 50 and index.get("scene/1") == record and index.get("bare") == Record(id="bare")
         assert index.get("missing") is None and index.contains("bare") and not index.contains("missing")
+        assert index.missing(["x", "bare", "y", "r7"]) == ["x", "y"]  # batched, in the order asked
         assert sorted(index.ids()) == sorted(["scene/1", "bare"] + [f"r{i}" for i in range(2, 50)])
         hit = index.search(vectors[0], k=1)[0]
         assert hit.id == "scene/1" and abs(hit.score - 1) < 1e-5 and hit.record == record

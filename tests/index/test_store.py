@@ -97,6 +97,9 @@ def test_append_delete_and_upsert_survive_reopen(filled, tmp_path):
     with VectorIndex.open(tmp_path / "idx") as index:
         index.add([Record(id=f"new{i}") for i in range(50)], extra)
         assert index.delete(["r0", "r1", "new0", "not-there"]) == 3
+        absent = [f"absent{i}" for i in range(600)]  # with the rest, more than one query's worth of ids
+        present = [f"new{i}" for i in range(1, 50)]
+        assert index.missing(["r0", "r2", "new0", *present, *absent]) == ["r0", "new0", *absent]
         assert index.delete([]) == 0
         replacement = unit_vectors(1, seed=6)
         index.add([Record(id="r2", captions=["replaced"])], replacement, upsert=True)

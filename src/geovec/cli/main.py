@@ -118,15 +118,16 @@ def _open_for_writing(index: str | Path, model: str, model_path: Optional[Path])
 
     embedder = load_model(model, model_path)
     recorded = index_model_record(model, model_path)
-    folder = None if is_chroma_url(index) else Path(index)
-    if folder is None or (folder.is_dir() and any(folder.iterdir())):
-        store = (ChromaIndex.create(index, embedder.dim, model=recorded, exist_ok=True) if folder is None
-                 else VectorIndex.open(folder))
-        if store.model.get("name") != model:
-            store.close()
-            raise GeovecError(f"index {index} was built with model {store.model.get('name')!r}, not {model!r}")
-        return embedder, store
-    return embedder, VectorIndex.create(folder, embedder.dim, model=recorded)
+    if is_chroma_url(index):
+        store = ChromaIndex.create(index, embedder.dim, model=recorded, exist_ok=True)  # opens an existing one
+    elif Path(index).is_dir() and any(Path(index).iterdir()):
+        store = VectorIndex.open(index)
+    else:
+        return embedder, VectorIndex.create(index, embedder.dim, model=recorded)
+    if store.model.get("name") != model:
+        store.close()
+        raise GeovecError(f"index {index} was built with model {store.model.get('name')!r}, not {model!r}")
+    return embedder, store
 
 
 @app.command("search")

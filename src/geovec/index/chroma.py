@@ -318,6 +318,14 @@ class ChromaIndex:
         return bool(self._collection.get(ids=[id], include=[])["ids"])
 
     @_remote
+    def missing(self, ids: Sequence[str]) -> list[str]:
+        """The ``ids`` not in the collection, in order, one request per server batch (not one per id)."""
+        present: set[str] = set()
+        for start in range(0, len(ids), self.batch_size):
+            present.update(self._collection.get(ids=list(ids[start:start + self.batch_size]), include=[])["ids"])
+        return [id for id in ids if id not in present]
+
+    @_remote
     def ids(self) -> list[str]:
         return [id for page in self._scan(include=[]) for id in page["ids"]]
 

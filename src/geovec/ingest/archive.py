@@ -242,7 +242,8 @@ def plan_archive(path: str | Path, index: VectorIndex, options: TileOptions) -> 
             with RasterFile(source.path, options) as raster:
                 windows = raster.windows()
                 ids = [chip_id(source, raster, w) for w in windows]
-                todo = [i for i, id in enumerate(ids) if not index.contains(id)]
+                absent = set(index.missing(ids))
+                todo = [i for i, id in enumerate(ids) if id in absent]
                 footprints = raster.footprints([windows[i] for i in todo])
                 if not raster.georeferenced:
                     report.ungeoreferenced.append(source.name)

@@ -92,15 +92,13 @@ def index_items(items: Sequence[IndexItem], embedder: Embedder, index: VectorInd
     instruction = (index.model or {}).get("item_instruction")  # how this index's items are embedded
     report = IngestReport()
     seen: set[str] = set()
-    todo = []
     for item in items:
         if item.record.id in seen:
             raise GeovecInputError(f"item {item.record.id!r}", "duplicate id in the input")
         seen.add(item.record.id)
-        if index.contains(item.record.id):
-            report.skipped_existing += 1
-        else:
-            todo.append(item)
+    absent = set(index.missing([item.record.id for item in items]))
+    todo = [item for item in items if item.record.id in absent]
+    report.skipped_existing = len(items) - len(todo)
     with progress_bar(len(todo), f"indexing with {embedder.name}", enabled=show_progress) as bar:
         for batch in _batches(todo, batch_size):
             flat = [inp for item in batch for inp in item.inputs]
