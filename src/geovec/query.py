@@ -19,6 +19,7 @@ from geovec.index.chroma import is_chroma_url
 from geovec.inputs import BoxSegment, ImageSegment, Interleaved, PointSegment, TextSegment
 from geovec.models import load_model
 from geovec.models.base import Embedder
+from geovec.t2t.search import DescriptionSearch, check_text_query, is_description_index
 
 MAX_TOP_K = 1000
 
@@ -96,7 +97,10 @@ class SearchResult:
 
 
 class Searcher:
-    """An open index (see ``open_index``) plus the embedder it was built with (or ``embedder`` to override)."""
+    """An open index (see ``open_index``) plus the embedder it was built with (or ``embedder`` to override).
+
+    A description index (``geovec.t2t.search``) answers with images, each scored by its best description.
+    """
 
     def __init__(self, index: str | Path, embedder: Embedder | None = None, model_path: str | Path | None = None):
         self.store = open_index(index)
@@ -104,10 +108,13 @@ class Searcher:
         self.embedder = embedder or load_model(recorded.get("name", "minilm"), model_path or recorded.get("path"))
         self.query_instruction: str | None = recorded.get("query_instruction")
         self.item_instruction: str | None = recorded.get("item_instruction")
+        self.descriptions = DescriptionSearch(self.store) if is_description_index(recorded) else None
         self._lock = threading.Lock()  # the SQLite connection and torch model are used one query at a time
 
     def search(self, request: SearchRequest) -> SearchResult:
         request.check()
+        if self.descriptions is not None:
+            check_text_query(request)
         if request.instruction is None:
             # An example-image query is embedded like the indexed images; a text or place query as a query.
             default = self.item_instruction if request.image is not None else self.query_instruction
@@ -117,7 +124,8 @@ class Searcher:
         started = time.perf_counter()
         with self._lock:
             vector = self.embedder.encode([query])[0]
-            hits = self.store.search(vector, k=request.top_k, filter=geo, exact=True if request.exact else None)
+            search = self.store.search if self.descriptions is None else self.descriptions.search
+            hits = search(vector, request.top_k, filter=geo, exact=True if request.exact else None)
         return SearchResult(hits, (time.perf_counter() - started) * 1000, request)
 
     def close(self) -> None:

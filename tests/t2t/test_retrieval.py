@@ -17,13 +17,15 @@ def brute(queries, descriptions, owner, n_images, aggregation, exclude):
                 out[image, q] = sims.max()
             elif aggregation == "mean":
                 out[image, q] = sims.mean()
+            elif aggregation == "max-mean":
+                out[image, q] = (sims.max() + sims.mean()) / 2
             else:
                 centroid = vectors.sum(axis=0)
                 out[image, q] = centroid @ query / np.linalg.norm(centroid)
     return out
 
 
-@pytest.mark.parametrize("aggregation", ["max", "mean", "centroid"])
+@pytest.mark.parametrize("aggregation", ["max", "mean", "centroid", "max-mean"])
 def test_matches_brute_force_with_leave_one_out(aggregation):
     rng = np.random.default_rng(0)
     descriptions = rng.standard_normal((15, 8)).astype(np.float32)

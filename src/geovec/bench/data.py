@@ -73,7 +73,8 @@ class TextToTextSplit:
     """Text-to-text retrieval (TRSLLaVA): images are represented only by descriptions of them.
 
     ``exclude[q]`` is the description that must not represent its image for query ``q`` (the query caption itself,
-    when the descriptions are the human captions: an *oracle*, flagged by ``oracle``), or -1.
+    when the descriptions are the human captions: an *oracle*, flagged by ``oracle``), or -1. ``images`` are the
+    pictures themselves when they are on disk: only a hybrid run (``geovec.t2t.fusion``) looks at them.
     """
 
     image_ids: tuple[str, ...]
@@ -84,8 +85,11 @@ class TextToTextSplit:
     exclude: tuple[int, ...]
     corpus: str
     oracle: bool
+    images: tuple[Interleaved, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.images is not None and len(self.images) != len(self.image_ids):
+            raise BenchDataError(f"{len(self.image_ids)} image ids for {len(self.images)} images")
         if not (len(self.queries) == len(self.query_image) == len(self.exclude)):
             raise BenchDataError("queries, query_image and exclude differ in length")
         if len(self.descriptions) != len(self.description_image):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -22,6 +22,7 @@ from geovec.bench.task import TaskMetadata
 from geovec.errors import GeovecError
 from geovec.inputs import Interleaved
 from geovec.models.base import Embedder
+from geovec.t2t.fusion import SWEEP_WEIGHTS, Fusion, fuse
 from geovec.t2t.retrieval import AGGREGATIONS, DescriptionIndex
 
 
@@ -87,37 +88,57 @@ def _score_retrieval(meta: TaskMetadata, data: RetrievalSplit, embed) -> tuple[d
         _keys(images, texts), extra=",".join(map(str, data.text_image)))
 
 
-def _score_text_to_text(meta: TaskMetadata, data: TextToTextSplit, embed) -> tuple[dict, dict, str]:
+def _score_text_to_text(meta: TaskMetadata, data: TextToTextSplit, embed,
+                        fusion: tuple[Fusion, Callable] | None = None) -> tuple[dict, dict, str]:
+    """Recalls per aggregation; with ``fusion`` (an image-text embedder and its embed function), the main scores
+    are the hybrid's and the record also keeps each source alone and a sweep of weights (analysis only)."""
     queries = _instructed(data.queries, meta.query_instruction)
     descriptions = _instructed(data.descriptions, meta.candidate_instruction)
     query_vectors, description_vectors = embed(queries), embed(descriptions)
     exclude = np.asarray(data.exclude)
     scores: dict[str, float] = {}
     index = DescriptionIndex(description_vectors, np.asarray(data.description_image), len(data.image_ids))
+    main_similarity = None
     for aggregation in AGGREGATIONS:
         similarity = index.scores(query_vectors, aggregation, exclude)
         result = retrieval_scores(similarity, data.query_image)
         if aggregation == AGGREGATIONS[0]:
             scores.update(result)
+            main_similarity = similarity
         scores[f"mean_recall_{aggregation}"] = result["mean_recall"]
     counts = {"images": len(data.image_ids), "queries": len(queries), "descriptions": len(descriptions)}
     extra = f"{data.exclude}{data.description_image}"
+    if fusion is not None:
+        settings, embed_fused = fusion
+        if data.images is None:
+            raise GeovecError(f"task {meta.name}: hybrid scoring needs the images on disk ({meta.name} found none "
+                              "under the data root)")
+        image_text = (embed_fused(_instructed(data.images, settings.image_instruction))
+                      @ embed_fused(_instructed(data.queries, settings.text_instruction)).T)
+        scores["mean_recall_text_to_text"] = scores["mean_recall"]
+        scores["mean_recall_image_text"] = retrieval_scores(image_text, data.query_image)["mean_recall"]
+        for weight in SWEEP_WEIGHTS:
+            fused = retrieval_scores(fuse(main_similarity, image_text, weight), data.query_image)
+            scores[f"mean_recall_fused_w{weight:g}"] = fused["mean_recall"]
+        scores.update(retrieval_scores(fuse(main_similarity, image_text, settings.weight), data.query_image))
+        extra += f"fused:{settings.describe()}"
     return scores, counts, _fingerprint(_keys(queries, descriptions), extra=extra)
 
 
 def evaluate_data(meta: TaskMetadata, data: TaskData, embedder: Embedder, cache: EmbeddingCache,
-                  batch_size: int = 32, show_progress: bool = False) -> TaskOutcome:
-    """Score already-loaded task data (also used by the in-memory mock tasks)."""
+                  batch_size: int = 32, show_progress: bool = False, fusion: Fusion | None = None) -> TaskOutcome:
+    """Score already-loaded task data (also used by the in-memory mock tasks); ``fusion`` (t2t tasks only) adds an
+    image-text embedder's scores to the text-to-text ones."""
     reason = refusal(meta, embedder)
     if reason:
         raise GeovecError(f"task {meta.name}: {reason}")
     hits, misses = cache.stats.hits, cache.stats.misses
     embed_seconds = 0.0
 
-    def embed(items: Sequence[Interleaved]) -> np.ndarray:
+    def embed(items: Sequence[Interleaved], model: Embedder = embedder) -> np.ndarray:
         nonlocal embed_seconds
         started = time.perf_counter()
-        vectors = cache.encode(embedder, items, batch_size=batch_size, show_progress=show_progress)
+        vectors = cache.encode(model, items, batch_size=batch_size, show_progress=show_progress)
         embed_seconds += time.perf_counter() - started
         return vectors
 
@@ -125,7 +146,10 @@ def evaluate_data(meta: TaskMetadata, data: TaskData, embedder: Embedder, cache:
     if meta.protocol == "t2t":
         if not isinstance(data, TextToTextSplit):
             raise GeovecError(f"task {meta.name}: a t2t task must load a TextToTextSplit")
-        scores, counts, fingerprint = _score_text_to_text(meta, data, embed)
+        fused = (fusion, lambda items: embed(items, fusion.embedder)) if fusion is not None else None
+        scores, counts, fingerprint = _score_text_to_text(meta, data, embed, fused)
+    elif fusion is not None:
+        raise GeovecError(f"task {meta.name}: hybrid fusion applies to text-to-text (t2t) tasks only")
     elif meta.protocol == "retrieval":
         if not isinstance(data, RetrievalSplit):
             raise GeovecError(f"task {meta.name}: a retrieval task must load a RetrievalSplit")
@@ -137,6 +161,8 @@ def evaluate_data(meta: TaskMetadata, data: TaskData, embedder: Embedder, cache:
     total = time.perf_counter() - started
     scores["main_score"] = scores[meta.main_score]
     corpus = {"name": data.corpus, "oracle": data.oracle} if isinstance(data, TextToTextSplit) else None
+    if corpus is not None and fusion is not None:
+        corpus["fusion"] = fusion.describe()
     return TaskOutcome(scores=scores, counts=counts, fingerprint=fingerprint, corpus=corpus,
                        timing={"embed_s": round(embed_seconds, 4), "score_s": round(total - embed_seconds, 4)},
                        cache={"hits": cache.stats.hits - hits, "misses": cache.stats.misses - misses})

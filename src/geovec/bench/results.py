@@ -112,6 +112,8 @@ def _published_rows(records: list[dict[str, Any]]) -> list[str]:
             how = f"{record['task']['name']}, {record['model']['name']}"
             if corpus:
                 how += f", corpus {corpus['name']}, max aggregation"
+            if corpus.get("fusion"):
+                how += f", hybrid (image-text weight {corpus['fusion']['weight']:g})"
             comparable = "no: oracle (human captions)" if corpus.get("oracle") else "yes"
             lines.append(f"| {dataset} | ours: {how} | {record['scores']['mean_recall']:.2f} | {comparable} |")
     return lines

@@ -14,6 +14,7 @@ from geovec.bench.results import write_result
 from geovec.bench.task import Task, TaskMetadata
 from geovec.config import home_dir
 from geovec.models.base import Embedder
+from geovec.t2t.fusion import Fusion
 
 
 @dataclass
@@ -30,10 +31,12 @@ def default_cache() -> EmbeddingCache:
 
 def run_loaded(items: Iterable[tuple[TaskMetadata, TaskData | Task]], embedder: Embedder, output: Path | None,
                data_root: Path, cache: EmbeddingCache, batch_size: int = 32, show_progress: bool = True,
-               model_path: str | None = None, corpus: Path | None = None) -> list[RunLine]:
+               model_path: str | None = None, corpus: Path | None = None,
+               fusion: Fusion | None = None) -> list[RunLine]:
     """Evaluate each task the model can take; write one record per task to ``output`` (when given).
 
-    ``corpus`` is the description corpus for the text-to-text tasks among them (the human-caption oracle if none).
+    ``corpus`` is the description corpus for the text-to-text tasks among them (the human-caption oracle if none);
+    ``fusion`` makes those tasks hybrid, recorded under the model name ``TEXT_MODEL+IMAGE_TEXT_MODEL``.
     """
     lines = []
     for meta, source in items:
@@ -47,10 +50,13 @@ def run_loaded(items: Iterable[tuple[TaskMetadata, TaskData | Task]], embedder: 
             load_seconds = time.perf_counter() - started
         else:
             data, load_seconds = source, 0.0
-        outcome = evaluate_data(meta, data, embedder, cache, batch_size, show_progress)
+        hybrid = fusion if meta.protocol == "t2t" else None
+        outcome = evaluate_data(meta, data, embedder, cache, batch_size, show_progress, fusion=hybrid)
         outcome.timing["load_s"] = round(load_seconds, 4)
         outcome.timing["total_s"] = round(time.perf_counter() - started, 4)
         record = outcome_record(meta, embedder, outcome, model_path=model_path)
+        if hybrid is not None:  # a different system: its own result file, beside the text-only one
+            record["model"]["name"] = f"{embedder.name}+{hybrid.embedder.name}"
         if output is not None:
             write_result(output, record)
         score = outcome.scores["main_score"]

@@ -109,23 +109,26 @@ _karpathy("ucm-captions-retrieval", "UCM-Captions", "UCM_captions", "dataset.jso
 _karpathy("sydney-captions-retrieval", "Sydney-Captions", "Sydney_captions", "dataset.json", "imgs", QU_CITE)
 
 # ---------------------------------------------------------------- text-side retrieval (TRSLLaVA protocol)
-def _t2t_loader(dataset: str) -> Callable[..., TaskData]:
+def _t2t_loader(dataset: str, images: str) -> Callable[..., TaskData]:
     def load(root: Path, corpus: Path | None = None) -> TaskData:
         descriptions = read_corpus(corpus) if corpus is not None else None
-        return text_to_text_split(Path(root) / "rs_caption_splits", dataset, "test", descriptions, str(corpus or ""))
+        return text_to_text_split(Path(root) / "rs_caption_splits", dataset, "test", descriptions, str(corpus or ""),
+                                  images_dir=Path(root) / images)
     return load
 
 
-for _dataset, _cite_text in (("rsitmd", RSITMD_CITE), ("rsicd", RSICD_CITE)):
+for _dataset, _cite_text, _images in (("rsitmd", RSITMD_CITE, "RSITMD/images"), ("rsicd", RSICD_CITE, "rsicd/images")):
     register_task(TaskMetadata(
         name=f"{_dataset}-t2t", category="cross-modal-retrieval", dataset=_dataset.upper(), split="test",
         data_path=f"rs_caption_splits/{_dataset}", query_kinds=("text",), candidate_kinds=("text",),
         protocol="t2t", citation=_cite_text,
         description=f"{_dataset.upper()} text-to-text retrieval (TRSLLaVA protocol): every test caption against the "
                     "test images, each represented by descriptions (--corpus JSONL); R@1/5/10 both directions and "
-                    "mR, with max aggregation (mean and centroid also reported). Without a corpus the descriptions "
-                    "are the image's other human captions: an oracle, not comparable with image-based systems."),
-        _t2t_loader(_dataset))
+                    "mR, with max aggregation (mean, centroid and max-mean also reported); with --fuse-with, hybrid "
+                    f"scores with an image-text model over the images in {_images}. Without a corpus the "
+                    "descriptions are the image's other human captions: an oracle, not comparable with image-based "
+                    "systems."),
+        _t2t_loader(_dataset, _images))
 
 # ---------------------------------------------------------------- composed image retrieval
 _task(lambda root, limit: patterncom.read_patterncom(root / "PatternNet", limit=limit),

@@ -53,6 +53,11 @@ def run_command(
     batch_size: int = typer.Option(32, "--batch-size", min=1),
     corpus: Optional[Path] = typer.Option(None, "--corpus", help="Description corpus JSONL for t2t tasks "
                                           "(default: the human captions, an oracle)."),
+    fuse_with: Optional[str] = typer.Option(None, "--fuse-with", help="Image-text model whose scores are fused "
+                                            "with the t2t scores (hybrid; needs the task's images on disk)."),
+    fuse_model_path: Optional[Path] = typer.Option(None, "--fuse-model-path", help="Checkpoint of --fuse-with."),
+    fuse_weight: float = typer.Option(0.5, "--fuse-weight", min=0.0, max=1.0,
+                                      help="Weight of the image-text scores (0: text-to-text only, 1: image-text only)."),
 ) -> None:
     """Run tasks for a model; tasks whose inputs the model cannot embed are skipped and said so."""
     from geovec.bench import get_task
@@ -63,14 +68,31 @@ def run_command(
     selected = [get_task(name) for name in dict.fromkeys(names)]  # unknown names fail before the model loads
     if corpus is not None and not any(task.metadata.protocol == "t2t" for task in selected):
         raise GeovecError("--corpus applies to text-to-text (t2t) tasks only, and none was selected")
+    if fuse_with is not None and not any(task.metadata.protocol == "t2t" for task in selected):
+        raise GeovecError("--fuse-with applies to text-to-text (t2t) tasks only, and none was selected")
     embedder = load_model(model, model_path)
+    fusion = _fusion(fuse_with, fuse_model_path, fuse_weight) if fuse_with else None
     cache = default_cache()
     try:
         lines = run_loaded([(task.metadata, task) for task in selected], embedder, output, data or data_dir(), cache,
-                           batch_size, model_path=str(model_path) if model_path else None, corpus=corpus)
+                           batch_size, model_path=str(model_path) if model_path else None, corpus=corpus,
+                           fusion=fusion)
     finally:
         cache.close()
     _print_lines(lines, f"{model}: results in {output}")
+
+
+def _fusion(name: str, path: Optional[Path], weight: float):
+    """The image-text side of a hybrid run, embedding with the instructions of the image-text retrieval tasks."""
+    from geovec.bench.tasks import RETRIEVAL
+    from geovec.models import load_model
+    from geovec.t2t.fusion import Fusion
+
+    try:
+        return Fusion(load_model(name, path), weight, image_instruction=RETRIEVAL["query_instruction"],
+                      text_instruction=RETRIEVAL["candidate_instruction"])
+    except ValueError as exc:
+        raise GeovecError(f"--fuse-with: {exc}") from None
 
 
 @bench_app.command("report")

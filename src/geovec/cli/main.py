@@ -17,6 +17,7 @@ from rich.table import Table
 
 from geovec.cli.bench import bench_app
 from geovec.cli.caption import register as register_caption
+from geovec.cli.corpus import corpus_app
 from geovec.cli.data import register as register_train_data
 from geovec.cli.ingest import register as register_ingest
 from geovec.cli.serve import register as register_serve
@@ -29,6 +30,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 index_app = typer.Typer(no_args_is_help=True, help="Build and inspect vector indexes.")
 app.add_typer(index_app, name="index")
 app.add_typer(bench_app, name="bench")
+app.add_typer(corpus_app, name="corpus")
 register_ingest(app)
 register_caption(app)
 register_serve(app)
@@ -100,6 +102,30 @@ def index_build_command(
                    f"total {len(store)}", err=True)
 
 
+@index_app.command("descriptions")
+def index_descriptions_command(
+    corpus: Path = typer.Argument(..., help="Description corpus JSONL (geovec caption, or geovec.t2t.corpus)."),
+    index: str = typer.Option(..., "--index", help="Index folder or chroma://HOST:PORT/COLLECTION (created if "
+                                                   "missing); searching it returns images."),
+    model: str = ModelOpt,
+    model_path: Optional[Path] = ModelPathOpt,
+    images_root: Optional[Path] = typer.Option(None, "--images-root",
+                                               help="Folder of the images, so results can show them."),
+    batch_size: int = BatchOpt,
+) -> None:
+    """Index every description of a corpus as text; searches then rank images by their best description."""
+    from geovec.ingest import index_items
+    from geovec.t2t.corpus import read_corpus
+    from geovec.t2t.search import description_items
+
+    items = description_items(read_corpus(corpus), images_root)
+    embedder, store = _open_for_writing(index, model, model_path, descriptions=True)
+    with store:
+        report = index_items(items, embedder, store, batch_size=batch_size)
+        typer.echo(f"{index}: added {report.added} descriptions, already present {report.skipped_existing}, "
+                   f"total {len(store)}", err=True)
+
+
 @index_app.command("info")
 def index_info_command(index: str = typer.Option(str(default_index_path()), "--index",
                                                  help="Index folder or chroma://HOST:PORT/COLLECTION.")) -> None:
@@ -110,23 +136,31 @@ def index_info_command(index: str = typer.Option(str(default_index_path()), "--i
         print(json.dumps({"path": str(index), "items": len(store), "dim": store.dim, "model": store.model}, indent=2))
 
 
-def _open_for_writing(index: str | Path, model: str, model_path: Optional[Path]):
+def _open_for_writing(index: str | Path, model: str, model_path: Optional[Path], descriptions: bool = False):
+    """The embedder and a new or existing index for it; a description index is marked so, and must stay one."""
     from geovec.index import ChromaIndex, VectorIndex
     from geovec.index.chroma import is_chroma_url
     from geovec.models import load_model
     from geovec.models.registry import index_model_record
+    from geovec.t2t.search import DESCRIPTIONS, REPRESENTS, check_represents
 
     embedder = load_model(model, model_path)
     recorded = index_model_record(model, model_path)
+    if descriptions:
+        recorded[REPRESENTS] = DESCRIPTIONS
     if is_chroma_url(index):
         store = ChromaIndex.create(index, embedder.dim, model=recorded, exist_ok=True)  # opens an existing one
     elif Path(index).is_dir() and any(Path(index).iterdir()):
         store = VectorIndex.open(index)
     else:
         return embedder, VectorIndex.create(index, embedder.dim, model=recorded)
-    if store.model.get("name") != model:
+    try:
+        if store.model.get("name") != model:
+            raise GeovecError(f"index {index} was built with model {store.model.get('name')!r}, not {model!r}")
+        check_represents(store.model, index, descriptions)
+    except GeovecError:
         store.close()
-        raise GeovecError(f"index {index} was built with model {store.model.get('name')!r}, not {model!r}")
+        raise
     return embedder, store
 
 

@@ -17,7 +17,7 @@ from geovec.datasets.captions import read_caption_split
 from geovec.errors import GeovecError
 from geovec.fileio import write_text_atomic
 from geovec.ingest.jsonl import iter_jsonl
-from geovec.inputs import as_input
+from geovec.inputs import ImageSegment, Interleaved, as_input
 
 HUMAN = "human"
 
@@ -75,23 +75,37 @@ def read_corpus(path: str | Path) -> list[Description]:
 
 
 def text_to_text_split(caption_root: str | Path, dataset: str, split: str,
-                       corpus: list[Description] | None = None, corpus_name: str = "") -> TextToTextSplit:
+                       corpus: list[Description] | None = None, corpus_name: str = "",
+                       images_dir: str | Path | None = None) -> TextToTextSplit:
     """The standard protocol's queries (every caption of the split) against images represented by ``corpus``.
 
     Without a corpus the images are represented by their own human captions minus the query: the oracle.
+    ``images_dir``, when it holds the split's images, attaches them for hybrid scoring.
     """
     captions = human_caption_corpus(caption_root, dataset, split)
     image_ids = list(dict.fromkeys(d.image_id for d in captions))
     index_of = {image_id: i for i, image_id in enumerate(image_ids)}
     queries = tuple(as_input(d.text) for d in captions)
     query_image = tuple(index_of[d.image_id] for d in captions)
+    images = _split_images(images_dir, image_ids)
     if corpus is None:
         return TextToTextSplit(tuple(image_ids), queries, query_image, queries, query_image,
-                               tuple(range(len(queries))), "human captions (oracle)", oracle=True)
+                               tuple(range(len(queries))), "human captions (oracle)", oracle=True, images=images)
     unknown = sorted({d.image_id for d in corpus} - set(index_of))
     if unknown:
         raise BenchDataError(f"corpus {corpus_name}: {len(unknown)} image ids are not in the {dataset} {split} "
                              f"split, e.g. {unknown[0]!r}")
     return TextToTextSplit(tuple(image_ids), queries, query_image, tuple(as_input(d.text) for d in corpus),
                            tuple(index_of[d.image_id] for d in corpus), (-1,) * len(queries), corpus_name,
-                           oracle=all(d.model == HUMAN for d in corpus))
+                           oracle=all(d.model == HUMAN for d in corpus), images=images)
+
+
+def _split_images(images_dir: str | Path | None, image_ids: list[str]) -> tuple[Interleaved, ...] | None:
+    """The split's images as inputs, or ``None`` when the folder is absent; a folder missing some is an error."""
+    if images_dir is None or not Path(images_dir).is_dir():
+        return None
+    paths = [Path(images_dir) / image_id for image_id in image_ids]
+    missing = [path.name for path in paths if not path.is_file()]
+    if missing:
+        raise BenchDataError(f"{images_dir}: {len(missing)} images of the split are missing, e.g. {missing[0]!r}")
+    return tuple(Interleaved((ImageSegment(str(path)),)) for path in paths)

@@ -4,7 +4,9 @@ Aggregations (``AGGREGATIONS``):
 
 * ``max``      — the best-matching description decides (robust when one variant mentions the queried object);
 * ``mean``     — the average similarity over the image's descriptions;
-* ``centroid`` — cosine to the L2-normalised mean of the image's description vectors (one vector per image).
+* ``centroid`` — cosine to the L2-normalised mean of the image's description vectors (one vector per image);
+* ``max-mean`` — the average of ``max`` and ``mean``: the best variant decides, but an image whose other variants
+  disagree with the query drops below one whose variants agree (a fusion of the two, no parameter to tune).
 
 ``exclude[q]`` names a description that must not represent its image for query ``q`` (the query caption itself
 when the corpus is the human captions): leaving it in would be a leak.
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-AGGREGATIONS = ("max", "mean", "centroid")
+AGGREGATIONS = ("max", "mean", "centroid", "max-mean")
 
 
 class DescriptionIndex:
@@ -35,6 +37,8 @@ class DescriptionIndex:
         """``(n_images, n_queries)`` scores; ``exclude[q] = -1`` excludes nothing for query ``q``."""
         if aggregation not in AGGREGATIONS:
             raise ValueError(f"unknown aggregation {aggregation!r}; choose one of {', '.join(AGGREGATIONS)}")
+        if aggregation == "max-mean":
+            return (self.scores(query_vectors, "max", exclude) + self.scores(query_vectors, "mean", exclude)) / 2
         queries = np.asarray(query_vectors, np.float32)
         excluded = np.flatnonzero(exclude >= 0) if exclude is not None else np.zeros(0, np.int64)
         dropped = exclude[excluded] if exclude is not None else excluded

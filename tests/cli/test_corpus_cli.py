@@ -1,0 +1,57 @@
+"""From images to a text-to-text result as a user runs it: import captions, describe by neighbours, hybrid bench."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+FIXTURES = Path(__file__).parents[1] / "data"
+
+
+def geovec(*args: str, home) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "geovec.cli.main", *args], capture_output=True, text=True,
+                          env={**os.environ, "GEOVEC_HOME": str(home), "COLUMNS": "200"}, timeout=300)
+
+
+def test_neighbour_corpus_then_text_to_text_and_hybrid_runs(tmp_path):
+    train, described = tmp_path / "train.jsonl", tmp_path / "neighbours.jsonl"
+    result = geovec("corpus", "import", "rsicd", "--split", "train", "--data", str(FIXTURES), "-o", str(train),
+                    home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "30 human captions of 6 images" in result.stderr
+    images = FIXTURES / "rsicd" / "images"
+    result = geovec("corpus", "neighbours", str(images), "--reference", str(train), "--reference-images",
+                    str(images), "--k", "1", "-o", str(described), home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "of 3 images (6 skipped: already in the reference)" in result.stderr  # the 3 test images
+    info = geovec("corpus", "info", str(described), home=tmp_path)
+    assert "neighbours:geovec-mini" in info.stdout and "oracle" not in info.stdout
+
+    run = ("bench", "run", "--model", "minilm", "--tasks", "rsicd-t2t", "--data", str(FIXTURES), "--corpus",
+           str(described), "--output", str(tmp_path / "r"))
+    assert geovec(*run, home=tmp_path).returncode == 0
+    result = geovec(*run, "--fuse-with", "geovec-mini", "--fuse-weight", "0.25", home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    text_only = json.loads((tmp_path / "r" / "minilm" / "rsicd-t2t.json").read_text())
+    hybrid = json.loads((tmp_path / "r" / "minilm_geovec-mini" / "rsicd-t2t.json").read_text())
+    assert hybrid["model"]["name"] == "minilm+geovec-mini" and not hybrid["corpus"]["oracle"]
+    assert hybrid["corpus"]["fusion"]["weight"] == 0.25
+    scores = hybrid["scores"]
+    assert scores["mean_recall_fused_w0"] == scores["mean_recall_text_to_text"] == text_only["scores"]["mean_recall"]
+    assert scores["mean_recall_fused_w1"] == scores["mean_recall_image_text"]
+    assert scores["mean_recall"] == scores["mean_recall_fused_w0.25"]
+    report = geovec("bench", "report", str(tmp_path / "r"), home=tmp_path).stdout
+    assert "| RSICD | ours: rsicd-t2t, minilm+geovec-mini, corpus " in report and "hybrid (image-text weight 0.25)" in report
+
+
+def test_hybrid_and_corpus_errors_are_one_line(tmp_path):
+    run = ("bench", "run", "--model", "minilm", "--data", str(FIXTURES), "--output", str(tmp_path / "r"))
+    result = geovec(*run, "--tasks", "rsicd-t2t", "--fuse-with", "minilm", home=tmp_path)
+    assert result.returncode == 2 and "--fuse-with: model 'minilm' cannot embed both images and text" in result.stderr
+    result = geovec(*run, "--tasks", "rsicd-scene", "--fuse-with", "geovec-mini", home=tmp_path)
+    assert result.returncode == 2 and "applies to text-to-text (t2t) tasks only" in result.stderr
+    result = geovec("corpus", "import", "eurosat", "-o", str(tmp_path / "c.jsonl"), home=tmp_path)
+    assert result.returncode == 2 and "corpus source 'eurosat'" in result.stderr
+    for output in (result.stdout, result.stderr):
+        assert "Traceback" not in output
