@@ -102,13 +102,14 @@ def test_text_side_task_with_minilm_is_reported_as_oracle(tmp_path):
                     home=tmp_path)
     assert result.returncode == 0, result.stderr
     record = json.loads((tmp_path / "r" / "minilm" / "rsitmd-t2t.json").read_text())
-    assert record["corpus"] == {"name": "human captions (oracle)", "oracle": True}
+    assert record["corpus"] == {"name": "human captions (oracle)", "oracle": True, "describers": ["human"]}
     # MiniLM, max aggregation, query caption left out: about 93 (a leak would push R@1 to 100)
     assert 90 < record["scores"]["mean_recall"] < 96 and record["scores"]["t2i_r1"] < 95
     report = geovec("bench", "report", str(tmp_path / "r"), home=tmp_path)
     assert "| rsitmd-t2t (oracle: human captions) | cross-modal-retrieval |" in report.stdout
     assert "| RSITMD | TRSLLaVA (published) | 42.62 | reference |" in report.stdout
-    assert "| RSITMD | ours: rsitmd-t2t, minilm, corpus human captions (oracle), max aggregation |" in report.stdout
+    assert ("| RSITMD | ours: rsitmd-t2t, minilm, corpus human captions (oracle) (human), max aggregation |"
+            in report.stdout)
     assert "| no: oracle (human captions) |" in report.stdout
 
 
@@ -122,7 +123,7 @@ def test_generated_corpus_for_text_to_text_tasks(tmp_path):
     result = geovec(*args, "--tasks", "rsitmd-t2t", "--corpus", str(corpus), home=tmp_path)
     assert result.returncode == 0, result.stderr
     record = json.loads((tmp_path / "r" / "minilm" / "rsitmd-t2t.json").read_text())
-    assert record["corpus"] == {"name": str(corpus), "oracle": False}
+    assert record["corpus"] == {"name": str(corpus), "oracle": False, "describers": ["tiny-vlm rsrt-1"]}
     assert record["counts"]["descriptions"] == len(names)
     corpus.write_text(json.dumps({"image_id": "nowhere_1.tif", "kind": "summary", "text": "x"}) + "\n")
     result = geovec(*args, "--tasks", "rsitmd-t2t", "--corpus", str(corpus), home=tmp_path)

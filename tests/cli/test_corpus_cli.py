@@ -43,6 +43,8 @@ def test_neighbour_corpus_then_text_to_text_and_hybrid_runs(tmp_path):
     assert scores["mean_recall"] == scores["mean_recall_fused_w0.25"]
     report = geovec("bench", "report", str(tmp_path / "r"), home=tmp_path).stdout
     assert "| RSICD | ours: rsicd-t2t, minilm+geovec-mini, corpus " in report and "hybrid (image-text weight 0.25)" in report
+    assert "(neighbours:geovec-mini neighbours-v1:k=1:reference=train.jsonl)" in report
+    assert "| yes: image-based (captions of the nearest train images), not a VLM corpus |" in report
 
 
 def test_hybrid_and_corpus_errors_are_one_line(tmp_path):

@@ -86,6 +86,7 @@ class TextToTextSplit:
     corpus: str
     oracle: bool
     images: tuple[Interleaved, ...] | None = None
+    describers: tuple[str, ...] = ()  # who wrote the descriptions: "MODEL PROMPT_VERSION", one per distinct pair
 
     def __post_init__(self) -> None:
         if self.images is not None and len(self.images) != len(self.image_ids):

@@ -160,7 +160,8 @@ def evaluate_data(meta: TaskMetadata, data: TaskData, embedder: Embedder, cache:
         scores, counts, fingerprint = _score_candidates(meta, data, embed)
     total = time.perf_counter() - started
     scores["main_score"] = scores[meta.main_score]
-    corpus = {"name": data.corpus, "oracle": data.oracle} if isinstance(data, TextToTextSplit) else None
+    corpus = ({"name": data.corpus, "oracle": data.oracle, "describers": list(data.describers)}
+              if isinstance(data, TextToTextSplit) else None)
     if corpus is not None and fusion is not None:
         corpus["fusion"] = fusion.describe()
     return TaskOutcome(scores=scores, counts=counts, fingerprint=fingerprint, corpus=corpus,

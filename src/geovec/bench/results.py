@@ -111,12 +111,21 @@ def _published_rows(records: list[dict[str, Any]]) -> list[str]:
             corpus = record.get("corpus") or {}
             how = f"{record['task']['name']}, {record['model']['name']}"
             if corpus:
-                how += f", corpus {corpus['name']}, max aggregation"
+                how += f", corpus {corpus['name']} ({'; '.join(corpus.get('describers', []))}), max aggregation"
             if corpus.get("fusion"):
                 how += f", hybrid (image-text weight {corpus['fusion']['weight']:g})"
-            comparable = "no: oracle (human captions)" if corpus.get("oracle") else "yes"
-            lines.append(f"| {dataset} | ours: {how} | {record['scores']['mean_recall']:.2f} | {comparable} |")
+            lines.append(f"| {dataset} | ours: {how} | {record['scores']['mean_recall']:.2f} | "
+                         f"{_comparability(corpus)} |")
     return lines
+
+
+def _comparability(corpus: dict[str, Any]) -> str:
+    """Whether a row may stand beside published image-based rows, and as what."""
+    if corpus.get("oracle"):
+        return "no: oracle (human captions)"
+    if corpus and all(d.startswith("neighbours:") for d in corpus.get("describers", [])):
+        return "yes: image-based (captions of the nearest train images), not a VLM corpus"
+    return "yes"
 
 
 def chart(records: list[dict[str, Any]], path: Path) -> Path:

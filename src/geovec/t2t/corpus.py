@@ -90,14 +90,16 @@ def text_to_text_split(caption_root: str | Path, dataset: str, split: str,
     images = _split_images(images_dir, image_ids)
     if corpus is None:
         return TextToTextSplit(tuple(image_ids), queries, query_image, queries, query_image,
-                               tuple(range(len(queries))), "human captions (oracle)", oracle=True, images=images)
+                               tuple(range(len(queries))), "human captions (oracle)", oracle=True, images=images,
+                               describers=(HUMAN,))
     unknown = sorted({d.image_id for d in corpus} - set(index_of))
     if unknown:
         raise BenchDataError(f"corpus {corpus_name}: {len(unknown)} image ids are not in the {dataset} {split} "
                              f"split, e.g. {unknown[0]!r}")
     return TextToTextSplit(tuple(image_ids), queries, query_image, tuple(as_input(d.text) for d in corpus),
                            tuple(index_of[d.image_id] for d in corpus), (-1,) * len(queries), corpus_name,
-                           oracle=all(d.model == HUMAN for d in corpus), images=images)
+                           oracle=all(d.model == HUMAN for d in corpus), images=images,
+                           describers=tuple(sorted({f"{d.model} {d.prompt_version}".strip() for d in corpus})))
 
 
 def _split_images(images_dir: str | Path | None, image_ids: list[str]) -> tuple[Interleaved, ...] | None:
