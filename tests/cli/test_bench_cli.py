@@ -116,9 +116,11 @@ def test_text_side_task_with_minilm_is_reported_as_oracle(tmp_path):
 def test_generated_corpus_for_text_to_text_tasks(tmp_path):
     fixtures = Path(__file__).parents[1] / "data"
     names = sorted(set((fixtures / "rs_caption_splits" / "rsitmd" / "test_filename.txt").read_text().split()))
-    corpus = tmp_path / "corpus.jsonl"
+    train = sorted(set((fixtures / "rs_caption_splits" / "rsitmd" / "train_filename.txt").read_text().split()))
+    corpus = tmp_path / "corpus.jsonl"  # the whole image folder described: train images are left out of the test
     corpus.write_text("".join(json.dumps({"image_id": n, "kind": "summary", "text": f"an aerial view of {n[:-4]}",
-                                          "model": "tiny-vlm", "prompt_version": "rsrt-1"}) + "\n" for n in names))
+                                          "model": "tiny-vlm", "prompt_version": "rsrt-1"}) + "\n"
+                              for n in names + train))
     args = ("bench", "run", "--model", "minilm", "--data", str(fixtures), "--output", str(tmp_path / "r"))
     result = geovec(*args, "--tasks", "rsitmd-t2t", "--corpus", str(corpus), home=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -80,7 +80,9 @@ def text_to_text_split(caption_root: str | Path, dataset: str, split: str,
     """The standard protocol's queries (every caption of the split) against images represented by ``corpus``.
 
     Without a corpus the images are represented by their own human captions minus the query: the oracle.
-    ``images_dir``, when it holds the split's images, attaches them for hybrid scoring.
+    Descriptions of the dataset's other splits' images are left out (a whole image folder may have been
+    described); an id of no split is an error. ``images_dir``, when it holds the split's images, attaches them for
+    hybrid scoring.
     """
     captions = human_caption_corpus(caption_root, dataset, split)
     image_ids = list(dict.fromkeys(d.image_id for d in captions))
@@ -92,6 +94,9 @@ def text_to_text_split(caption_root: str | Path, dataset: str, split: str,
         return TextToTextSplit(tuple(image_ids), queries, query_image, queries, query_image,
                                tuple(range(len(queries))), "human captions (oracle)", oracle=True, images=images,
                                describers=(HUMAN,))
+    if any(d.image_id not in index_of for d in corpus):
+        elsewhere = _other_split_ids(caption_root, dataset, split)
+        corpus = [d for d in corpus if d.image_id not in elsewhere]
     unknown = sorted({d.image_id for d in corpus} - set(index_of))
     if unknown:
         raise BenchDataError(f"corpus {corpus_name}: {len(unknown)} image ids are not in the {dataset} {split} "
@@ -100,6 +105,12 @@ def text_to_text_split(caption_root: str | Path, dataset: str, split: str,
                            tuple(index_of[d.image_id] for d in corpus), (-1,) * len(queries), corpus_name,
                            oracle=all(d.model == HUMAN for d in corpus), images=images,
                            describers=tuple(sorted({f"{d.model} {d.prompt_version}".strip() for d in corpus})))
+
+
+def _other_split_ids(caption_root: str | Path, dataset: str, split: str) -> frozenset[str]:
+    names = [path.name.removesuffix("_filename.txt") for path in (Path(caption_root) / dataset).glob("*_filename.txt")]
+    return frozenset(image.filename for other in names if other != split
+                     for image in read_caption_split(caption_root, dataset, other))
 
 
 def _split_images(images_dir: str | Path | None, image_ids: list[str]) -> tuple[Interleaved, ...] | None:
