@@ -33,6 +33,12 @@ def test_caption_command(app, qwen_checkpoint, image_dir, tmp_path):
     written = read_corpus(output) if output.stat().st_size else []
     assert len(written) + len(report["failures"]) == 2  # random weights: whatever passed the checks, or why not
     assert "2 images" in result.output and str(failure_report_path(output)) in result.output
+    lenient = tmp_path / "lenient.jsonl"  # only the "empty" check: random but non-empty text passes
+    result = CliRunner().invoke(app, [*args[:5], str(lenient), *args[6:], "--checks", "empty"])
+    assert result.exit_code == 0, result.output
+    assert len(read_corpus(lenient)) == 2
+    result = CliRunner().invoke(app, [*args[:5], str(lenient), *args[6:], "--checks", "empty,spelling"])
+    assert isinstance(result.exception, GeovecError) and "unknown quality checks ['spelling']" in str(result.exception)
 
 
 def test_caption_command_errors(app, tmp_path, image_dir):

@@ -1,10 +1,12 @@
 """Searching a description index: real MiniLM, a real folder index, the real CLI; one result per image."""
 
+import io
 import json
 import sys
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -15,6 +17,7 @@ from geovec.models import load_model
 from geovec.query import Searcher, SearchRequest
 from geovec.t2t import Description, write_corpus
 from geovec.t2t.search import DESCRIPTIONS, DescriptionSearch, group_by_image
+from geovec.web import create_app
 
 CORPUS = [
     Description("airport.jpg", "summary", "many airplanes parked at the terminal of an airport", "vlm", "rsrt-v1"),
@@ -161,3 +164,16 @@ def test_grouping_sorts_unordered_hits_and_keeps_input_order_on_ties():
     assert [(h.id, h.score) for h in images] == [("a", 0.9), ("c", 0.7), ("b", 0.7)]
     assert images[2].record.extra["best_description_id"] == "b#0"
     assert group_by_image([], top_k=3) == []
+
+
+def test_the_web_api_answers_a_description_index_with_images(built):
+    _, _, index = built
+    with TestClient(create_app(index)) as client:
+        body = client.post("/api/search", json={"text": QUERY, "top_k": 10}).json()
+        assert [r["id"] for r in body["results"]][0] == "airport.jpg"
+        assert sorted(r["id"] for r in body["results"]) == ["airport.jpg", "beach.jpg", "bridge.jpg", "forest.jpg"]
+        picture = Image.new("RGB", (32, 32), "green")
+        upload = io.BytesIO()
+        picture.save(upload, format="PNG")
+        refused = client.post("/api/search/image", files={"image": ("q.png", upload.getvalue(), "image/png")})
+        assert refused.status_code == 400 and "text descriptions" in refused.json()["error"]

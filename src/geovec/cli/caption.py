@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from geovec.caption.prompts import DEFAULT_PROMPT_VERSION
+from geovec.caption.quality import ALL_CHECKS
 
 
 def caption_command(
@@ -24,13 +25,15 @@ def caption_command(
     retries: int = typer.Option(2, "--retries", min=0, help="Re-asks (with sampling) of a description that fails "
                                                             "a quality check."),
     prompt_version: str = typer.Option(DEFAULT_PROMPT_VERSION, "--prompts", help="Versioned prompt set."),
+    checks: str = typer.Option(",".join(ALL_CHECKS), "--checks",
+                               help="Comma-separated quality checks a description must pass."),
 ) -> None:
     """Describe every image with a local vision-language model (RSRT prompts) into a description corpus."""
     from geovec.caption import caption_images, load_caption_model
 
     report = caption_images(images, load_caption_model(model, device), output, prompt_version=prompt_version,
                             variants=variants, batch_size=batch_size, max_new_tokens=max_new_tokens,
-                            retries=retries, limit=limit)
+                            retries=retries, limit=limit, checks=[c.strip() for c in checks.split(",") if c.strip()])
     typer.echo(f"{report.output}: {report.total} descriptions ({report.generated} new) of {report.images} images; "
                f"{len(report.failures)} failures listed in {report.failure_report}", err=True)
 
