@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -100,6 +101,24 @@ def test_rerun_is_idempotent_and_a_grown_folder_adds_only_new_chips(archive, tmp
     grown, after = ingest(archive, tmp_path / "idx", clip)
     assert grown.added == 5 and len(after) == EXPECTED_ADDED + 5
     assert {r.extra["archive_path"] for id, r in after.items() if id not in records} == {"new/copy.tif"}
+
+
+def test_a_changed_file_replaces_its_old_chips_and_thumbnails(archive, tmp_path, clip):
+    first, records = ingest(archive, tmp_path / "idx", clip)
+    old = {id: r for id, r in records.items() if r.extra["archive_path"] == "utm31_rgb.tif"}
+    assert len(old) == 5 and all((tmp_path / "idx" / r.extra["thumbnail"]).is_file() for r in old.values())
+    changed = archive / "utm31_rgb.tif"
+    stat = changed.stat()
+    os.utime(changed, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # rewritten in place (a new mtime)
+    again, after = ingest(archive, tmp_path / "idx", clip)
+    assert (again.replaced, again.added, again.already_indexed) == (5, 5, first.added - 5)
+    assert "old chips of changed files deleted 5" in again.summary()
+    assert len(after) == len(records) and not old.keys() & after.keys()
+    assert not any((tmp_path / "idx" / r.extra["thumbnail"]).exists() for r in old.values())
+    new = {id: r for id, r in after.items() if r.extra["archive_path"] == "utm31_rgb.tif"}
+    assert sorted(r.bbox for r in new.values()) == sorted(r.bbox for r in old.values())  # same windows, new ids
+    steady, _ = ingest(archive, tmp_path / "idx", clip)
+    assert (steady.replaced, steady.added) == (0, 0)
 
 
 def test_crash_after_two_batches_then_resume_indexes_each_chip_once(archive, tmp_path, clip):

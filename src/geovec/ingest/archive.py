@@ -9,7 +9,8 @@ Why this is resumable and idempotent: a chip id is a hash of the source path rel
 file's size and mtime, the chip window, the output resolution and the bands, so the same chip always gets the same
 id and each batch is one index transaction. A run killed at any point is finished by running it again: committed
 chips are skipped, the rest are embedded once. A grown archive costs only its new files; a changed file (new
-mtime/size) gets new ids (its old chips stay until deleted). Unreadable files are reported and skipped.
+mtime/size) gets new ids, and its old chips (and thumbnails) are deleted when it is planned, so search never
+returns pixels that are no longer in the file. Unreadable files are reported and skipped.
 
 Chip pixels are not stored: ``read_chip(record)`` re-reads them from the source window with the parameters kept in
 ``Record.extra`` (bands, resolution, stretch), giving exactly the pixels that were embedded. Thumbnails (JPEG,
@@ -74,6 +75,7 @@ class ArchiveReport:
     chips: int = 0
     added: int = 0
     already_indexed: int = 0
+    replaced: int = 0  # chips of files changed since they were indexed, deleted (their new chips are added)
     skipped_nodata: int = 0
     ungeoreferenced: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # file -> reason
@@ -83,6 +85,8 @@ class ArchiveReport:
     def summary(self) -> str:
         text = (f"{self.files} files, {self.chips} chips: added {self.added}, already indexed {self.already_indexed},"
                 f" skipped (nodata) {self.skipped_nodata}, failed files {len(self.failed)}")
+        if self.replaced:
+            text += f", old chips of changed files deleted {self.replaced}"
         if self.ungeoreferenced:
             text += f", without coordinates {len(self.ungeoreferenced)}"
         return text + f" in {self.seconds:.1f} s"
@@ -234,8 +238,10 @@ def check_image_model(name: str, modalities: frozenset[str] | set[str]) -> None:
 
 
 def plan_archive(path: str | Path, index: VectorIndex, options: TileOptions) -> tuple[list[ChipPlan], ArchiveReport]:
-    """Discover the archive and lay out the chips not yet in ``index`` (headers and footprints only, no pixels)."""
+    """Discover the archive and lay out the chips not yet in ``index`` (headers and footprints only, no pixels);
+    chips of files that changed since they were indexed are deleted here."""
     sources, report = discover(path, exclude=index.path)
+    report.replaced = delete_stale_chips(index, sources)
     plans = []
     for source in sources:
         try:
@@ -255,6 +261,20 @@ def plan_archive(path: str | Path, index: VectorIndex, options: TileOptions) -> 
         report.already_indexed += len(windows) - len(todo)
         plans.append(ChipPlan(source, [(windows[i], fp, ids[i]) for i, fp in zip(todo, footprints)]))
     return plans, report
+
+
+def delete_stale_chips(index: VectorIndex, sources: list[Source]) -> int:
+    """Delete the chips (and thumbnails) that were cut from an older version of one of ``sources``."""
+    current = {source.name: source.fingerprint for source in sources}
+    stale = [(id, thumbnail) for id, name, fingerprint, thumbnail in
+             index.extra_fields("archive_path", "fingerprint", "thumbnail")
+             if name in current and fingerprint != current[name]]
+    if stale:
+        index.delete([id for id, _ in stale])
+        for _, thumbnail in stale:
+            if thumbnail:
+                (index.path / thumbnail).unlink(missing_ok=True)
+    return len(stale)
 
 
 def finish_report(report: ArchiveReport, started: float, index: VectorIndex,
