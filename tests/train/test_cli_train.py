@@ -34,3 +34,17 @@ def test_bad_config_is_one_line_and_exit_code_2(tmp_path, pairs_file):
     assert failed.returncode == 2
     assert len(failed.stderr.strip().splitlines()) == 1
     assert failed.stderr.startswith("error: config.learning_rate: unknown key")
+
+
+def test_two_process_ddp_run_with_accelerate_launch(tmp_path, pairs_file):
+    """The real multi-process path (DDP over gloo on CPU): negatives gathered across processes, one saved model."""
+    recipe = write_recipe(tmp_path / "recipes", pairs_file, max_steps=2, learnable_temperature=True)
+    out = tmp_path / "run"
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines",
+              "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "geovec.cli.train", str(recipe),
+              "--output", str(out), "--quiet"]
+    done = subprocess.run(launch, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("effective config") == 1 and "step 2/2 loss" in done.stdout  # printed by rank 0 only
+    assert load_model("geovec-mini", out / "final").encode("a harbour").shape == (384,)

@@ -48,6 +48,7 @@ class TrainConfig:
     temperature: float = 0.05
     learnable_temperature: bool = False
     symmetric: bool = True
+    gather_across_processes: bool = True  # several processes: negatives from the global batch, not each slice
     max_steps: int = 1000
     lr: float = 5e-5
     lr_multipliers: dict[str, float] = field(default_factory=dict)  # parameter-name regex -> lr factor

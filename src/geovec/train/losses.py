@@ -4,6 +4,11 @@ Both take the *items* of a batch (``[queries, positives]`` or ``[queries, positi
 ``Interleaved``) plus the encoder, because GradCache has to prepare and embed its own mini-batches. ``model`` is
 what runs the forward pass (the encoder itself, or the wrapper ``accelerate`` made of it for DDP/FSDP/mixed
 precision); ``encoder.prepare`` is always called on the bare encoder.
+
+Under several processes (``accelerate launch``), ``gather_across_processes`` scores every process's queries
+against the positives and hard negatives of *all* processes (a differentiable all-gather), so the negatives are
+those of the global batch, as on one device; the learnable temperature's gradient is averaged by
+``average_gradients_across_processes`` because it lives outside the DDP-wrapped model.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from functools import partial
 from typing import Callable, Sequence
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.utils.checkpoint import get_device_states, set_device_states
@@ -35,6 +41,38 @@ def _on_device(batch: dict[str, Tensor], device: torch.device) -> dict[str, Tens
     return {key: value.to(device, non_blocking=True) for key, value in batch.items()}
 
 
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+class _AllGather(torch.autograd.Function):
+    """``all_gather`` whose backward sums every process's gradient for each part and hands each its own."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> tuple[Tensor, ...]:  # type: ignore[override]
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, x.contiguous())
+        return tuple(parts)
+
+    @staticmethod
+    def backward(ctx, *grads: Tensor) -> Tensor:  # type: ignore[override]
+        summed = torch.stack(grads).contiguous()
+        dist.all_reduce(summed)
+        return summed[dist.get_rank()]
+
+
+def gather_rows(x: Tensor) -> tuple[Tensor, int]:
+    """Every process's rows of ``x`` concatenated in rank order (sizes may differ), and where this process's rows
+    start. Gradients flow back to each process's own rows."""
+    sizes = [torch.zeros(1, dtype=torch.long, device=x.device) for _ in range(dist.get_world_size())]
+    dist.all_gather(sizes, torch.tensor([len(x)], dtype=torch.long, device=x.device))
+    counts = [int(size) for size in sizes]
+    if torch.is_grad_enabled() and not x.requires_grad:
+        x = x.detach().requires_grad_()  # so every process runs the backward collective, in the same order
+    parts = _AllGather.apply(F.pad(x, (0, 0, 0, max(counts) - len(x))))
+    return torch.cat([part[:count] for part, count in zip(parts, counts)]), sum(counts[:dist.get_rank()])
+
+
 class InfoNCELoss(nn.Module):
     """InfoNCE over normalised embeddings: every query against all positives in the batch plus the hard negatives.
 
@@ -44,12 +82,14 @@ class InfoNCELoss(nn.Module):
     """
 
     def __init__(self, temperature: float = 0.05, learnable_temperature: bool = False, symmetric: bool = True,
-                 min_temperature: float = 0.005, max_temperature: float = 1.0) -> None:
+                 min_temperature: float = 0.005, max_temperature: float = 1.0,
+                 gather_across_processes: bool = True) -> None:
         super().__init__()
         if not 0 < min_temperature <= temperature <= max_temperature:
             raise ValueError(f"need 0 < min_temperature <= temperature <= max_temperature, got "
                              f"{min_temperature}, {temperature}, {max_temperature}")
         self.symmetric = symmetric
+        self.gather_across_processes = gather_across_processes
         self.bounds = (math.log(min_temperature), math.log(max_temperature))
         log_t = torch.tensor(math.log(temperature))
         if learnable_temperature:
@@ -64,14 +104,29 @@ class InfoNCELoss(nn.Module):
     def score(self, queries: Tensor, positives: Tensor, negatives: Tensor | None = None) -> ContrastiveOutput:
         """The loss from normalised ``(B, d)`` queries and positives and ``(N, d)`` hard negatives."""
         t = self.temperature
-        candidates = positives if negatives is None or not len(negatives) else torch.cat([positives, negatives])
-        logits = queries @ candidates.T / t
-        labels = torch.arange(len(queries), device=queries.device)
+        if negatives is None:
+            negatives = queries.new_zeros((0, queries.shape[1]))
+        all_queries, all_positives, offset = queries, positives, 0
+        if self.gather_across_processes and _distributed():  # every process gathers, negatives or not
+            all_queries, _ = gather_rows(queries)
+            all_positives, offset = gather_rows(positives)
+            negatives, _ = gather_rows(negatives)
+        logits = queries @ torch.cat([all_positives, negatives]).T / t
+        labels = torch.arange(len(queries), device=queries.device) + offset
         loss = F.cross_entropy(logits, labels)
         if self.symmetric:
-            loss = (loss + F.cross_entropy(positives @ queries.T / t, labels)) / 2
+            loss = (loss + F.cross_entropy(positives @ all_queries.T / t, labels)) / 2
         accuracy = (logits.detach().argmax(dim=1) == labels).float().mean()
         return ContrastiveOutput(loss, accuracy, t.detach())
+
+    def average_gradients_across_processes(self) -> None:
+        """Average the learnable temperature's gradient over processes (DDP averages only the model's)."""
+        if not _distributed():
+            return
+        for parameter in self.parameters():
+            if parameter.grad is not None:
+                dist.all_reduce(parameter.grad)
+                parameter.grad /= dist.get_world_size()
 
     def forward(self, features: Features, encoder: TrainableEncoder, model: Callable | None = None) -> ContrastiveOutput:
         model = model or encoder

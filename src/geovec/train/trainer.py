@@ -251,7 +251,7 @@ def train(config: TrainConfig, resume: bool = False, show_progress: bool = True)
     encoder = build_encoder(config)
     model = adapt_model(encoder, config)
     loss_options = dict(temperature=config.temperature, learnable_temperature=config.learnable_temperature,
-                        symmetric=config.symmetric)
+                        symmetric=config.symmetric, gather_across_processes=config.gather_across_processes)
     loss_fn = (CachedInfoNCELoss(config.mini_batch_size, **loss_options) if config.mini_batch_size
                else InfoNCELoss(**loss_options)).to(accelerator.device)
     optimizer = torch.optim.AdamW(_param_groups(encoder, loss_fn, config), lr=config.lr)
@@ -281,6 +281,7 @@ def train(config: TrainConfig, resume: bool = False, show_progress: bool = True)
             task, examples = sampler.next_batch(step)
             output = loss_fn(_features(examples[rank::world], config.hard_negatives), encoder, model)
             accelerator.backward(output.loss)
+            loss_fn.average_gradients_across_processes()
             if config.max_grad_norm > 0:
                 accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimizer.step()
