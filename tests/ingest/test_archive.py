@@ -121,6 +121,35 @@ def test_a_changed_file_replaces_its_old_chips_and_thumbnails(archive, tmp_path,
     assert (steady.replaced, steady.added) == (0, 0)
 
 
+def test_replacing_chips_of_one_archive_leaves_another_archive_with_the_same_names_alone(archive, tmp_path, clip):
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(archive / "utm31_rgb.tif", other / "utm31_rgb.tif")  # same relative name, another file
+    stat = (other / "utm31_rgb.tif").stat()
+    os.utime(other / "utm31_rgb.tif", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    _, first = ingest(archive, tmp_path / "idx", clip)
+    ingest(other, tmp_path / "idx", clip)
+    os.utime(other / "utm31_rgb.tif", ns=(stat.st_atime_ns, stat.st_mtime_ns + 2 * 10**9))
+    again, after = ingest(other, tmp_path / "idx", clip)
+    assert (again.replaced, again.added) == (5, 5)
+    assert first.keys() <= after.keys()  # the first archive's utm31_rgb.tif chips are all still there
+
+
+def test_chips_of_removed_files_are_counted_and_deleted_only_with_prune(archive, tmp_path, clip):
+    _, records = ingest(archive, tmp_path / "idx", clip)
+    gone = {id: r for id, r in records.items() if r.extra["archive_path"] == "wgs84_east.tif"}
+    assert len(gone) == 2
+    (archive / "wgs84_east.tif").unlink()
+    kept, after = ingest(archive, tmp_path / "idx", clip)
+    assert kept.orphaned == 2 and "(--prune deletes them)" in kept.summary() and after.keys() == records.keys()
+    single, _ = ingest(archive / "plain.jpg", tmp_path / "idx", clip, prune=True)  # one file: no folder to judge
+    assert single.orphaned == 0
+    pruned, after = ingest(archive, tmp_path / "idx", clip, prune=True)
+    assert pruned.orphaned == 2 and "chips of removed files deleted 2" in pruned.summary()
+    assert after.keys() == records.keys() - gone.keys()
+    assert not any((tmp_path / "idx" / r.extra["thumbnail"]).exists() for r in gone.values())
+
+
 def test_crash_after_two_batches_then_resume_indexes_each_chip_once(archive, tmp_path, clip):
     with pytest.raises(KeyboardInterrupt):
         ingest(archive, tmp_path / "idx", CrashAfter(clip, batches=2), batch_size=4)
@@ -160,6 +189,9 @@ def test_cli_ingest(archive, tmp_path, tiny_clip_checkpoint):
     assert result.exit_code == 0, result.output
     assert f"added {EXPECTED_ADDED}," in result.output and "skipped corrupt.tif" in result.output
     assert not (tmp_path / "idx" / "thumbs").exists()
+    (archive / "plain.jpg").unlink()
+    result = runner.invoke(app, [*args, "--prune"])
+    assert result.exit_code == 0 and "added 0," in result.output and "chips of removed files deleted 2" in result.output
 
 
 @pytest.mark.skipif(not (REAL / "rsvqa_lr" / "0.tif").is_file(), reason="shared data missing")

@@ -28,6 +28,7 @@ def ingest_command(
     ray: Optional[str] = typer.Option(None, "--ray", flag_value="local", metavar="[ADDRESS]",
                                       help="Run on Ray: alone, a local cluster; or ADDRESS of one ('auto', "
                                            "'ray://host:10001'). Needs the 'scale' extra."),
+    prune: bool = typer.Option(False, "--prune", help="Delete the chips of files no longer in the archive folder."),
     ray_actors: int = typer.Option(1, "--ray-actors", min=1, help="Embedding actors (model copies) on Ray."),
     ray_gpus: float = typer.Option(0.0, "--ray-gpus-per-actor", min=0.0, help="GPUs per embedding actor."),
 ) -> None:
@@ -49,7 +50,7 @@ def ingest_command(
     with store:
         if ray is None:
             result = ingest_archive(path, store, embedder, options, batch_size=batch_size, thumbnails=thumbnails,
-                                    report_path=report)
+                                    report_path=report, prune=prune)
         else:
             if embedder.dim != store.dim:  # the actors would find out only after starting
                 raise GeovecError(f"index {index} holds {store.dim}-d vectors but model {model!r} makes "
@@ -61,7 +62,7 @@ def ingest_command(
             result = ingest_archive_ray(path, store, model, model_path.resolve() if model_path else None, options,
                                         address=None if ray == "local" else ray, num_actors=ray_actors,
                                         num_gpus_per_actor=ray_gpus, batch_size=batch_size, thumbnails=thumbnails,
-                                        report_path=report)
+                                        report_path=report, prune=prune)
     for name, reason in sorted(result.failed.items()):
         typer.echo(f"skipped {name}: {reason}", err=True)
     typer.echo(f"{index}: {result.summary()}; report: {report or index / REPORT_NAME}", err=True)

@@ -199,12 +199,12 @@ class VectorIndex:
         return [row[0] for row in self._conn.execute("SELECT id FROM items ORDER BY rowid")]
 
     @_locked
-    def extra_fields(self, *keys: str) -> list[tuple]:
-        """``(id, extra[key1], extra[key2], ...)`` for every item whose extra has ``keys[0]``, in one query."""
-        columns = ", ".join("json_extract(extra, ?)" for _ in keys)
-        paths = [f"$.{key}" for key in keys]
+    def record_fields(self, *extra_keys: str) -> list[tuple]:
+        """``(id, source, extra[key1], ...)`` for every item whose extra has ``extra_keys[0]``, in one query."""
+        columns = ", ".join("json_extract(extra, ?)" for _ in extra_keys)
+        paths = [f"$.{key}" for key in extra_keys]
         return [tuple(row) for row in self._conn.execute(
-            f"SELECT id, {columns} FROM items WHERE json_extract(extra, ?) IS NOT NULL", [*paths, paths[0]])]
+            f"SELECT id, source, {columns} FROM items WHERE json_extract(extra, ?) IS NOT NULL", [*paths, paths[0]])]
 
     @_locked
     def bounds(self) -> tuple[float, float, float, float] | None:

@@ -10,7 +10,8 @@ file's size and mtime, the chip window, the output resolution and the bands, so 
 id and each batch is one index transaction. A run killed at any point is finished by running it again: committed
 chips are skipped, the rest are embedded once. A grown archive costs only its new files; a changed file (new
 mtime/size) gets new ids, and its old chips (and thumbnails) are deleted when it is planned, so search never
-returns pixels that are no longer in the file. Unreadable files are reported and skipped.
+returns pixels that are no longer in the file. Chips of files gone from a folder archive are counted, and deleted
+with ``prune``. Unreadable files are reported and skipped.
 
 Chip pixels are not stored: ``read_chip(record)`` re-reads them from the source window with the parameters kept in
 ``Record.extra`` (bands, resolution, stretch), giving exactly the pixels that were embedded. Thumbnails (JPEG,
@@ -76,6 +77,8 @@ class ArchiveReport:
     added: int = 0
     already_indexed: int = 0
     replaced: int = 0  # chips of files changed since they were indexed, deleted (their new chips are added)
+    orphaned: int = 0  # chips of files no longer in the archive folder
+    pruned: bool = False  # whether those were deleted
     skipped_nodata: int = 0
     ungeoreferenced: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # file -> reason
@@ -87,6 +90,9 @@ class ArchiveReport:
                 f" skipped (nodata) {self.skipped_nodata}, failed files {len(self.failed)}")
         if self.replaced:
             text += f", old chips of changed files deleted {self.replaced}"
+        if self.orphaned:
+            text += (f", chips of removed files deleted {self.orphaned}" if self.pruned else
+                     f", chips of files no longer in the archive {self.orphaned} (--prune deletes them)")
         if self.ungeoreferenced:
             text += f", without coordinates {len(self.ungeoreferenced)}"
         return text + f" in {self.seconds:.1f} s"
@@ -237,11 +243,14 @@ def check_image_model(name: str, modalities: frozenset[str] | set[str]) -> None:
                           "needs an image model such as --model clip --model-path CHECKPOINT")
 
 
-def plan_archive(path: str | Path, index: VectorIndex, options: TileOptions) -> tuple[list[ChipPlan], ArchiveReport]:
+def plan_archive(path: str | Path, index: VectorIndex, options: TileOptions,
+                 prune: bool = False) -> tuple[list[ChipPlan], ArchiveReport]:
     """Discover the archive and lay out the chips not yet in ``index`` (headers and footprints only, no pixels);
-    chips of files that changed since they were indexed are deleted here."""
+    chips of files that changed since they were indexed (and, with ``prune``, of removed files) are deleted here."""
     sources, report = discover(path, exclude=index.path)
-    report.replaced = delete_stale_chips(index, sources)
+    folder = Path(path).resolve() if Path(path).is_dir() else None
+    report.replaced, report.orphaned = tidy_index(index, sources, folder, prune)
+    report.pruned = prune
     plans = []
     for source in sources:
         try:
@@ -263,18 +272,26 @@ def plan_archive(path: str | Path, index: VectorIndex, options: TileOptions) -> 
     return plans, report
 
 
-def delete_stale_chips(index: VectorIndex, sources: list[Source]) -> int:
-    """Delete the chips (and thumbnails) that were cut from an older version of one of ``sources``."""
-    current = {source.name: source.fingerprint for source in sources}
-    stale = [(id, thumbnail) for id, name, fingerprint, thumbnail in
-             index.extra_fields("archive_path", "fingerprint", "thumbnail")
-             if name in current and fingerprint != current[name]]
-    if stale:
-        index.delete([id for id, _ in stale])
-        for _, thumbnail in stale:
+def tidy_index(index: VectorIndex, sources: list[Source], folder: Path | None, prune: bool) -> tuple[int, int]:
+    """Delete the chips (and thumbnails) cut from an older version of one of ``sources``; count the chips of files
+    gone from ``folder`` (a folder archive) and delete them too with ``prune``. Files are matched by absolute path,
+    so archives with the same relative names can share an index. Returns (stale deleted, orphaned)."""
+    current = {str(source.path.resolve()): source.fingerprint for source in sources}
+    inside = f"{folder}{os.sep}" if folder is not None else None
+    stale, orphaned = [], []
+    for id, path, fingerprint, thumbnail in index.record_fields("fingerprint", "thumbnail"):
+        if path in current:
+            if fingerprint != current[path]:
+                stale.append((id, thumbnail))
+        elif inside is not None and path and path.startswith(inside):
+            orphaned.append((id, thumbnail))
+    doomed = stale + (orphaned if prune else [])
+    if doomed:
+        index.delete([id for id, _ in doomed])
+        for _, thumbnail in doomed:
             if thumbnail:
                 (index.path / thumbnail).unlink(missing_ok=True)
-    return len(stale)
+    return len(stale), len(orphaned)
 
 
 def finish_report(report: ArchiveReport, started: float, index: VectorIndex,
@@ -287,11 +304,11 @@ def finish_report(report: ArchiveReport, started: float, index: VectorIndex,
 
 def ingest_archive(path: str | Path, index: VectorIndex, embedder: Embedder, options: TileOptions = TileOptions(),
                    *, batch_size: int = 32, thumbnails: bool = True, report_path: str | Path | None = None,
-                   show_progress: bool = True) -> ArchiveReport:
+                   show_progress: bool = True, prune: bool = False) -> ArchiveReport:
     """Chip every raster under ``path`` and add the chips not yet in ``index``; see the module docstring."""
     check_image_model(embedder.name, embedder.modalities)
     started = time.perf_counter()
-    plans, report = plan_archive(path, index, options)
+    plans, report = plan_archive(path, index, options, prune)
     batch: list[IndexItem] = []
 
     def flush() -> None:

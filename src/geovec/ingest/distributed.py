@@ -173,7 +173,7 @@ def ingest_archive_ray(path: str | Path, index: VectorIndex, model: str, model_p
                        options: TileOptions = TileOptions(), *, address: str | None = None, num_actors: int = 1,
                        batch_size: int = 32, num_gpus_per_actor: float = 0, num_cpus_per_actor: float = 1,
                        thumbnails: bool = True, report_path: str | Path | None = None,
-                       show_progress: bool = True) -> ArchiveReport:
+                       show_progress: bool = True, prune: bool = False) -> ArchiveReport:
     """Chip every raster under ``path`` on a Ray cluster and add the chips not yet in ``index``.
 
     ``model``/``model_path`` name the embedder each actor loads (the path must exist on every node).
@@ -190,7 +190,7 @@ def ingest_archive_ray(path: str | Path, index: VectorIndex, model: str, model_p
             raise GeovecInputError(name, f"must be a number >= 0, got {value!r}")
     check_image_model(model, get_spec(model).modalities)
     started = time.perf_counter()
-    plans, report = plan_archive(path, index, options)
+    plans, report = plan_archive(path, index, options, prune)
     rows = _descriptors(plans)
     if rows:
         import ray
