@@ -43,10 +43,13 @@ def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("t2t_search")
     corpus = root / "descriptions.jsonl"
     write_corpus(corpus, CORPUS)
+    (root / "images").mkdir()
+    for name, colour in (("airport.jpg", "grey"), ("beach.jpg", "khaki"), ("forest.jpg", "darkgreen")):
+        Image.new("RGB", (200, 150), colour).save(root / "images" / name)  # bridge.jpg has no picture
     index = root / "index"
     result = cli("index", "descriptions", str(corpus), "--index", str(index), "--images-root", str(root / "images"))
     assert result.exit_code == 0, result.output
-    assert f"added {len(CORPUS)} descriptions" in result.stderr
+    assert f"added {len(CORPUS)} descriptions" in result.stderr and "thumbnails of 3 images" in result.stderr
     return root, corpus, index
 
 
@@ -172,6 +175,11 @@ def test_the_web_api_answers_a_description_index_with_images(built):
         body = client.post("/api/search", json={"text": QUERY, "top_k": 10}).json()
         assert [r["id"] for r in body["results"]][0] == "airport.jpg"
         assert sorted(r["id"] for r in body["results"]) == ["airport.jpg", "beach.jpg", "bridge.jpg", "forest.jpg"]
+        thumbnails = {r["id"]: r["thumbnail_url"] for r in body["results"]}
+        assert thumbnails["bridge.jpg"] is None
+        picture_of_airport = client.get(thumbnails["airport.jpg"])
+        assert picture_of_airport.status_code == 200 and picture_of_airport.headers["content-type"] == "image/jpeg"
+        assert Image.open(io.BytesIO(picture_of_airport.content)).size == (128, 96)
         picture = Image.new("RGB", (32, 32), "green")
         upload = io.BytesIO()
         picture.save(upload, format="PNG")

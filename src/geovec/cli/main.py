@@ -116,14 +116,15 @@ def index_descriptions_command(
     """Index every description of a corpus as text; searches then rank images by their best description."""
     from geovec.ingest import index_items
     from geovec.t2t.corpus import read_corpus
-    from geovec.t2t.search import description_items
+    from geovec.t2t.search import attach_thumbnails, description_items
 
     items = description_items(read_corpus(corpus), images_root)
     embedder, store = _open_for_writing(index, model, model_path, descriptions=True)
     with store:
+        pictures = attach_thumbnails(items, store.path) if isinstance(store.path, Path) and images_root else 0
         report = index_items(items, embedder, store, batch_size=batch_size)
         typer.echo(f"{index}: added {report.added} descriptions, already present {report.skipped_existing}, "
-                   f"total {len(store)}", err=True)
+                   f"total {len(store)}; thumbnails of {pictures} images", err=True)
 
 
 @index_app.command("info")

@@ -9,6 +9,8 @@ is its best, so the top images are exactly the first distinct images, and enough
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -58,6 +60,35 @@ def description_items(corpus: Sequence[Description], images_root: str | Path | N
     return items
 
 
+def attach_thumbnails(items: Sequence[IndexItem], index_path: Path) -> int:
+    """Give each image with a readable ``source`` a thumbnail in the index folder (the web page shows it) and point
+    its descriptions' records at it; returns how many images got one. Existing thumbnails are kept (reruns)."""
+    from PIL import Image, UnidentifiedImageError
+
+    from geovec.ingest.archive import THUMBS_DIR, thumbnail_jpeg, write_thumbnail
+
+    made: dict[str, str | None] = {}
+    for item in items:
+        record = item.record
+        image_id = record.extra["image_id"]
+        if image_id not in made:
+            made[image_id] = None
+            digest = hashlib.sha1(image_id.encode()).hexdigest()[:8]
+            name = f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', image_id)[:60]}-{digest}"  # ids may hold "/"
+            if (index_path / THUMBS_DIR / f"{name}.jpg").is_file():
+                made[image_id] = f"{THUMBS_DIR}/{name}.jpg"
+            elif record.source is not None:
+                try:
+                    with Image.open(record.source) as picture:
+                        pixels = np.asarray(picture.convert("RGB"))
+                except (OSError, UnidentifiedImageError):
+                    continue  # no picture to show; the descriptions are still searchable
+                made[image_id] = write_thumbnail(index_path, name, thumbnail_jpeg(pixels))
+        if made[image_id]:
+            record.extra["thumbnail"] = made[image_id]
+    return sum(1 for thumbnail in made.values() if thumbnail)
+
+
 def check_represents(model: dict | None, location: object, descriptions: bool) -> None:
     """Refuse to mix descriptions and other items in one index: their hits could not be read the same way."""
     if is_description_index(model) == descriptions:
@@ -90,6 +121,8 @@ def group_by_image(hits: Sequence[Hit], top_k: int) -> list[Hit]:
     for image_id, matched in list(groups.items())[:top_k]:
         best = matched[0]
         extra = {"image_id": image_id, "matched": len(matched), "best_description_id": best.id}
+        if best.record.extra.get("thumbnail"):
+            extra["thumbnail"] = best.record.extra["thumbnail"]
         captions = [caption for hit in matched[:MAX_CAPTIONS] for caption in hit.record.captions[:1]]
         images.append(Hit(image_id, best.score, replace(best.record, id=image_id, captions=captions, extra=extra)))
     return images

@@ -80,7 +80,8 @@ class WebSearch:
         for hit in result.hits:
             row = hit.to_dict()
             has_thumb = self.thumbnail_path(hit.record) is not None
-            row["thumbnail_url"] = f"/api/thumbnail/{quote(hit.id, safe='')}" if has_thumb else None
+            item_id = hit.record.extra.get("best_description_id", hit.id)  # an image of a description index
+            row["thumbnail_url"] = f"/api/thumbnail/{quote(item_id, safe='')}" if has_thumb else None
             rows.append(row)
         response: dict[str, Any] = {"results": rows, "elapsed_ms": round(result.elapsed_ms, 2)}
         if not rows:
