@@ -65,6 +65,18 @@ def test_reference_images_are_never_described_by_their_own_captions(reference, e
     assert {d.text for d in described} == {"a blue lake", "open water"}  # the only reference left: water.png
 
 
+def test_an_unreadable_image_is_reported_and_the_others_described(tmp_path, reference, embedder):
+    folder, corpus = reference
+    broken = tmp_path / "broken.jpg"
+    broken.write_text("not a picture")
+    targets = [("broken.jpg", broken), ("copy.png", folder / "sand.png")]
+    described, report = neighbour_corpus(targets, corpus[:4], folder, embedder, k=1, show_progress=False)
+    assert {d.image_id for d in described} == {"copy.png"} and report.targets == 1
+    assert list(report.failed) == ["broken.jpg"] and "cannot read image" in report.failed["broken.jpg"]
+    with pytest.raises(GeovecInputError, match="none of the 1 images can be read, e.g. broken.jpg"):
+        neighbour_corpus(targets[:1], corpus, folder, embedder)
+
+
 def test_bad_reference_or_k_is_named(tmp_path, reference, embedder):
     folder, corpus = reference
     target = [("x.png", folder / "water.png")]

@@ -4,16 +4,18 @@ Each target image is embedded with an image model; its ``k`` most similar images
 RSICD train) are found, and their captions become its descriptions (nearest-neighbour captioning, Devlin et al.
 2015). The target's own captions are never read, so this is an image-based corpus: the text-to-text rows it gives
 are results (of a retrieval captioner, not of a VLM), not the oracle. A target that is itself in the reference is
-skipped: describing it by its own captions would be the oracle again.
+skipped: describing it by its own captions would be the oracle again. An unreadable target is reported with the
+reason and the others are described.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from PIL import Image
 
 from geovec.bench.cache import EmbeddingCache
 from geovec.errors import GeovecInputError
@@ -30,6 +32,7 @@ class NeighbourReport:
     targets: int  # images described
     skipped_in_reference: int  # targets left out because the reference already holds them
     descriptions: int
+    failed: dict[str, str] = field(default_factory=dict)  # unreadable target image id -> reason
 
 
 def neighbour_corpus(targets: Sequence[tuple[str, Path]], reference: Sequence[Description], reference_images: Path,
@@ -55,6 +58,12 @@ def neighbour_corpus(targets: Sequence[tuple[str, Path]], reference: Sequence[De
     kept = [(image_id, path) for image_id, path in targets if image_id not in captions]
     if not kept:
         raise GeovecInputError("IMAGES", "every target image is in the reference corpus: nothing to describe")
+    failed = {image_id: reason for image_id, path in kept if (reason := _unreadable(path))}
+    skipped = len(targets) - len(kept)
+    kept = [(image_id, path) for image_id, path in kept if image_id not in failed]
+    if not kept:
+        first = next(iter(failed))
+        raise GeovecInputError("IMAGES", f"none of the {len(failed)} images can be read, e.g. {first}: {failed[first]}")
 
     def embed(files: Sequence[Path]) -> np.ndarray:
         items = [Interleaved((ImageSegment(str(path)),), instruction) for path in files]
@@ -79,4 +88,14 @@ def neighbour_corpus(targets: Sequence[tuple[str, Path]], reference: Sequence[De
                     if text not in seen:
                         seen.add(text)
                         corpus.append(Description(image_id, f"neighbour-{rank}", text, model, version))
-    return corpus, NeighbourReport(len(kept), len(targets) - len(kept), len(corpus))
+    return corpus, NeighbourReport(len(kept), skipped, len(corpus), failed)
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why an image cannot be read (its header and structure checked, not decoded), or ``None``."""
+    try:
+        with Image.open(path) as picture:
+            picture.verify()
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        return f"cannot read image: {exc}"
+    return None

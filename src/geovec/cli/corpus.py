@@ -75,8 +75,11 @@ def neighbours_command(
     finally:
         cache.close()
     write_corpus(output, corpus)
+    for image_id, reason in sorted(report.failed.items()):
+        typer.echo(f"skipped {image_id}: {reason}", err=True)
     typer.echo(f"{output}: {report.descriptions} descriptions of {report.targets} images "
-               f"({report.skipped_in_reference} skipped: already in the reference)", err=True)
+               f"({report.skipped_in_reference} skipped: already in the reference; {len(report.failed)} unreadable)",
+               err=True)
 
 
 @corpus_app.command("info")
