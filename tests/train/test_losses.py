@@ -7,20 +7,15 @@ import math
 import pytest
 import torch
 from torch.nn import functional as F
-from train_helpers import rsicd_pairs
-from transformers import AutoTokenizer, BertConfig
+from train_helpers import rsicd_pairs, tiny_encoder
 
-from geovec.models.mini import GeovecMini, MiniSettings, minilm_path
+from geovec.models.mini import GeovecMini
 from geovec.train.losses import CachedInfoNCELoss, InfoNCELoss
 
 
 @pytest.fixture(scope="module")
 def encoder() -> GeovecMini:
-    bert = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                      intermediate_size=37, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
-    torch.manual_seed(0)
-    settings = MiniSettings(image_size=32, patch_size=16, stem_widths=(8, 16), bert=bert.to_dict())
-    return GeovecMini(settings, AutoTokenizer.from_pretrained(str(minilm_path()), local_files_only=True))
+    return tiny_encoder()
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,20 @@ from geovec.datasets.captions import read_caption_split
 from geovec.inputs import ImageSegment, Interleaved, TextSegment
 from geovec.train.examples import TrainingExample
 
+def tiny_encoder(dropout: float = 0.1):
+    """A tiny randomly initialised geovec-mini (real BERT + stem, seeded), small enough for loss tests."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig
+
+    from geovec.models.mini import GeovecMini, MiniSettings, minilm_path
+
+    bert = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                      intermediate_size=37, hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+    torch.manual_seed(0)
+    settings = MiniSettings(image_size=32, patch_size=16, stem_widths=(8, 16), bert=bert.to_dict())
+    return GeovecMini(settings, AutoTokenizer.from_pretrained(str(minilm_path()), local_files_only=True))
+
+
 # A reduced geovec-mini: the first 2 real MiniLM layers, 64 px images in 16 px patches (16 image tokens).
 TINY_MINI = {"num_layers": 2, "image_size": 64, "patch_size": 16, "stem_widths": [16, 32]}
 
