@@ -13,7 +13,7 @@ pytest.importorskip("chromadb")
 
 from geovec.errors import GeovecIndexError, GeovecInputError  # noqa: E402
 from geovec.index import ChromaIndex, GeoFilter, Record, VectorIndex  # noqa: E402
-from geovec.index.chroma import local_server  # noqa: E402
+from geovec.index.chroma import geo_where, local_server  # noqa: E402
 from geovec.query import Searcher, SearchRequest, open_index  # noqa: E402
 
 DIM = 16
@@ -141,22 +141,37 @@ def twins(server, tmp_path_factory):
     GeoFilter(near=(0.0, 179.0), radius_km=1500),  # a circle across the antimeridian
     GeoFilter(within=(175.0, -60.0, -175.0, 0.0), near=(-20.0, 179.5), radius_km=3000),
     GeoFilter(near=(55.0, 0.0), radius_km=4000),  # the cap holds the pole: the prefilter is a whole band, refilled
-], ids=["none", "within", "within-antimeridian", "near", "near-antimeridian", "both", "near-pole"])
+    GeoFilter(within=(176.5, -20.0, 179.5, 20.0)),  # small: 5-degree cells, some straddling the box edge
+    GeoFilter(within=(-170.0, -80.0, 170.0, 80.0)),  # too large to list cells: filtered on what comes back
+], ids=["none", "within", "within-antimeridian", "near", "near-antimeridian", "both", "near-pole", "small", "huge"])
 def test_chroma_ranks_like_vector_index(twins, geo):
     folder, chroma = twins
     queries = unit_vectors(8, seed=9)
     expected = folder.search(queries, k=10, filter=geo, exact=True)
-    for exact in (None, True):
+    for exact, cells in ((None, True), (True, True), (None, False)):  # cells False: a collection made before them
+        chroma.geocells = cells
         got = chroma.search(queries, k=10, filter=geo, exact=exact)
         for want, have in zip(expected, got):
             want_ids, want_scores = ranking(want)
             have_ids, have_scores = ranking(have)
-            assert have_ids == want_ids, (exact, geo)
+            assert have_ids == want_ids, (exact, cells, geo)
             np.testing.assert_allclose(have_scores, want_scores, rtol=0, atol=1e-4)
             assert geo is None or all(geo.matches(h.record.lat, h.record.lon) for h in have)
+    chroma.geocells = True
     few = GeoFilter(near=(0.0, 179.0), radius_km=300)  # fewer matches than k: every one, and nothing else
     assert ranking(chroma.search(queries[0], k=10, filter=few))[0] == ranking(folder.search(queries[0], k=10,
                                                                                            filter=few))[0]
+
+
+def test_filters_become_the_finest_cell_list_that_fits():
+    assert geo_where(GeoFilter(within=(4.0, 51.0, 5.5, 52.2))) == {  # a city region: 0.2-degree cells, 8 x 2
+        "geocell3": {"$in": [f"{row}:{col}" for row in range(255, 262) for col in range(20, 28)]}}
+    antimeridian = geo_where(GeoFilter(within=(178.0, 0.0, -178.0, 1.0)))["geocell2"]["$in"]
+    assert antimeridian == [f"{row}:{col}" for row in (0, 1) for col in (178, 179, 180, -180, -179, -178)]
+    within_and_near = GeoFilter(within=(-30.0, -40.0, 90.0, 40.0), near=(10.0, 20.0), radius_km=50)
+    assert list(geo_where(within_and_near)) == ["geocell3"]  # the circle's box is the smaller cover
+    assert geo_where(GeoFilter(within=(-180.0, -90.0, 180.0, 90.0))) is None
+    assert "$and" in geo_where(GeoFilter(within=(4.0, 51.0, 5.5, 52.2)), cells=False)
 
 
 def test_many_users_search_while_another_adds(url):

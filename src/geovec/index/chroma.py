@@ -13,9 +13,13 @@ An index is one collection, addressed as ``chroma://HOST:PORT/COLLECTION``:
 * collection metadata holds geovec's ``dim``, ``model`` (JSON) and format version; ``open`` refuses anything else.
 * each item's record is its metadata (Chroma takes scalars only): ``source``, ``lat``/``lon``, ``bbox`` and
   ``footprint`` as four numbers each, ``captions``/``extra`` as JSON strings.
-* a ``GeoFilter`` becomes a ``where`` on lat/lon (its bounding rectangles; antimeridian boxes as an ``$or`` of two
-  longitude ranges), and the exact test (``GeoFilter.mask``) runs on what comes back; a ``near`` filter over-fetches
-  and asks again with a larger ``n_results`` until ``k`` hits pass or the candidates run out.
+* a ``GeoFilter`` becomes a ``where`` that every kept item satisfies, and the exact test (``GeoFilter.mask``) runs
+  on what comes back; when too few pass, the search asks again with a larger ``n_results`` until ``k`` hits pass or
+  the candidates run out. Each located item stores its grid cell at several sizes (``geocell0`` = 20 degrees ...
+  ``geocell4`` = 0.05 degrees), and the ``where`` is "cell in [the cells covering the filter's smallest
+  rectangle]" at the finest size needing at most ``MAX_CELLS`` cells: an indexed string match, about 10x faster
+  on Chroma than ranges on lat and lon (measured: 27 vs 267 ms at 100k items). Collections made before cells
+  existed keep the range ``where``.
 
 Writes go in batches of the server's maximum batch size, each an upsert; a batch is atomic, a whole ``add`` is not
 (a crash leaves a prefix, and re-running ``geovec index build`` finishes it). Searches are HNSW unless
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import re
 import shutil
@@ -53,10 +58,13 @@ SCHEME = "chroma://"
 FORMAT_VERSION = 1
 DEFAULT_PORT = 8000
 _META_DIM, _META_MODEL, _META_FORMAT = "geovec:dim", "geovec:model", "geovec:format"
+_META_CELLS = "geovec:geocells"  # set on collections whose items carry their grid cells
+CELL_SIZES = (20.0, 5.0, 1.0, 0.2, 0.05)  # degrees; item metadata "geocell{i}" is its cell at CELL_SIZES[i]
+MAX_CELLS = 100  # cells one ``$in`` may list; a larger area is filtered on what comes back only
 _BOX_KEYS = {"bbox": ("bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2"),
              "footprint": ("footprint_minlon", "footprint_minlat", "footprint_maxlon", "footprint_maxlat")}
 _COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,510}[A-Za-z0-9]$")  # Chroma's naming rule
-_NEAR_OVERFETCH = 4  # a near filter's circle fills pi/4 of its box: ask for 4k first, then 4x more each round
+_OVERFETCH = 4  # a filter: ask for 4k first (a circle fills pi/4 of its box), then 4x more each round
 
 
 def is_chroma_url(location: object) -> bool:
@@ -191,17 +199,46 @@ def _where_box(box: Box) -> list[dict]:
     return [{"lat": {"$gte": minlat}}, {"lat": {"$lte": maxlat}}, lon]
 
 
-def geo_where(geo: GeoFilter | None) -> dict | None:
-    """A Chroma ``where`` that every item the filter keeps satisfies (its prefilter rectangles, all of them)."""
+def _cell(lat: float, lon: float, size: float) -> str:
+    return f"{math.floor(lat / size)}:{math.floor(lon / size)}"
+
+
+def _box_cells(box: Box, size: float) -> list[str] | None:
+    """The cells of ``size`` degrees covering ``box`` (antimeridian boxes wrap), or ``None`` if over ``MAX_CELLS``."""
+    minlon, minlat, maxlon, maxlat = box
+    rows = range(math.floor(minlat / size), math.floor(maxlat / size) + 1)
+    spans = [(minlon, maxlon)] if minlon <= maxlon else [(minlon, 180.0), (-180.0, maxlon)]
+    cols = [c for low, high in spans for c in range(math.floor(low / size), math.floor(high / size) + 1)]
+    if len(rows) * len(cols) > MAX_CELLS:
+        return None
+    return [f"{row}:{col}" for row in rows for col in cols]
+
+
+def geo_where(geo: GeoFilter | None, cells: bool = True) -> dict | None:
+    """A Chroma ``where`` that every item the filter keeps satisfies: its grid cells when the collection stores
+    them (``None`` for an area too large to list), else ranges on lat/lon over all its prefilter rectangles."""
     if geo is None:
         return None
-    return {"$and": [clause for box in geo.prefilter_boxes() for clause in _where_box(box)]}
+    if not cells:
+        return {"$and": [clause for box in geo.prefilter_boxes() for clause in _where_box(box)]}
+    best: tuple[float, str, list[str]] | None = None
+    for box in geo.prefilter_boxes():  # an item lies in every rectangle: the smallest cover of one is enough
+        for level in reversed(range(len(CELL_SIZES))):  # finest first
+            covering = _box_cells(box, CELL_SIZES[level])
+            if covering is not None:
+                area = len(covering) * CELL_SIZES[level] ** 2
+                if best is None or area < best[0]:
+                    best = (area, f"geocell{level}", covering)
+                break
+    return None if best is None else {best[1]: {"$in": best[2]}}
 
 
 def _metadata(record: Record, where: str) -> dict[str, Any]:
     """A validated record as flat Chroma metadata (absent fields are left out: Chroma stores no nulls)."""
     _, source, bbox, lat, lon, footprint, captions, extra = record_row(record, where)
     meta = {"source": source, "lat": lat, "lon": lon, "captions": captions, "extra": extra}
+    if lat is not None and lon is not None:
+        meta.update((f"geocell{level}", _cell(lat, lon, size)) for level, size in enumerate(CELL_SIZES))
     for name, text in (("bbox", bbox), ("footprint", footprint)):
         if text is not None:
             meta.update(zip(_BOX_KEYS[name], json.loads(text)))
@@ -233,8 +270,10 @@ def _check_queries(query, dim: int) -> tuple[np.ndarray, bool]:
 class ChromaIndex:
     """A geovec index in a collection on a Chroma server; the same API as ``VectorIndex`` (see the module doc)."""
 
-    def __init__(self, location: ChromaLocation, client, collection, dim: int, model: dict) -> None:
+    def __init__(self, location: ChromaLocation, client, collection, dim: int, model: dict,
+                 geocells: bool = False) -> None:
         self._location, self._client, self._collection = location, client, collection
+        self.geocells = geocells  # whether its items carry grid cells to filter on (collections made since)
         self.path = self.url = location.url  # no local folder: ``path`` names the index in messages
         self.dim, self.model = dim, model
         self.batch_size = max(1, int(client.get_max_batch_size()))  # items per request the server takes
@@ -257,7 +296,8 @@ class ChromaIndex:
                 try:
                     collection = client.create_collection(
                         location.collection, embedding_function=None,
-                        metadata={_META_DIM: dim, _META_MODEL: model_json, _META_FORMAT: FORMAT_VERSION},
+                        metadata={_META_DIM: dim, _META_MODEL: model_json, _META_FORMAT: FORMAT_VERSION,
+                                  _META_CELLS: True},
                         configuration={"hnsw": {"space": "ip", "ef_search": ef_search,
                                                 "ef_construction": ef_construction, "max_neighbors": max_neighbors}})
                 except Exception:
@@ -266,7 +306,7 @@ class ChromaIndex:
         except Exception as exc:
             raise _server_error(location, exc) from exc
         if collection is not None:
-            return cls(location, client, collection, dim, model or {})
+            return cls(location, client, collection, dim, model or {}, geocells=True)
         if not exist_ok:
             raise GeovecIndexError(f"an index already exists at {location.url}; open it, or pass exist_ok=True")
         index = cls.open(url)
@@ -292,7 +332,8 @@ class ChromaIndex:
         space = ((collection.configuration_json or {}).get("hnsw") or {}).get("space", "ip")
         if space != "ip":
             raise GeovecIndexError(f"collection at {location.url} uses the {space!r} space; geovec needs 'ip'")
-        return cls(location, client, collection, int(meta[_META_DIM]), json.loads(meta.get(_META_MODEL, "{}")))
+        return cls(location, client, collection, int(meta[_META_DIM]), json.loads(meta.get(_META_MODEL, "{}")),
+                   geocells=bool(meta.get(_META_CELLS, False)))
 
     def __enter__(self) -> ChromaIndex:
         return self
@@ -406,11 +447,12 @@ class ChromaIndex:
 
     def _approximate(self, queries: np.ndarray, k: int, geo: GeoFilter | None) -> list[list[Hit]]:
         total = self._collection.count()
-        fetch = min(k if geo is None or geo.near is None else _NEAR_OVERFETCH * k, total)
+        fetch = min(k if geo is None else _OVERFETCH * k, total)  # a filter's prefilter is a superset
         hits: list[list[Hit]] = [[] for _ in queries]
         pending = list(range(len(queries))) if fetch else []
         while pending:
-            found = self._collection.query(query_embeddings=queries[pending], n_results=fetch, where=geo_where(geo),
+            found = self._collection.query(query_embeddings=queries[pending], n_results=fetch,
+                                           where=geo_where(geo, self.geocells),
                                            include=["metadatas", "distances"])
             short = []
             for row, ids, distances, metas in zip(pending, found["ids"], found["distances"], found["metadatas"]):
@@ -419,12 +461,12 @@ class ChromaIndex:
                              for id, d, m, kept in zip(ids, distances, metas, keep) if kept][:k]
                 if len(hits[row]) < k and len(ids) == fetch < total:  # more candidates may pass: ask for more
                     short.append(row)
-            pending, fetch = short, min(fetch * _NEAR_OVERFETCH, total)
+            pending, fetch = short, min(fetch * _OVERFETCH, total)
         return hits
 
     def _exact(self, queries: np.ndarray, k: int, geo: GeoFilter | None) -> list[list[Hit]]:
         ids, metas, vectors = [], [], []
-        for page in self._scan(["metadatas", "embeddings"], where=geo_where(geo)):
+        for page in self._scan(["metadatas", "embeddings"], where=geo_where(geo, self.geocells)):
             ids += page["ids"]
             metas += page["metadatas"]
             vectors.append(np.asarray(page["embeddings"], dtype=np.float32))
