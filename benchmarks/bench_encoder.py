@@ -1,9 +1,12 @@
 """Throughput and peak memory of any saved geovec encoder (vlm2geovec, geovec-mini, ...) on text and image inputs.
 
-    python benchmarks/bench_encoder.py [--model-path ENCODER_FOLDER] [--device cuda] [--batch-sizes 1 8 32]
+    python benchmarks/bench_encoder.py [--model-path ENCODER_FOLDER ...] [--device cuda] [--batch-sizes 1 8 32]
+    python benchmarks/bench_encoder.py --model-path OLD_SHIPPED_FOLDER embedded   # old vs new geovec-mini
 
-The folder is loaded with ``load_encoder``, so every registered architecture can be measured. Without
-``--model-path`` a tiny randomly initialised Qwen2-VL (real patch and merge sizes, so image token counts match the
+A folder is loaded with ``load_encoder`` (every registered architecture), or with ``load_embedded`` when it holds
+a shipped geovec-mini delta; ``embedded`` names the geovec-mini inside this install. With several models, each is
+measured in a fresh subprocess (so peak memory is its own) and the table gives each one's rate as a ratio to the
+first. Without ``--model-path`` a tiny randomly initialised Qwen2-VL (real patch and merge sizes, so image token counts match the
 real model's) is built in a temporary folder and wrapped as a vlm2geovec encoder: that measures the pipeline's
 overhead, not a real model's speed. Texts are real RSITMD captions when the shared data is present; images are
 random ``--image-size`` squares (RSICD images are 224x224). Timings include ``prepare`` (tokenising, image
@@ -82,6 +85,43 @@ def make_inputs(kind: str, n: int, image_size: int) -> list[Interleaved]:
             for _ in range(n)]
 
 
+def load_any(folder: str, device: str | None) -> TrainableEncoder:
+    """A saved encoder folder, a shipped geovec-mini delta folder, or ``embedded`` (this install's geovec-mini)."""
+    from geovec.models.mini import EMBEDDED, load_embedded
+    from geovec.models.trainable import read_encoder_config
+
+    if folder == "embedded":
+        return load_embedded(EMBEDDED, device)
+    if read_encoder_config(folder).get("weights") == "delta-float16":
+        return load_embedded(folder, device)
+    return load_encoder(folder, device)
+
+
+def compare(args: argparse.Namespace) -> None:
+    """Each model in its own subprocess, then one table of rates with ratios to the first model."""
+    import subprocess
+    import sys
+
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for index, folder in enumerate(args.model_path):
+            out = Path(tmp) / f"{index}.json"
+            command = [sys.executable, __file__, "--model-path", str(folder), "--json", str(out), "--batch-sizes",
+                       *map(str, args.batch_sizes), "--batches", str(args.batches), "--image-size",
+                       str(args.image_size), "--kinds", *args.kinds] + (["--device", args.device] if args.device else [])
+            subprocess.run(command, check=True)
+            results.append(json.loads(out.read_text()))
+    reference = {(r["input"], r["batch_size"]): r["inputs_per_s"] for r in results[0]["rows"]}
+    print(f"\n{'model':>40} {'input':>6} {'batch':>5} {'inputs/s':>10} {'x first':>8} {'peak MiB':>9}")
+    for result in results:
+        for row in result["rows"]:
+            ratio = row["inputs_per_s"] / reference.get((row["input"], row["batch_size"]), float("nan"))
+            print(f"{result['encoder'][-40:]:>40} {row['input']:>6} {row['batch_size']:>5} "
+                  f"{row['inputs_per_s']:>10.1f} {ratio:>8.2f} {row['peak_mib']:>9.1f}")
+    if args.json:
+        write_text_atomic(args.json, json.dumps(results, indent=2))
+
+
 def peak_memory_mib(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
@@ -110,7 +150,9 @@ def device_name(device: torch.device) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model-path", type=Path, help="a saved encoder folder (default: a tiny random Qwen2-VL)")
+    parser.add_argument("--model-path", nargs="+", default=None,
+                        help="saved encoder folders, shipped delta folders or 'embedded' (default: a tiny random "
+                             "Qwen2-VL); several are compared, each in its own process")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: the encoder's own choice)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--batches", type=int, default=3, help="timed batches per configuration (at least 16 inputs)")
@@ -119,9 +161,11 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the rows here (atomically)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.model_path and len(args.model_path) > 1:
+        return compare(args)
     with tempfile.TemporaryDirectory() as tmp:
-        folder = args.model_path or build_tiny_vlm(Path(tmp))
-        encoder = load_encoder(folder, args.device).eval()
+        folder = args.model_path[0] if args.model_path else build_tiny_vlm(Path(tmp))
+        encoder = load_any(str(folder), args.device).eval()
         device = encoder.device
         print(f"encoder {encoder.architecture} ({folder}), dim {encoder.dim}, {device_name(device)}, "
               f"dtype {next(encoder.parameters()).dtype}")

@@ -66,12 +66,17 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="Seed of subsamples, negatives and the shuffle."),
         path: List[str] = typer.Option([], "--path", help="SOURCE=PATH: read a source from PATH instead of its "
                                        "default under the data root (e.g. rsitmd-captions=/data/RSITMD/images)."),
+        validation_images: int = typer.Option(0, "--validation-images", min=0, help="Hold out N training images "
+                                              "per caption source (seeded) with all their captions: "
+                                              "validation.jsonl, for choosing models and checkpoints."),
     ) -> None:
         """Build sources, check them against every RSMEB test split, and write the shuffled, weighted mix."""
         from geovec.train.data import build_training_data
 
         manifest = build_training_data([s.strip() for s in sources.split(",") if s.strip()], output,
                                        data or data_dir(), _weights(weights), hard_negatives, limit, seed,
-                                       {k: Path(v) for k, v in _pairs(path, "--path").items()})
-        typer.echo(json.dumps({k: manifest[k] for k in ("examples", "counts", "build_seconds")}), err=True)
+                                       {k: Path(v) for k, v in _pairs(path, "--path").items()},
+                                       validation_images=validation_images)
+        typer.echo(json.dumps({k: manifest[k] for k in ("examples", "counts", "validation_images", "build_seconds")}),
+                   err=True)
         typer.echo(f"wrote {manifest['examples']} examples to {output / 'train.jsonl'}", err=True)

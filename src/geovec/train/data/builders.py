@@ -20,6 +20,10 @@ Rules, documented because they shape what a model learns:
 * ``source_ids`` are ``"DATASET:item"`` for every dataset item an example uses (query, positive and negatives), so
   the leak check sees negatives too. Items that RSMEB evaluates on are left out before building (and counted).
 * ``limit``: at most that many items (images, questions, objects, tiles) per source, a seeded subsample.
+* ``validation_images`` (caption sources): that many training images, a seeded sample, are held out with all their
+  captions as a validation retrieval split (``Job.validation``, one record per image, instruction-tagged like the
+  examples); no example uses them, not even as a hard negative. Models and checkpoints are chosen on it, never on
+  the benchmark's test split.
 """
 
 from __future__ import annotations
@@ -69,7 +73,9 @@ class Job:
     seed: int = 0
     exclude: frozenset[str] = frozenset()  # item ids some RSMEB task evaluates on
     show_progress: bool = False
+    validation_images: int = 0
     excluded: int = 0
+    validation: list[dict] = field(default_factory=list)  # held out: {"id", "dataset", "task", "image", "texts"}
 
     def rng(self, *key: object) -> random.Random:
         return common.rng("train", self.seed, self.source.name, *key)
@@ -149,12 +155,22 @@ def caption_pairs(job: Job, *, split: Callable[[Path, Path], RetrievalSplit]) ->
     for text, image in zip(data.texts, data.text_image):
         captions[image].append(text)
     keep = job.select(range(len(data.images)), lambda i: data.image_ids[i])
+    task, n, ids = job.source.tasks[0], job.hard_negatives, data.image_ids
+    if job.validation_images:
+        if job.validation_images >= len(keep):
+            raise GeovecInputError("--validation-images", f"{job.validation_images} would leave no training image "
+                                   f"of the {len(keep)} in {name}")
+        held = set(job.rng("validation").sample(keep, job.validation_images))
+        keep = [i for i in keep if i not in held]
+        meta = get_task(task).metadata
+        job.validation = [{"id": ids[i], "dataset": dataset, "task": task, "image": _tag(data.images[i], meta.query_instruction).to_dict(),
+                           "texts": [_tag(c, meta.candidate_instruction).to_dict() for c in captions[i]]}
+                          for i in sorted(held)]
     scene = {i: CaptionedImage(dataset, "train", data.image_ids[i], ()).scene for i in keep}
     peers: dict[str | None, list[int]] = defaultdict(list)
     for i in keep:
         peers[scene[i]].append(i)
     own = {i: {_text(c) for c in captions[i]} for i in keep}
-    task, n, ids = job.source.tasks[0], job.hard_negatives, data.image_ids
     out = []
     for i in job.each(keep):
         draw, pool = job.rng(ids[i]), peers[scene[i]] if scene[i] else keep

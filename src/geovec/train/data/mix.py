@@ -4,7 +4,8 @@ A weight multiplies a source's size: ``round(w * n)`` examples, i.e. ``w = 1`` u
 seeded half, ``2`` every example twice, ``1.5`` once plus a seeded half. So a source's share never depends on which
 other sources are mixed, and the manifest states exactly how many examples each one gave.
 
-Output folder: ``train.jsonl`` (the mix), ``manifest.json`` (counts per task, weights, seed, sources with their
+Output folder: ``train.jsonl`` (the mix), ``validation.jsonl`` (images held out of caption sources with
+``validation_images``: one ``{"id", "task", "image", "texts"}`` record each), ``manifest.json`` (counts per task, weights, seed, sources with their
 revisions, the leak check) and ``parts/<source>.jsonl`` + ``.json``: each built source, written atomically, reused
 when a rebuild asks for the same thing, so a crashed or extended build redoes only what is missing.
 """
@@ -56,17 +57,20 @@ class _Uses:
 
 
 def _build_source(name: str, output: Path, root: Path, paths: Mapping[str, Path], options: dict[str, Any],
-                  exclude: frozenset[str], show_progress: bool) -> tuple[list[str], dict[str, Any]]:
-    """One source's examples as JSONL lines, from ``parts/`` when an earlier build asked for exactly the same."""
+                  exclude: frozenset[str], show_progress: bool) -> tuple[list[str], list[str], dict[str, Any]]:
+    """One source's examples and held-out validation records as JSONL lines, from ``parts/`` when an earlier build
+    asked for exactly the same."""
     source = get_source(name)
     path = Path(paths.get(name, root / source.path)).resolve()
     key = {"source": name, "revision": source.revision, "path": str(path), **options,
            "excluded_ids": len(exclude)}
     part, meta_file = output / "parts" / f"{name}.jsonl", output / "parts" / f"{name}.json"
-    if part.is_file() and meta_file.is_file():
+    held_file = output / "parts" / f"{name}.validation.jsonl"
+    if part.is_file() and meta_file.is_file() and held_file.is_file():
         meta = json.loads(meta_file.read_text(encoding="utf-8"))
         if meta.get("key") == key:
-            return part.read_text(encoding="utf-8").splitlines(keepends=True), meta
+            return (part.read_text(encoding="utf-8").splitlines(keepends=True),
+                    held_file.read_text(encoding="utf-8").splitlines(keepends=True), meta)
     job = Job(source, root, path, exclude=exclude, show_progress=show_progress, **options)
     try:
         examples = source.build(job)
@@ -75,17 +79,29 @@ def _build_source(name: str, output: Path, root: Path, paths: Mapping[str, Path]
         raise GeovecError(message if message.startswith(f"source {name}") else f"source {name}: {message}") from None
     meta = {"key": key, "dataset": source.dataset, "tasks": list(source.tasks), "revision": source.revision,
             "path": str(path), "examples": len(examples), "excluded_test_items": job.excluded,
-            "description": source.description}
+            "validation_images": len(job.validation), "description": source.description}
     part.parent.mkdir(parents=True, exist_ok=True)
     write_examples(part, examples)
+    write_text_atomic(held_file, "".join(json.dumps(record) + "\n" for record in job.validation))
     write_text_atomic(meta_file, json.dumps(meta, indent=2))
-    return part.read_text(encoding="utf-8").splitlines(keepends=True), meta
+    return (part.read_text(encoding="utf-8").splitlines(keepends=True),
+            held_file.read_text(encoding="utf-8").splitlines(keepends=True), meta)
+
+
+def check_held_out(groups: Mapping[str, Sequence[str]], validation: Sequence[str]) -> None:
+    """No training example may use a validation image, as query, positive or hard negative."""
+    held = {f"{record['dataset']}:{record['id']}" for record in map(json.loads, validation)}
+    for name, lines in groups.items():
+        for line in lines if held else ():
+            used = held.intersection(json.loads(line).get("source_ids", ()))
+            if used:
+                raise GeovecError(f"source {name}: an example uses validation image(s) {', '.join(sorted(used)[:3])}")
 
 
 def build_training_data(sources: Sequence[str], output: str | Path, root: str | Path,
                         weights: Mapping[str, float] | None = None, hard_negatives: int = 0,
                         limit: int | None = None, seed: int = 0, paths: Mapping[str, Path] | None = None,
-                        show_progress: bool = True) -> dict[str, Any]:
+                        show_progress: bool = True, validation_images: int = 0) -> dict[str, Any]:
     """Build ``sources`` from the data ``root`` into ``output`` (see the module docstring); returns the manifest.
 
     Fails with ``LeakError`` naming the items if any example uses an RSMEB test item.
@@ -106,22 +122,25 @@ def build_training_data(sources: Sequence[str], output: str | Path, root: str | 
     root, output = Path(root).resolve(), Path(output)  # absolute paths in examples: readable from anywhere
     output.mkdir(parents=True, exist_ok=True)
     tests = held_out(root, {s.dataset for s in chosen})
-    options = {"hard_negatives": hard_negatives, "limit": limit, "seed": seed}
-    groups, metas = {}, {}
+    options = {"hard_negatives": hard_negatives, "limit": limit, "seed": seed, "validation_images": validation_images}
+    groups, metas, validation = {}, {}, []
     for source in chosen:
-        groups[source.name], metas[source.name] = _build_source(source.name, output, root, paths, options,
-                                                                tests.of(source.dataset), show_progress)
+        groups[source.name], held, metas[source.name] = _build_source(source.name, output, root, paths, options,
+                                                                      tests.of(source.dataset), show_progress)
+        validation += held
     for lines in groups.values():
         check_leaks((_Uses(**{k: v for k, v in json.loads(line).items() if k in ("task", "source_ids")})
                      for line in lines), tests)
+    check_held_out(groups, validation)
     mixed = mix(groups, weights, seed)
     write_text_atomic(output / "train.jsonl", "".join(mixed))
+    write_text_atomic(output / "validation.jsonl", "".join(validation))
     owner = {id(line): name for name, lines in groups.items() for line in lines}
     taken = Counter(owner[id(line)] for line in mixed)
     counts = {name: taken.get(name, 0) for name in names}
     manifest = {
         "format": FORMAT, "seed": seed, "hard_negatives": hard_negatives, "limit": limit, "data_root": str(root),
-        "examples": len(mixed), "counts": counts,
+        "examples": len(mixed), "counts": counts, "validation_images": len(validation),
         "weights": {name: weights.get(name, 1.0) for name in names},
         "sources": {name: {k: v for k, v in meta.items() if k != "key"} for name, meta in metas.items()},
         "leak_check": tests.summary(), "build_seconds": round(time.perf_counter() - started, 2),

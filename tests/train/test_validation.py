@@ -1,0 +1,79 @@
+"""Validation held out of the training split, scored while training, and the best checkpoint kept."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from train_helpers import write_recipe
+
+from geovec.config import data_dir
+from geovec.errors import GeovecError, GeovecInputError
+from geovec.models.trainable import load_encoder
+from geovec.train.config import load_config
+from geovec.train.data import build_training_data
+from geovec.train.examples import read_examples
+from geovec.train.trainer import train
+from geovec.train.validation import RetrievalValidator
+
+REAL = data_dir()
+
+
+@pytest.fixture(scope="module")
+def held_out(tmp_path_factory) -> Path:
+    if not (REAL / "rsicd" / "images").is_dir():
+        pytest.skip(f"RSICD images not found under {REAL}")
+    output = tmp_path_factory.mktemp("data")
+    build_training_data(["rsicd-captions"], output, REAL, limit=60, validation_images=12, show_progress=False)
+    return output
+
+
+def test_validation_images_are_held_out_with_all_their_captions(held_out, tmp_path):
+    records = [json.loads(line) for line in (held_out / "validation.jsonl").read_text().splitlines()]
+    manifest = json.loads((held_out / "manifest.json").read_text())
+    assert len(records) == manifest["validation_images"] == 12
+    assert all(len(r["texts"]) == 5 and r["task"] == "rsicd-retrieval" for r in records)
+    held = {f"RSICD:{r['id']}" for r in records}
+    examples = list(read_examples(held_out / "train.jsonl"))
+    assert len(examples) == 48 * 6  # the other 48 images: one image -> caption + five caption -> image each
+    assert not any(held & set(e.source_ids) for e in examples)  # not even as hard negatives
+    # seeded: the same images again
+    again = build_training_data(["rsicd-captions"], tmp_path, REAL, limit=60, validation_images=12,
+                                show_progress=False)
+    assert again["validation_images"] == 12
+    assert (tmp_path / "validation.jsonl").read_bytes() == (held_out / "validation.jsonl").read_bytes()
+    with pytest.raises(GeovecError, match="--validation-images: 60 would leave no training image of the 60"):
+        build_training_data(["rsicd-captions"], tmp_path / "all", REAL, limit=60, validation_images=60,
+                            show_progress=False)
+
+
+def test_training_scores_validation_and_keeps_the_best_encoder(held_out, tmp_path):
+    recipe = write_recipe(tmp_path, held_out / "train.jsonl", max_steps=4, validate_every=2, save_every=2,
+                          validation_file=str(held_out / "validation.jsonl"), lr=2e-4,
+                          model_options={"num_layers": 1, "vision": "efficientnet-lite0", "image_size": 64,
+                                         "trainable_blocks": 1},
+                          feature_cache=str(tmp_path / "features"), lr_multipliers={"^vision\\.head\\.": 20.0})
+    out = train(load_config(recipe, output_dir=tmp_path / "out"), show_progress=False)
+    log = [json.loads(line) for line in (out.parent / "train_log.jsonl").read_text().splitlines()]
+    curve = {row["step"]: row["validation"] for row in log if "validation" in row}
+    assert sorted(curve) == [2, 4]
+    assert all(0 <= v["mean_recall"] <= 100 and {"i2t_r1", "t2i_r10"} <= set(v) for v in curve.values())
+    best_step = max(curve, key=lambda s: (curve[s]["mean_recall"], -s))
+    state = json.loads((out.parent / "checkpoints" / "step-4" / "trainer_state.json").read_text())
+    assert state["best"]["step"] == best_step
+    # the kept encoder scores what the log says it scored
+    validator = RetrievalValidator(held_out / "validation.jsonl")
+    rescored = validator.evaluate(load_encoder(out.parent / "best"))
+    assert rescored["mean_recall"] == pytest.approx(curve[best_step]["mean_recall"], abs=0.01)
+    # every training and validation image went through the feature cache
+    index = json.loads((tmp_path / "features" / "index.json").read_text())
+    assert sum(map(len, index["parts"])) == 60
+
+
+def test_a_feature_cache_for_an_encoder_without_one_is_a_clear_error(held_out, tmp_path):
+    recipe = write_recipe(tmp_path, held_out / "train.jsonl", feature_cache=str(tmp_path / "features"))
+    with pytest.raises(GeovecInputError, match="config.feature_cache: .*patch-stem tower has no frozen trunk"):
+        train(load_config(recipe, output_dir=tmp_path / "out"), show_progress=False)
+    torch.set_grad_enabled(True)
