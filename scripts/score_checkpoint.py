@@ -1,0 +1,18 @@
+"""Validation mR of a training checkpoint (the accelerate state a run writes every save_every steps).
+
+    python scripts/score_checkpoint.py RECIPE.yaml OUT/checkpoints/step-N/model.safetensors
+
+How the step-100 point of geovec-mini 2's validation curve was scored after the run (TRAINING.md).
+"""
+import sys
+from safetensors.torch import load_file
+from geovec.train.config import load_config
+from geovec.train.trainer import build_encoder
+from geovec.train.validation import RetrievalValidator
+
+config = load_config(sys.argv[1])
+encoder = build_encoder(config)
+encoder.load_state_dict(load_file(sys.argv[2]))
+validator = RetrievalValidator(config.validation_file)
+encoder.use_feature_cache(config.feature_cache, validator.image_paths(), show_progress=False)
+print({k: round(v, 2) for k, v in validator.evaluate(encoder).items()})
