@@ -185,8 +185,6 @@ class Searcher:
             if default:
                 request = replace(request, instruction=default)
         query = request.query()
-        if request.text is not None:
-            check_text_fits(self.embedder, request.text, request.instruction)
         return PreparedQuery(request, query, request.geo_filter(), f"{self._identity}\x1f{query.cache_key()}")
 
     def search(self, request: SearchRequest) -> SearchResult:
@@ -206,16 +204,24 @@ class Searcher:
                 for p, hits in zip(prepared, found)]
 
     def _embed(self, prepared: Sequence[PreparedQuery]) -> list[np.ndarray | GeovecError]:
-        """Vectors from the cache, the rest encoded at once (one by one only to tell whose input fails)."""
+        """Vectors from the cache, the rest encoded at once (one by one only to tell whose input fails).
+
+        Text is checked against the model's window here, under the lock: tokenizers are not thread-safe.
+        """
         known: dict[str, np.ndarray | GeovecError] = {}
         todo: dict[str, Interleaved] = {}
         for p in prepared:
             if p.key not in known and p.key not in todo:
                 cached = self.cache.get(p.key)
-                if cached is None:
-                    todo[p.key] = p.query
-                else:
+                if cached is not None:
                     known[p.key] = cached
+                    continue
+                try:
+                    if p.request.text is not None:
+                        check_text_fits(self.embedder, p.request.text, p.request.instruction)
+                    todo[p.key] = p.query
+                except GeovecError as exc:
+                    known[p.key] = exc
         if todo:
             try:
                 known.update(zip(todo, self.embedder.encode(list(todo.values()), batch_size=len(todo))))
