@@ -132,6 +132,8 @@ def test_quickstart_indexes_real_images_and_answers_text_searches(tmp_path):
         results = search(tmp_path, tmp_path / "default", "--text", query, "--top-k", "5")
         assert sum(r["extra"]["scene"] == scene for r in results) >= 4, (query, [r["id"] for r in results])
         assert all(os.path.isfile(r["source"]) for r in results)  # results link to the real pixels
+        for row in results:  # the web page shows a thumbnail from inside the index folder for every image
+            assert (tmp_path / "default" / row["extra"]["thumbnail"]).is_file(), row["id"]
     again = geovec("quickstart", "--index", str(tmp_path / "default"), home=tmp_path)
     assert again.returncode == 0 and "added 0, already present 1093" in again.stderr
 

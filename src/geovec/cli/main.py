@@ -226,6 +226,7 @@ def quickstart_command(
 ) -> None:
     """The main job: index the RSICD test images offline with the shipped geovec-mini, then answer a text search."""
     from geovec.ingest import index_items
+    from geovec.ingest.thumbnails import attach_source_thumbnails
     from geovec.query import Searcher, SearchRequest
     from geovec.quickstart import QUICKSTART_MODEL, QUICKSTART_QUERY, quickstart_items
 
@@ -233,6 +234,7 @@ def quickstart_command(
     items = quickstart_items()
     embedder, store = _open_for_writing(index, QUICKSTART_MODEL, None)
     with store:
+        attach_source_thumbnails([item.record for item in items], store.path)  # what the web page shows
         report = index_items(items, embedder, store)
         typer.echo(f"index {index}: {len(store)} images (added {report.added}, already present "
                    f"{report.skipped_existing}) in {time.perf_counter() - started:.1f} s", err=True)
