@@ -14,8 +14,8 @@ The reference is ``Searcher.search`` called directly in this process, one query 
 Then batched exact search throughput (``VectorIndex.search_many``) at 100k and 1M items for 1, 8 and 64 queries
 at once, against the same queries searched one by one. Not a test.
 
-    python benchmarks/bench_web.py [--size 100000] [--clients 8] [--seconds 60] [--single-seconds 20]
-                                   [--qps-sizes 100000 1000000] [--index DIR]
+    python benchmarks/bench_web.py [--size 100000] [--clients 8] [--seconds 60] [--short-seconds 20]
+                                   [--qps-sizes 100000 1000000] [--no-latency] [--no-qps] [--index DIR]
 """
 
 from __future__ import annotations
@@ -131,7 +131,8 @@ def load(url: str, clients: int, seconds: float, within, texts) -> tuple[list[fl
     return latencies, errors[0], time.perf_counter() - started
 
 
-def latency_rows(index: Path, clients: int, seconds: float, single_seconds: float) -> list[tuple]:
+def latency_rows(index: Path, clients: int, seconds: float, short_seconds: float) -> list[tuple]:
+    """``seconds`` for the many-client text row of each path, ``short_seconds`` for the others."""
     texts = distinct_queries()
     with Searcher(index) as searcher:  # reference: the same search, in this process, one at a time
         searcher.search(SearchRequest(text="warm-up"))
@@ -143,10 +144,10 @@ def latency_rows(index: Path, clients: int, seconds: float, single_seconds: floa
         process, url = start_server(index, path)
         try:
             runs = [(f"{clients} clients, text", clients, seconds, None, texts),
-                    (f"{clients} clients, text + within", clients, seconds, WITHIN, texts),
-                    ("1 client, text", 1, single_seconds, None, texts)]
+                    (f"{clients} clients, text + within", clients, short_seconds, WITHIN, texts),
+                    ("1 client, text", 1, short_seconds, None, texts)]
             if path == "new":  # a small pool of repeated queries: what the cache is for
-                runs.append((f"{clients} clients, 24 repeated texts", clients, single_seconds, None,
+                runs.append((f"{clients} clients, 24 repeated texts", clients, short_seconds, None,
                              itertools.cycle([f"{s} {p}" for s in SUBJECTS for p in PLACES[:2]])))
             for name, count, duration, within, stream in runs:
                 latencies, errors, wall = load(url, count, duration, within, stream)
@@ -194,31 +195,39 @@ def main() -> None:
     parser.add_argument("--index", type=Path, help="index folder to open (built there if missing)")
     parser.add_argument("--size", type=int, default=100_000)
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=60.0, help="per multi-client row")
-    parser.add_argument("--single-seconds", type=float, default=20.0, help="per one-client and repeated row")
+    parser.add_argument("--seconds", type=float, default=60.0, help="the many-client text row of each path")
+    parser.add_argument("--short-seconds", type=float, default=20.0, help="every other latency row")
     parser.add_argument("--qps-sizes", type=int, nargs="*", default=[100_000, 1_000_000])
+    parser.add_argument("--no-latency", action="store_true", help="only the batched search throughput")
+    parser.add_argument("--no-qps", action="store_true", help="only the HTTP latency rows")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as temp:
         index = args.index or Path(temp) / "index"
-        build(index, args.size)
-        rows = latency_rows(index, args.clients, args.seconds, args.single_seconds)
+        rows, qps = [], []
+        if not args.no_latency:
+            build(index, args.size)
+            rows = latency_rows(index, args.clients, args.seconds, args.short_seconds)
         threads = server_threads()
         use_threads(threads)
-        qps = batched_qps(args.qps_sizes, Path(temp))
+        if not args.no_qps:
+            qps = batched_qps(args.qps_sizes, Path(temp))
 
-    print(f"\n{args.size:,} items, {MODEL} query embedding, exact top-10, clients in a separate process, distinct "
-          "query texts")
-    print(f"{'path':<5} {'clients, query':<32} {'p50 ms':>8} {'p95 ms':>8} {'req/s':>8} {'errors':>7} "
-          f"{'requests':>9} {'direct ms':>10} {'ratio':>6}")
-    for path, name, p50, p95, rate, errors, count, reference in rows:
-        # ratio: measured throughput over what one query at a time would give (1000 / direct p50)
-        print(f"{path:<5} {name:<32} {p50:>8.1f} {p95:>8.1f} {rate:>8.1f} {errors:>7} {count:>9} "
-              f"{reference:>10.1f} {rate * reference / 1000:>6.2f}")
-    old = {name: (p50, rate) for path, name, p50, _, rate, *_ in rows if path == "old"}
-    for path, name, p50, _, rate, *_ in rows:
-        if path == "new" and name in old:
-            print(f"new / old, {name}: p50 x{p50 / old[name][0]:.2f}, req/s x{rate / old[name][1]:.2f}")
+    if rows:
+        print(f"\n{args.size:,} items, {MODEL} query embedding, exact top-10, clients in a separate process, distinct "
+              "query texts")
+        print(f"{'path':<5} {'clients, query':<32} {'p50 ms':>8} {'p95 ms':>8} {'req/s':>8} {'errors':>7} "
+              f"{'requests':>9} {'direct ms':>10} {'ratio':>6}")
+        for path, name, p50, p95, rate, errors, count, reference in rows:
+            # ratio: measured throughput over what one query at a time would give (1000 / direct p50)
+            print(f"{path:<5} {name:<32} {p50:>8.1f} {p95:>8.1f} {rate:>8.1f} {errors:>7} {count:>9} "
+                  f"{reference:>10.1f} {rate * reference / 1000:>6.2f}")
+        old = {name: (p50, rate) for path, name, p50, _, rate, *_ in rows if path == "old"}
+        for path, name, p50, _, rate, *_ in rows:
+            if path == "new" and name in old:
+                print(f"new / old, {name}: p50 x{p50 / old[name][0]:.2f}, req/s x{rate / old[name][1]:.2f}")
+    if not qps:
+        return
     print(f"\nbatched exact top-10 (search_many), {threads} thread(s); ratio against the same queries one by one")
     print(f"{'items':>10} {'queries at once':>16} {'queries/s':>10} {'one by one':>11} {'ratio':>6}")
     for size, batch, rate, one_by_one in qps:

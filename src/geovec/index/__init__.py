@@ -6,21 +6,11 @@ Names are imported on first use (PEP 562), so validating a filter (``geovec.inde
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from geovec.lazy import lazy_exports
 
-_HOMES = {
+__all__, __getattr__ = lazy_exports(__name__, {
     "chroma": ("ChromaIndex",),
     "filters": ("EARTH_RADIUS_KM", "GeoFilter", "haversine_km"),
     "records": ("Hit", "Record"),
     "store": ("VectorIndex",),
-}
-_MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
-
-__all__ = sorted(_MODULE_OF)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _MODULE_OF:
-        raise AttributeError(f"module 'geovec.index' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"geovec.index.{_MODULE_OF[name]}"), name)
+})
