@@ -216,13 +216,14 @@ class QueryBatcher:
     """Serves one ``Searcher`` to many concurrent callers from one worker thread, in batches.
 
     The worker takes the first waiting request and, when recent batches held more than one (users are
-    concurrent), waits up to ``max_wait_ms`` for more, up to ``max_batch``; a lone user never waits. Requests are
-    validated in the caller's thread, so a bad one fails at once and never delays the others.
+    concurrent), waits up to ``max_wait_ms`` for as many as the largest recent batch, up to ``max_batch``; a lone
+    user never waits. Requests are validated in the caller's thread, so a bad one fails at once and never delays
+    the others.
     """
 
     RECENT_BATCHES = 8  # batches remembered when deciding whether users are concurrent
 
-    def __init__(self, searcher: Searcher, max_batch: int = 32, max_wait_ms: float = 3.0) -> None:
+    def __init__(self, searcher: Searcher, max_batch: int = 32, max_wait_ms: float = 5.0) -> None:
         if max_batch < 1 or max_wait_ms < 0:
             raise GeovecInputError("batching", f"max_batch must be >= 1 and max_wait_ms >= 0, got {max_batch} "
                                                f"and {max_wait_ms}")
@@ -253,12 +254,16 @@ class QueryBatcher:
         self._worker.join()
 
     def _gather(self, first: tuple[PreparedQuery, Future]) -> tuple[list[tuple[PreparedQuery, Future]], bool]:
-        """The batch that starts with ``first``, and whether the worker was told to stop meanwhile."""
+        """The batch that starts with ``first``, and whether the worker was told to stop meanwhile.
+
+        While users are concurrent it waits (up to ``max_wait_ms``) until as many requests as the largest recent
+        batch have come, since clients answered together come back together; then it takes only what is queued.
+        """
         batch = [first]
-        wait = self.max_wait_s if any(size > 1 for size in self._recent) else 0.0
-        deadline = time.monotonic() + wait
+        peak = min(self.max_batch, max(self._recent, default=1))
+        deadline = time.monotonic() + (self.max_wait_s if peak > 1 else 0.0)
         while len(batch) < self.max_batch:
-            remaining = deadline - time.monotonic()
+            remaining = deadline - time.monotonic() if len(batch) < peak else 0.0
             try:
                 item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
             except queue.Empty:

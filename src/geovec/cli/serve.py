@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
                                               "OMP_NUM_THREADS if set, else half the usable cores, 1-8)."),
         max_batch: int = typer.Option(32, "--max-batch", min=1, help="Most concurrent queries embedded together "
                                       "(1: one at a time)."),
-        batch_wait_ms: float = typer.Option(3.0, "--batch-wait-ms", min=0.0, help="Longest wait for more "
+        batch_wait_ms: float = typer.Option(5.0, "--batch-wait-ms", min=0.0, help="Longest wait for more "
                                             "queries to join a batch (only while users are concurrent)."),
         query_cache: int = typer.Option(1024, "--query-cache", min=0, help="Query vectors kept for repeated "
                                         "queries (0: none)."),

@@ -132,7 +132,7 @@ def _validation_message(exc: RequestValidationError) -> str:
 
 def create_app(index_path: str | Path, model_path: str | Path | None = None,
                max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, *, embedder: Embedder | None = None,
-               max_batch: int = 32, max_wait_ms: float = 3.0, query_cache: int = DEFAULT_QUERY_CACHE,
+               max_batch: int = 32, max_wait_ms: float = 5.0, query_cache: int = DEFAULT_QUERY_CACHE,
                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
     """The FastAPI app over the index at ``index_path`` (opened and its model loaded now, once).
 
