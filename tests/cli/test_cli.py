@@ -143,11 +143,12 @@ def test_help_and_argument_errors_load_neither_torch_nor_transformers(tmp_path):
     script = ("import sys\nfrom geovec.cli.main import main\nsys.argv = ['geovec', *sys.argv[1:]]\n"
               "try:\n    main()\nexcept SystemExit as exit:\n    code = exit.code\n"
               "print(code, sorted(m for m in ('torch', 'transformers', 'faiss') if m in sys.modules))")
+    import_only = ("import sys, geovec.cli.main\n"
+                   "print(0, sorted(m for m in ('torch', 'transformers', 'faiss') if m in sys.modules))")
+    env = {**os.environ, "GEOVEC_HOME": str(tmp_path)}
     for args, code in [([], 0), (["--help"], 0), (["search", "-t", "x", "--near", "95,0", "--radius-km", "5"], 2)]:
-        result = subprocess.run([sys.executable, "-c", script if args else "import sys, geovec.cli.main\n"
-                                 "print(0, sorted(m for m in ('torch', 'transformers', 'faiss') if m in sys.modules))",
-                                 *args], capture_output=True, text=True, env={**os.environ, "GEOVEC_HOME": str(tmp_path)},
-                                timeout=60)
+        result = subprocess.run([sys.executable, "-c", script if args else import_only, *args], capture_output=True,
+                                text=True, env=env, timeout=60)
         assert result.stdout.strip().splitlines()[-1] == f"{code} []", (args, result.stdout, result.stderr)
     assert "latitude 95 is outside" in result.stderr
 
@@ -163,7 +164,8 @@ def test_tables_are_not_cut_when_piped_and_bench_list_has_json(tmp_path):
 
 def test_index_build_errors_name_the_jsonl_line_and_item_id(tmp_path):
     items = tmp_path / "items.jsonl"
-    items.write_text('{"id": "fine", "input": "a port"}\n\n{"id": "north-of-pole", "input": "x", "lat": 95, "lon": 3}\n')
+    items.write_text('{"id": "fine", "input": "a port"}\n\n'
+                     '{"id": "north-of-pole", "input": "x", "lat": 95, "lon": 3}\n')
     result = geovec("index", "build", str(items), "--index", str(tmp_path / "idx"), home=tmp_path)
     assert result.returncode == 2 and "records[" not in result.stderr
     assert result.stderr.strip() == f"error: {items}:3: item 'north-of-pole': latitude 95 is outside [-90, 90]"

@@ -41,7 +41,9 @@ class SentenceTransformerEmbedder(BaseEmbedder):
 
     def text_window(self) -> TextWindow | None:
         tokenizer, limit = self.model.tokenizer, self.model.max_seq_length
-        return None if not limit else TextWindow(lambda text: len(tokenizer(text, verbose=False)["input_ids"]), int(limit))
+        if not limit:
+            return None
+        return TextWindow(lambda text: len(tokenizer(text, verbose=False)["input_ids"]), int(limit))
 
     def embed_batch(self, items: Sequence[Interleaved]) -> np.ndarray:
         texts = [render_text(item) for item in items]
