@@ -1,21 +1,31 @@
-"""Search latency and throughput through the HTTP API (`geovec serve`) under concurrent clients.
+"""Search latency through the HTTP API (`geovec serve`) under concurrent clients: old path vs new, in one run.
 
-Builds (or opens, ``--index``) an index of random 384-d unit vectors with lat/lon records, starts uvicorn on a
-free port, and runs text queries (embedded by minilm on the server) from ``--clients`` threads, with and without an
-area filter. The reference is ``Searcher.search`` called directly in this process: the ratio is the cost of HTTP,
-JSON, the threadpool and the client threads (which share this process and its cores). Not a test.
+Builds (or opens, ``--index``) an index of random 384-d unit vectors at random places, recorded as embedded by the
+shipped default model (geovec-mini). For each server path it starts a real uvicorn server in a *separate process*
+and runs the clients here (threads of this process, so the server never shares its interpreter with them):
 
-On a small shared machine run it with ``OMP_NUM_THREADS=1``: with torch's default intra-op threads competing with
-other processes, one minilm query encode measured ~700 ms instead of ~15 ms (2 cores, load average 5).
+* ``old``: one request at a time, no query cache, torch's default threads (what ``geovec serve`` did before
+  batching, run as a new user would, without ``OMP_NUM_THREADS``);
+* ``new``: dynamic batching, the query-embedding cache and the server's own thread choice (the defaults).
 
-    python benchmarks/bench_web.py [--size 100000] [--clients 8] [--requests 400] [--index DIR]
+Every request carries a distinct query text, so the cache never answers (a separate ``new, repeated`` row shows what
+it does for a small pool of repeated queries). Rows: 8 clients text, 8 clients text + area filter, 1 client text.
+The reference is ``Searcher.search`` called directly in this process, one query at a time; ratios are against it.
+Then batched exact search throughput (``VectorIndex.search_many``) at 100k and 1M items for 1, 8 and 64 queries
+at once, against the same queries searched one by one. Not a test.
+
+    python benchmarks/bench_web.py [--size 100000] [--clients 8] [--seconds 60] [--short-seconds 20]
+                                   [--qps-sizes 100000 1000000] [--no-latency] [--no-qps] [--index DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -24,23 +34,34 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import uvicorn
+import torch
 
 from geovec.index import Record, VectorIndex
+from geovec.models.registry import index_model_record
 from geovec.progress import progress_bar
 from geovec.query import Searcher, SearchRequest
-from geovec.web import create_app
+from geovec.threads import server_threads, use_threads
 
-DIM, BATCH = 384, 10_000
-QUERIES = ["a bridge over a river", "many boats in a harbour", "an airport with two runways", "a dense forest",
-           "a stadium surrounded by parking lots", "storage tanks near a port", "a residential area with trees",
-           "farmland with irrigation circles", "a beach next to the sea", "an industrial area with warehouses"]
+DIM, BATCH, MODEL = 384, 10_000, "geovec-mini"
 WITHIN = (3.0, 50.0, 8.0, 54.0)  # ~0.3 % of the globe's lat/lon rectangle: a selective area filter
+SUBJECTS = ["a bridge over a river", "boats in a harbour", "an airport with two runways", "a dense forest",
+            "a stadium and parking lots", "storage tanks near a port", "houses among trees", "irrigation circles",
+            "a beach next to the sea", "warehouses in an industrial area", "a church on a square", "a golf course"]
+PLACES = ["near the coast", "in the mountains", "beside a motorway", "in the desert", "next to a lake",
+          "in a large city", "among farmland", "on an island"]
+DEFAULT_THREADS = torch.get_num_threads()  # torch's own choice, before this script changes it
+PATHS = {"old": ["--max-batch", "1", "--query-cache", "0", "--threads", str(DEFAULT_THREADS)], "new": []}
+
+
+def distinct_queries():
+    """An endless stream of different query texts, so the query cache never answers."""
+    for n in itertools.count():
+        yield f"{SUBJECTS[n % len(SUBJECTS)]} {PLACES[n // len(SUBJECTS) % len(PLACES)]}, view {n}"
 
 
 def build(path: Path, size: int) -> None:
     """Random unit vectors at random places; batch b is seeded by b, so an interrupted build resumes identically."""
-    with VectorIndex.create(path, DIM, model={"name": "minilm", "path": None}, exist_ok=True) as store:
+    with VectorIndex.create(path, DIM, model=index_model_record(MODEL, None), exist_ok=True) as store:
         with progress_bar(size, f"building {size:,}-item index") as bar:
             for start in range(0, size, BATCH):
                 stop = min(start + BATCH, size)
@@ -57,39 +78,116 @@ def build(path: Path, size: int) -> None:
                 bar.advance(stop - start)
 
 
-def serve(index: Path) -> tuple[uvicorn.Server, threading.Thread, str]:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(index), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    return server, thread, f"http://127.0.0.1:{port}"
+        return probe.getsockname()[1]
 
 
-def load(url: str, clients: int, requests: int, within) -> tuple[list[float], float]:
-    """Latencies (ms) of ``requests`` searches from ``clients`` threads, and the wall time of the whole run."""
-    def worker(worker_id: int) -> list[float]:
+def start_server(index: Path, path: str) -> tuple[subprocess.Popen, str]:
+    """``geovec serve`` in its own process; the old path keeps torch's default threads (no OMP_NUM_THREADS)."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "geovec.cli.main", "serve", "--index", str(index), "--port",
+                                str(port), *PATHS[path]], stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            httpx.post(f"{url}/api/search", json={"text": "warm-up"}, timeout=60).raise_for_status()
+            return process, url
+        except httpx.TransportError:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited: {process.stderr.read()}")
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("server did not start in 120 s")
+
+
+def load(url: str, clients: int, seconds: float, within, texts) -> tuple[list[float], int, float]:
+    """Latencies (ms) of searches from ``clients`` threads for ``seconds``, the error count and the wall time."""
+    lock, errors = threading.Lock(), [0]
+
+    def worker(_: int) -> list[float]:
         times = []
+        stop = time.monotonic() + seconds
         with httpx.Client(base_url=url, timeout=60) as client:
-            for n in range(worker_id, requests, clients):
+            while time.monotonic() < stop:
+                with lock:
+                    text = next(texts)
                 started = time.perf_counter()
-                response = client.post("/api/search", json={"text": QUERIES[n % len(QUERIES)], "top_k": 10,
-                                                            "within": within})
+                try:
+                    ok = client.post("/api/search", json={"text": text, "top_k": 10, "within": within}).is_success
+                except httpx.HTTPError:
+                    ok = False
                 times.append((time.perf_counter() - started) * 1000)
-                response.raise_for_status()
+                if not ok:
+                    with lock:
+                        errors[0] += 1
         return times
 
     started = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
         latencies = [t for times in pool.map(worker, range(clients)) for t in times]
-    return latencies, time.perf_counter() - started
+    return latencies, errors[0], time.perf_counter() - started
 
 
-def percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q))
+def latency_rows(index: Path, clients: int, seconds: float, short_seconds: float) -> list[tuple]:
+    """``seconds`` for the many-client text row of each path, ``short_seconds`` for the others."""
+    texts = distinct_queries()
+    with Searcher(index) as searcher:  # reference: the same search, in this process, one at a time
+        searcher.search(SearchRequest(text="warm-up"))
+        direct = {name: statistics.median(searcher.search(SearchRequest(text=next(texts), within=within)).elapsed_ms
+                                          for _ in range(40))
+                  for name, within in (("text", None), ("text + within", WITHIN))}
+    rows = []
+    for path in ("old", "new"):
+        process, url = start_server(index, path)
+        try:
+            runs = [(f"{clients} clients, text", clients, seconds, None, texts),
+                    (f"{clients} clients, text + within", clients, short_seconds, WITHIN, texts),
+                    ("1 client, text", 1, short_seconds, None, texts)]
+            if path == "new":  # a small pool of repeated queries: what the cache is for
+                runs.append((f"{clients} clients, 24 repeated texts", clients, short_seconds, None,
+                             itertools.cycle([f"{s} {p}" for s in SUBJECTS for p in PLACES[:2]])))
+            for name, count, duration, within, stream in runs:
+                latencies, errors, wall = load(url, count, duration, within, stream)
+                reference = direct["text + within" if within else "text"]
+                rows.append((path, name, np.percentile(latencies, 50), np.percentile(latencies, 95),
+                             len(latencies) / wall, errors, len(latencies), reference))
+            info = httpx.get(f"{url}/api/info", timeout=60).json()
+            print(f"{path}: threads {info['threads']}, batching {info['batching']}, cache {info['query_cache']}",
+                  file=sys.stderr)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    return rows
+
+
+def batched_qps(sizes: list[int], folder: Path, rounds: int = 3) -> list[tuple]:
+    """Exact top-10 queries/s through ``search_many`` at 1, 8 and 64 queries at once vs one by one."""
+    rows = []
+    rng = np.random.default_rng(7)
+    for size in sizes:
+        path = folder / f"qps-{size}"
+        build(path, size)
+        with VectorIndex.open(path) as store:
+            queries = rng.standard_normal((128, DIM)).astype(np.float32)
+            queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+            store.search(queries[0], k=10, exact=True)  # loads the matrix
+            started = time.perf_counter()
+            for query in queries[:64]:
+                store.search(query, k=10, exact=True)
+            one_by_one = 64 / (time.perf_counter() - started)
+            for batch in (1, 8, 64):
+                best = 0.0
+                for _ in range(rounds):
+                    started = time.perf_counter()
+                    for start in range(0, 64, batch):
+                        chunk = queries[start:start + batch]
+                        store.search_many(chunk, [10] * len(chunk), [None] * len(chunk), [True] * len(chunk))
+                    best = max(best, 64 / (time.perf_counter() - started))
+                rows.append((size, batch, best, one_by_one))
+    return rows
 
 
 def main() -> None:
@@ -97,32 +195,43 @@ def main() -> None:
     parser.add_argument("--index", type=Path, help="index folder to open (built there if missing)")
     parser.add_argument("--size", type=int, default=100_000)
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--requests", type=int, default=400, help="per scenario, over all clients")
+    parser.add_argument("--seconds", type=float, default=60.0, help="the many-client text row of each path")
+    parser.add_argument("--short-seconds", type=float, default=20.0, help="every other latency row")
+    parser.add_argument("--qps-sizes", type=int, nargs="*", default=[100_000, 1_000_000])
+    parser.add_argument("--no-latency", action="store_true", help="only the batched search throughput")
+    parser.add_argument("--no-qps", action="store_true", help="only the HTTP latency rows")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as temp:
         index = args.index or Path(temp) / "index"
-        build(index, args.size)
-        with Searcher(index) as searcher:  # reference: the same search, in process, one at a time
-            searcher.search(SearchRequest(text="warm-up"))
-            direct = {name: [searcher.search(SearchRequest(text=q, within=within)).elapsed_ms for q in QUERIES * 5]
-                      for name, within in (("text", None), ("text + within", WITHIN))}
-        server, thread, url = serve(index)
-        httpx.post(f"{url}/api/search", json={"text": "warm-up"}, timeout=60).raise_for_status()
-        rows = []
-        for name, within in (("text", None), ("text + within", WITHIN)):
-            latencies, wall = load(url, args.clients, args.requests, within)
-            rows.append((name, percentile(latencies, 50), percentile(latencies, 95), args.requests / wall,
-                         statistics.median(direct[name])))
-        server.should_exit = True
-        thread.join()
+        rows, qps = [], []
+        if not args.no_latency:
+            build(index, args.size)
+            rows = latency_rows(index, args.clients, args.seconds, args.short_seconds)
+        threads = server_threads()
+        use_threads(threads)
+        if not args.no_qps:
+            qps = batched_qps(args.qps_sizes, Path(temp))
 
-    print(f"\n{args.size:,} items, {args.clients} concurrent clients, {args.requests} requests per row, "
-          "minilm query embedding, exact top-10")
-    print(f"{'query':<15} {'HTTP p50 ms':>12} {'HTTP p95 ms':>12} {'req/s':>8} {'direct p50 ms':>14} {'ratio':>6}")
-    for name, p50, p95, rate, ref in rows:
-        # ratio: the throughput one request at a time would give (1000 / direct p50) over the measured one
-        print(f"{name:<15} {p50:>12.1f} {p95:>12.1f} {rate:>8.1f} {ref:>14.1f} {1000 / ref / rate:>6.2f}")
+    if rows:
+        print(f"\n{args.size:,} items, {MODEL} query embedding, exact top-10, clients in a separate process, distinct "
+              "query texts")
+        print(f"{'path':<5} {'clients, query':<32} {'p50 ms':>8} {'p95 ms':>8} {'req/s':>8} {'errors':>7} "
+              f"{'requests':>9} {'direct ms':>10} {'ratio':>6}")
+        for path, name, p50, p95, rate, errors, count, reference in rows:
+            # ratio: measured throughput over what one query at a time would give (1000 / direct p50)
+            print(f"{path:<5} {name:<32} {p50:>8.1f} {p95:>8.1f} {rate:>8.1f} {errors:>7} {count:>9} "
+                  f"{reference:>10.1f} {rate * reference / 1000:>6.2f}")
+        old = {name: (p50, rate) for path, name, p50, _, rate, *_ in rows if path == "old"}
+        for path, name, p50, _, rate, *_ in rows:
+            if path == "new" and name in old:
+                print(f"new / old, {name}: p50 x{p50 / old[name][0]:.2f}, req/s x{rate / old[name][1]:.2f}")
+    if not qps:
+        return
+    print(f"\nbatched exact top-10 (search_many), {threads} thread(s); ratio against the same queries one by one")
+    print(f"{'items':>10} {'queries at once':>16} {'queries/s':>10} {'one by one':>11} {'ratio':>6}")
+    for size, batch, rate, one_by_one in qps:
+        print(f"{size:>10,} {batch:>16} {rate:>10.1f} {one_by_one:>11.1f} {rate / one_by_one:>6.2f}")
 
 
 if __name__ == "__main__":

@@ -1,13 +1,14 @@
 """The shared search implementation (Python API = CLI = web) on a real index embedded with minilm."""
 
+import numpy as np
 import pytest
 
-from geovec.errors import GeovecInputError
+from geovec.errors import GeovecError, GeovecInputError
 from geovec.index import Record, VectorIndex
 from geovec.ingest import IndexItem, index_items
 from geovec.inputs import as_input
 from geovec.models import load_model
-from geovec.query import Searcher, SearchRequest
+from geovec.query import QueryBatcher, Searcher, SearchRequest
 
 PLACES = [  # (id, caption, lat, lon)
     ("harbour-nl", "many boats moored in a harbour", 52.37, 4.90),
@@ -65,3 +66,75 @@ def test_an_index_embeds_items_and_queries_with_the_instructions_it_records(tmp_
                                           abs=1e-5)
         (explicit,) = searcher.search(SearchRequest(text=caption, instruction="A scene:")).hits
         assert explicit.score == pytest.approx(1.0, abs=1e-5)  # an explicit instruction wins
+
+
+CAPTIONS = ["an airport with two runways", "a bridge over a wide river", "a dense green forest", "a football stadium",
+            "storage tanks in a port", "a residential area with trees", "farmland with irrigation circles",
+            "a sandy beach next to the sea", "warehouses in an industrial area", "a church in a town square",
+            "a baseball field with a parking lot", "many boats moored in a marina"]
+
+
+@pytest.fixture(scope="module")
+def scenes_path(tmp_path_factory):
+    """Twelve captioned places along a line of latitude, embedded with minilm and query/item instructions."""
+    embedder = load_model("minilm")
+    path = tmp_path_factory.mktemp("batching") / "index"
+    model = {"name": "minilm", "path": None, "query_instruction": "Find the scene:", "item_instruction": "A scene:"}
+    items = [IndexItem(Record(id=f"scene-{n}", lat=10.0, lon=float(n), captions=[text]), (as_input(text),))
+             for n, text in enumerate(CAPTIONS)]
+    with VectorIndex.create(path, embedder.dim, model=model) as store:
+        index_items(items, embedder, store, show_progress=False)
+    return path
+
+
+def test_concurrent_requests_are_batched_and_each_gets_its_one_at_a_time_result(scenes_path):
+    """Dynamic batching changes the cost, never the answer: own filters, k and instructions are kept."""
+    requests = [SearchRequest(text=text, top_k=1 + n % 5, exact=n % 3 == 0,
+                              within=(3.5, 0.0, 8.5, 20.0) if n % 4 == 1 else None,
+                              instruction="A scene:" if n % 5 == 2 else None)
+                for n, text in enumerate(["boats", "a plane on a runway", "trees", "a river crossing", "ships",
+                                          "houses", "circles of crops", "the sea", "a sports ground", "tanks"] * 2)]
+    with Searcher(scenes_path) as searcher:
+        alone = [searcher.search(request) for request in requests]
+        batcher = QueryBatcher(searcher, max_batch=8, max_wait_ms=5)
+        try:
+            futures = [batcher.submit(request) for request in requests]  # queued while the first batch runs
+            batched = [future.result(timeout=60) for future in futures]
+        finally:
+            batcher.close()
+    assert batcher.stats()["largest_batch"] > 1 and batcher.stats()["batches"] < len(requests)
+    for one, many in zip(alone, batched):
+        assert [h.id for h in many.hits] == [h.id for h in one.hits]
+        assert [h.score for h in many.hits] == pytest.approx([h.score for h in one.hits], abs=1e-5)
+    assert all(4 <= int(h.id.split("-")[1]) <= 8 for h in batched[1].hits)  # its area filter held
+
+
+def test_a_query_the_model_cannot_embed_fails_alone_in_its_batch(scenes_path):
+    with Searcher(scenes_path) as searcher:
+        good = searcher.prepare(SearchRequest(text="boats"))
+        picture = searcher.prepare(SearchRequest(image=np.zeros((8, 8, 3), np.uint8)))  # minilm embeds no images
+        results = searcher.search_batch([good, picture, good])
+    assert isinstance(results[1], GeovecError) and "cannot embed image" in str(results[1])
+    assert results[0].hits[0].id == results[2].hits[0].id == "scene-11"
+
+
+def test_repeated_queries_skip_the_encoder_through_a_bounded_cache(scenes_path):
+    with Searcher(scenes_path, query_cache=2) as searcher:
+        first = searcher.search(SearchRequest(text="boats"))
+        again = searcher.search(SearchRequest(text="boats"))
+        assert searcher.cache.stats() == {"entries": 1, "capacity": 2, "hits": 1, "misses": 1}
+        assert [(h.id, h.score) for h in again.hits] == [(h.id, h.score) for h in first.hits]
+        searcher.search(SearchRequest(text="boats", instruction="A scene:"))  # another input: another entry
+        searcher.search(SearchRequest(text="trees"))  # evicts the least recently used ("boats")
+        searcher.search(SearchRequest(text="boats"))
+        assert searcher.cache.stats() == {"entries": 2, "capacity": 2, "hits": 1, "misses": 4}
+        assert searcher.prepare(SearchRequest(text="boats")).key.startswith(f"minilm@{searcher.embedder.revision}")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("harbour " * 12_500, "query text is 100,000 characters long; at most 10,000"),
+    ("harbour " * 300, "take 306 tokens; model 'minilm' reads at most 256"),  # instruction "Find the scene:" included
+])
+def test_over_long_query_text_is_refused_not_silently_cut(scenes_path, text, message):
+    with Searcher(scenes_path) as searcher, pytest.raises(GeovecInputError, match=message):
+        searcher.search(SearchRequest(text=text))

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -78,6 +79,10 @@ def test_rebuild_is_idempotent(built_index):
     ([], "empty query"),
     (["--text", "   "], "empty query text"),
     (["--box", "1,2,3,4", "--text", "x"], "box: needs an image"),
+    (["--text", "x", "--top-k", "0"], "error: Invalid value for '--top-k' / '-k': Input should be greater than"),
+    (["--text", "x", "--top-k", "abc"], "error: Invalid value for '--top-k' / '-k': Input should be a valid integer"),
+    (["--text", "harbour " * 12_500], "text: query text is 100,000 characters long; at most 10,000"),
+    (["--text", "harbour " * 300], "takes 302 tokens; model 'minilm' reads at most 256"),
 ])
 def test_bad_queries_give_one_line_and_exit_2(built_index, args, message):
     home, index, _ = built_index
@@ -127,5 +132,51 @@ def test_quickstart_indexes_real_images_and_answers_text_searches(tmp_path):
         results = search(tmp_path, tmp_path / "default", "--text", query, "--top-k", "5")
         assert sum(r["extra"]["scene"] == scene for r in results) >= 4, (query, [r["id"] for r in results])
         assert all(os.path.isfile(r["source"]) for r in results)  # results link to the real pixels
+        for row in results:  # the web page shows a thumbnail from inside the index folder for every image
+            assert (tmp_path / "default" / row["extra"]["thumbnail"]).is_file(), row["id"]
     again = geovec("quickstart", "--index", str(tmp_path / "default"), home=tmp_path)
     assert again.returncode == 0 and "added 0, already present 1093" in again.stderr
+
+
+def test_help_and_argument_errors_load_neither_torch_nor_transformers(tmp_path):
+    """Start-up stays fast: heavy libraries belong to the commands that use them (a real interpreter each)."""
+    script = ("import sys\nfrom geovec.cli.main import main\nsys.argv = ['geovec', *sys.argv[1:]]\n"
+              "try:\n    main()\nexcept SystemExit as exit:\n    code = exit.code\n"
+              "print(code, sorted(m for m in ('torch', 'transformers', 'faiss') if m in sys.modules))")
+    import_only = ("import sys, geovec.cli.main\n"
+                   "print(0, sorted(m for m in ('torch', 'transformers', 'faiss') if m in sys.modules))")
+    env = {**os.environ, "GEOVEC_HOME": str(tmp_path)}
+    for args, code in [([], 0), (["--help"], 0), (["search", "-t", "x", "--near", "95,0", "--radius-km", "5"], 2)]:
+        result = subprocess.run([sys.executable, "-c", script if args else import_only, *args], capture_output=True,
+                                text=True, env=env, timeout=60)
+        assert result.stdout.strip().splitlines()[-1] == f"{code} []", (args, result.stdout, result.stderr)
+    assert "latitude 95 is outside" in result.stderr
+
+
+def test_tables_are_not_cut_when_piped_and_bench_list_has_json(tmp_path):
+    piped = geovec("bench", "list", home=tmp_path)  # stdout is a pipe here, as in `geovec bench list | cat`
+    assert piped.returncode == 0 and "…" not in piped.stdout
+    assert "cross-modal-retrieval" in piped.stdout and "compositional-retrieval" in piped.stdout
+    tasks = json.loads(geovec("bench", "list", "--json", home=tmp_path).stdout)["tasks"]
+    assert {"task": "rsicd-retrieval", "category": "cross-modal-retrieval"}.items() <= \
+        next(t for t in tasks if t["task"] == "rsicd-retrieval").items()
+
+
+def test_index_build_errors_name_the_jsonl_line_and_item_id(tmp_path):
+    items = tmp_path / "items.jsonl"
+    items.write_text('{"id": "fine", "input": "a port"}\n\n'
+                     '{"id": "north-of-pole", "input": "x", "lat": 95, "lon": 3}\n')
+    result = geovec("index", "build", str(items), "--index", str(tmp_path / "idx"), home=tmp_path)
+    assert result.returncode == 2 and "records[" not in result.stderr
+    assert result.stderr.strip() == f"error: {items}:3: item 'north-of-pole': latitude 95 is outside [-90, 90]"
+
+
+def test_ingest_defaults_to_the_image_model_and_fails_when_every_file_fails(tmp_path):
+    scene = Path(__file__).parents[1] / "data" / "geotiff" / "utm31_rgb.tif"
+    good = geovec("ingest", str(scene), "--index", str(tmp_path / "good"), "--chip-size", "64", home=tmp_path)
+    assert good.returncode == 0 and "added 2," in good.stderr, good.stderr
+    model = json.loads(geovec("index", "info", "--index", str(tmp_path / "good"), home=tmp_path).stdout)["model"]
+    assert model["name"] == "geovec-mini"
+    failed = geovec("ingest", str(scene), "--index", str(tmp_path / "bad"), "--bands", "9,9,9", home=tmp_path)
+    assert failed.returncode == 2 and "cannot select bands [9, 9, 9]" in failed.stderr
+    assert failed.stderr.strip().splitlines()[-1].startswith("error: every file failed (1 of 1")

@@ -180,7 +180,7 @@ def test_cli_ingest(archive, tmp_path, tiny_clip_checkpoint):
     if "ingest" not in {command.name for command in app.registered_commands}:
         register(app)
     runner = CliRunner()
-    refused = runner.invoke(app, ["ingest", str(archive), "--index", str(tmp_path / "idx")])  # default minilm
+    refused = runner.invoke(app, ["ingest", str(archive), "--index", str(tmp_path / "idx"), "--model", "minilm"])
     assert isinstance(refused.exception, GeovecError) and "cannot embed images" in str(refused.exception)
     assert not (tmp_path / "idx").exists()
     args = ["ingest", str(archive), "--index", str(tmp_path / "idx"), "--model", "clip", "--model-path",

@@ -34,6 +34,9 @@ def test_bad_config_is_one_line_and_exit_code_2(tmp_path, pairs_file):
     assert failed.returncode == 2
     assert len(failed.stderr.strip().splitlines()) == 1
     assert failed.stderr.startswith("error: config.learning_rate: unknown key")
+    negative = _run(str(write_recipe(tmp_path, pairs_file, lr=-0.001)), "--output", str(tmp_path / "run"))
+    assert negative.returncode == 2 and negative.stderr.strip() == "error: config.lr: must be > 0, got -0.001"
+    assert not (tmp_path / "run").exists()  # refused before anything ran or was written
 
 
 def test_two_process_ddp_run_with_accelerate_launch(tmp_path, pairs_file):

@@ -40,6 +40,12 @@ def test_paths_resolve_against_the_yaml_and_overrides_apply(tmp_path, monkeypatc
     ({"mixed_precision": "fp8"}, [], r"config.mixed_precision: must be no, fp16 or bf16"),
     ({"freeze": "bert"}, [], r"config.freeze: expected a list"),
     ({}, ["lr"], r"--set: expected KEY=VALUE, got 'lr'"),
+    ({"lr": -0.001}, [], r"config.lr: must be > 0, got -0.001"),
+    ({}, ["weight_decay=-0.1"], r"config.weight_decay: must be >= 0, got -0.1"),
+    ({"warmup_steps": -5}, [], r"config.warmup_steps: must be >= 0, got -5"),
+    ({"lr_multipliers": {"^vision": 0}}, [], r"config.lr_multipliers: factors must be > 0"),
+    ({"max_grad_norm": -1}, [], r"config.max_grad_norm: must be >= 0"),
+    ({"lora": {"r": 0}}, [], r"config.lora: needs r >= 1"),
 ])
 def test_bad_keys_and_values_are_named(tmp_path, data, overrides, message):
     with pytest.raises(GeovecInputError, match=message):

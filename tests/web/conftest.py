@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -79,3 +84,31 @@ def web_index(tmp_path_factory, tiny_clip_checkpoint) -> WebIndex:
     with VectorIndex.create(path, embedder.dim, model={"name": "clip", "path": str(tiny_clip_checkpoint)}) as store:
         store.add(records, embedder.encode(inputs))
     return WebIndex(path, tiny_clip_checkpoint, write_jpeg(root / "query.jpg", seed=7, size=(80, 60)), outside)
+
+
+@contextmanager
+def serve_in_thread(app) -> Iterator[str]:
+    """A real uvicorn server for ``app`` on a free 127.0.0.1 port, stopped on exit; yields its base URL."""
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def serve():
+    """``with serve(app) as url``: the app on a real uvicorn server (see ``serve_in_thread``)."""
+    return serve_in_thread

@@ -115,13 +115,34 @@ def test_bad_search_requests_give_a_json_error(client, body, status, message):
     assert response.status_code == status and message in response.json()["error"], response.json()
 
 
-def test_bad_json_body_is_422_with_error(client):
+def test_bad_json_body_is_422_with_a_message_that_says_what_is_wrong(client):
     response = client.post("/api/search", content=b"{not json", headers={"content-type": "application/json"})
-    assert response.status_code == 422 and "error" in response.json()
+    message = response.json()["error"]
+    assert response.status_code == 422 and message.startswith("body: not valid JSON (Expecting property name")
+    assert "at character 1" in message and '{"text": "a harbour"' in message
+
+
+def test_over_long_query_text_is_refused_and_huge_bodies_are_413(client):
+    long_text = client.post("/api/search", json={"text": "harbour " * 12_500})  # 100 kB
+    assert long_text.status_code == 400
+    assert long_text.json()["error"].startswith("text: query text is 100,000 characters long; at most 10,000")
+    over_window = client.post("/api/search", json={"text": "boats " * 100})  # 100 tokens; tiny CLIP reads 77
+    assert over_window.status_code == 400 and "model 'clip' reads at most 77" in over_window.json()["error"]
+    huge = client.post("/api/search", json={"text": "x" * 2_000_000})  # 2 MB
+    assert huge.status_code == 413 and "larger than the 1,048,576-byte limit" in huge.json()["error"]
+
+
+def test_info_counts_query_cache_hits_and_misses(web_index):
+    with TestClient(create_app(web_index.path, query_cache=8)) as fresh:
+        for text in ("a harbour", "a harbour", "dunes", "a harbour"):
+            assert fresh.post("/api/search", json={"text": text}).status_code == 200
+        info = fresh.get("/api/info").json()
+    assert info["query_cache"] == {"entries": 2, "capacity": 8, "hits": 2, "misses": 2}
+    assert info["batching"]["queries"] == 4 and info["threads"] >= 1
 
 
 @pytest.mark.parametrize("upload, data, message", [
-    (b"this is not an image", {}, "cannot read image"),
+    (b"this is not an image", {}, "cannot read image 'q.jpg': not an image format geovec can decode"),
     (None, {"box": "1,2,3"}, "box: expected 4 comma-separated numbers"),
     (None, {"box": "0,0,500,500"}, "outside the 80x60 image"),
     (None, {"within": "a,b,c,d"}, "within: expected 4"),
@@ -130,6 +151,7 @@ def test_bad_image_requests_give_400(client, web_index, upload, data, message):
     image = upload if upload is not None else web_index.query_image.read_bytes()
     response = client.post("/api/search/image", files={"image": ("q.jpg", image, "image/jpeg")}, data=data)
     assert response.status_code == 400 and message in response.json()["error"], response.json()
+    assert "object at 0x" not in response.json()["error"]  # no Python object in a user's message
 
 
 def test_image_search_needs_a_file(client):
@@ -145,7 +167,8 @@ def test_uploads_over_the_limit_are_413(web_index):
         huge = small.post("/api/search/image", files={"image": ("q.jpg", b"\0" * 200_000, "image/jpeg")})
         for response in (just_over, huge):  # read by the endpoint / refused by Content-Length before parsing
             assert response.status_code == 413 and "larger than the 1,000-byte limit" in response.json()["error"]
-        assert small.post("/api/search", json={"text": "x" * 5000}).status_code == 200  # JSON search is unaffected
+        long_body = {"text": "a harbour" + " " * 5000}  # over the upload limit, within the JSON body limit
+        assert small.post("/api/search", json=long_body).status_code == 200  # JSON search is unaffected
 
 
 def test_serve_command_is_registered_with_its_options():

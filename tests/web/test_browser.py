@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -14,28 +11,16 @@ if not CHROMIUM.is_file():
     pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium); the browser test drives it",
                 allow_module_level=True)
 playwright_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-uvicorn = pytest.importorskip("uvicorn")
+pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
 from geovec.web import create_app  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def server_url(web_index):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = uvicorn.Config(create_app(web_index.path), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+def server_url(web_index, serve):
+    with serve(create_app(web_index.path)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

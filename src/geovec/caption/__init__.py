@@ -1,10 +1,16 @@
-"""TRSLLaVA-style captioning: a local VLM describes every image (RSRT prompts) into a text-to-text corpus."""
+"""TRSLLaVA-style captioning: a local VLM describes every image (RSRT prompts) into a text-to-text corpus.
 
-from geovec.caption.backends import FAMILIES, CaptionModel, Generation, load_caption_model
-from geovec.caption.pipeline import CaptionReport, Failure, caption_images, failure_report_path, list_images
-from geovec.caption.prompts import DEFAULT_PROMPT_VERSION, PROMPT_SETS, Prompt, PromptSet, get_prompt_set
-from geovec.caption.quality import ALL_CHECKS, CHECKS, Candidate, failure_reason
+Names are imported on first use (PEP 562), so reading the prompt sets or quality checks (``geovec caption --help``)
+does not load torch and transformers, which ``backends`` needs.
+"""
 
-__all__ = ["ALL_CHECKS", "CHECKS", "DEFAULT_PROMPT_VERSION", "FAMILIES", "PROMPT_SETS", "Candidate", "CaptionModel",
-           "CaptionReport", "Failure", "Generation", "Prompt", "PromptSet", "caption_images", "failure_reason",
-           "failure_report_path", "get_prompt_set", "list_images", "load_caption_model"]
+from __future__ import annotations
+
+from geovec.lazy import lazy_exports
+
+__all__, __getattr__ = lazy_exports(__name__, {
+    "backends": ("FAMILIES", "CaptionModel", "Generation", "load_caption_model"),
+    "pipeline": ("CaptionReport", "Failure", "caption_images", "failure_report_path", "list_images"),
+    "prompts": ("DEFAULT_PROMPT_VERSION", "PROMPT_SETS", "Prompt", "PromptSet", "get_prompt_set"),
+    "quality": ("ALL_CHECKS", "CHECKS", "Candidate", "failure_reason"),
+})

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from geovec.cli.tables import print_table
 from geovec.config import data_dir
 from geovec.errors import GeovecError
 
 bench_app = typer.Typer(no_args_is_help=True, help="RSMEB: the remote-sensing multimodal embedding benchmark.")
-out = Console()
 
 
 def _print_lines(lines, title: str) -> None:
@@ -22,24 +22,31 @@ def _print_lines(lines, title: str) -> None:
         table.add_column(column, no_wrap=column != "result")
     for line in lines:
         table.add_row(line.task, line.status, line.detail)
-    out.print(table)
+    print_table(table)
 
 
 @bench_app.command("list")
-def list_command(data: Path = typer.Option(None, "--data", help="Data root (default: GEOVEC_DATA / ../shared/data).")) -> None:
+def list_command(data: Path = typer.Option(None, "--data", help="Data root (default: GEOVEC_DATA / ../shared/data)."),
+                 as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
     """Every task with its category, dataset and whether its data is present."""
     from geovec.bench import list_tasks
 
     root = data or data_dir()
+    rows = [{"task": task.metadata.name, "category": task.metadata.category, "dataset": task.metadata.dataset,
+             "split": task.metadata.split, "query_kinds": list(task.metadata.query_kinds),
+             "candidate_kinds": list(task.metadata.candidate_kinds), "data_present": task.data_present(root),
+             "data_path": str(task.metadata.data_path)} for task in list_tasks()]
+    if as_json:
+        print(json.dumps({"data_root": str(root), "tasks": rows}, indent=2))
+        return
     table = Table(title=f"RSMEB tasks (data root {root})", title_justify="left")
     for column in ("task", "category", "dataset", "split", "query -> candidates", "data"):
         table.add_column(column, no_wrap=column == "task")
-    for task in list_tasks():
-        meta = task.metadata
-        table.add_row(meta.name, meta.category, meta.dataset, meta.split,
-                      f"{'+'.join(meta.query_kinds)} -> {'+'.join(meta.candidate_kinds)}",
-                      "present" if task.data_present(root) else f"missing ({meta.data_path})")
-    out.print(table)
+    for row in rows:
+        table.add_row(row["task"], row["category"], row["dataset"], row["split"],
+                      f"{'+'.join(row['query_kinds'])} -> {'+'.join(row['candidate_kinds'])}",
+                      "present" if row["data_present"] else f"missing ({row['data_path']})")
+    print_table(table)
 
 
 @bench_app.command("run")

@@ -11,14 +11,13 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from geovec.cli.tables import print_table
 from geovec.config import data_dir
 from geovec.errors import GeovecError
 
 corpus_app = typer.Typer(no_args_is_help=True, help="Description corpora for text-to-text retrieval (TRSLLaVA).")
-out = Console()
 SPLIT_DATASETS = ("rsicd", "rsitmd")
 
 
@@ -98,4 +97,4 @@ def info_command(corpus_path: Path = typer.Argument(..., help="Corpus JSONL.")) 
         table.add_column(column)
     for (model, version, kind), count in sorted(Counter((d.model, d.prompt_version, d.kind) for d in corpus).items()):
         table.add_row(model, version, kind, str(count))
-    out.print(table)
+    print_table(table)

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from geovec.cli.tables import print_table
 from geovec.config import data_dir
 from geovec.errors import GeovecInputError
 
@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
             table.add_column(column, no_wrap=column != "what")
         for s in SOURCES.values():
             table.add_row(s.name, s.dataset, ", ".join(s.tasks), s.path, s.description)
-        Console().print(table)
+        print_table(table)
 
     @data_app.command("build")
     def build_command(

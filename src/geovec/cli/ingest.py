@@ -14,7 +14,8 @@ from geovec.errors import GeovecError
 def ingest_command(
     path: Path = typer.Argument(..., help="A folder of rasters (GeoTIFF/COG/PNG/JPEG) and STAC item JSONs, or one file."),
     index: Path = typer.Option(default_index_path(), "--index", help="Index folder (created if missing)."),
-    model: str = typer.Option("minilm", "--model", "-m", help="Registered model; must embed images (e.g. clip)."),
+    model: str = typer.Option("geovec-mini", "--model", "-m", help="Registered model that embeds images (default: "
+                              "the shipped geovec-mini; or e.g. clip with --model-path)."),
     model_path: Optional[Path] = typer.Option(None, "--model-path", help="Local checkpoint folder."),
     chip_size: int = typer.Option(256, "--chip-size", help="Chip width and height in output pixels."),
     overlap: int = typer.Option(0, "--overlap", help="Overlap between neighbouring chips, in output pixels."),
@@ -65,6 +66,9 @@ def ingest_command(
                                         report_path=report, prune=prune)
     for name, reason in sorted(result.failed.items()):
         typer.echo(f"skipped {name}: {reason}", err=True)
+    if result.failed and not result.files:  # no file could be read: a script must notice
+        raise GeovecError(f"every file failed ({len(result.failed)} of {len(result.failed)}, reasons above); "
+                          f"report: {report or index / REPORT_NAME}")
     typer.echo(f"{index}: {result.summary()}; report: {report or index / REPORT_NAME}", err=True)
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
+from typer.exceptions import TyperException
 
 from geovec.cli.bench import bench_app
 from geovec.cli.caption import register as register_caption
@@ -21,6 +21,7 @@ from geovec.cli.corpus import corpus_app
 from geovec.cli.data import register as register_train_data
 from geovec.cli.ingest import register as register_ingest
 from geovec.cli.serve import register as register_serve
+from geovec.cli.tables import print_table
 from geovec.cli.train import register as register_train
 from geovec.config import default_index_path
 from geovec.errors import GeovecError
@@ -36,7 +37,6 @@ register_caption(app)
 register_serve(app)
 register_train(app)
 register_train_data(app)
-out = Console()
 
 ModelOpt = typer.Option("minilm", "--model", "-m", help="Registered model name (see `geovec models`).")
 ModelPathOpt = typer.Option(None, "--model-path", help="Local checkpoint folder, for models that need one.")
@@ -57,7 +57,7 @@ def models_command(as_json: bool = typer.Option(False, "--json", help="Print JSO
     for row in rows:
         table.add_row(row["name"], ", ".join(row["modalities"]), str(row["dim"] or "checkpoint"), row["license"],
                       row["weights"])
-    out.print(table)
+    print_table(table)
 
 
 @app.command("embed")
@@ -183,13 +183,16 @@ def search_command(
     as_json: bool = typer.Option(False, "--json", help='Print {"results": [...]} as JSON.'),
 ) -> None:
     """Search an index by text, image, region (image + box) and/or place, optionally within an area."""
-    from geovec.query import Searcher, SearchRequest, parse_numbers
+    from geovec.search_request import SearchRequest, parse_numbers
 
     request = SearchRequest(
         text=text, image=image, box=parse_numbers("--box", box, 4), point=parse_numbers("--point", point, 2),  # type: ignore[arg-type]
         within=parse_numbers("--within", within, 4), near=parse_numbers("--near", near, 2),  # type: ignore[arg-type]
         radius_km=radius_km, top_k=top_k, instruction=instruction, exact=exact)
-    request.query()  # validate before loading the model
+    request.validate()  # before loading torch, the model or the index
+
+    from geovec.query import Searcher
+
     with Searcher(index, model_path=model_path) as searcher:
         result = searcher.search(request)
     if as_json:
@@ -212,7 +215,7 @@ def _print_results(results: list[dict], title: str) -> None:
     for rank, row in enumerate(results, start=1):
         where = [f"{row['lat']:.4f}, {row['lon']:.4f}" if row.get("lat") is not None else ""] if located else []
         table.add_row(str(rank), f"{row['score']:.3f}", row["id"], *where, (row.get("captions") or [""])[0])
-    out.print(table)
+    print_table(table)
 
 
 @app.command("quickstart")
@@ -223,6 +226,7 @@ def quickstart_command(
 ) -> None:
     """The main job: index the RSICD test images offline with the shipped geovec-mini, then answer a text search."""
     from geovec.ingest import index_items
+    from geovec.ingest.thumbnails import attach_source_thumbnails
     from geovec.query import Searcher, SearchRequest
     from geovec.quickstart import QUICKSTART_MODEL, QUICKSTART_QUERY, quickstart_items
 
@@ -230,6 +234,7 @@ def quickstart_command(
     items = quickstart_items()
     embedder, store = _open_for_writing(index, QUICKSTART_MODEL, None)
     with store:
+        attach_source_thumbnails([item.record for item in items], store.path)  # what the web page shows
         report = index_items(items, embedder, store)
         typer.echo(f"index {index}: {len(store)} images (added {report.added}, already present "
                    f"{report.skipped_existing}) in {time.perf_counter() - started:.1f} s", err=True)
@@ -241,15 +246,28 @@ def quickstart_command(
 
 
 def run(cli: typer.Typer) -> None:
-    """Run a typer app, turning user errors into one line on stderr and exit code 2."""
+    """Run a typer app, turning user errors into one line on stderr and exit code 2.
+
+    Typer's own argument errors (``--top-k abc``) get the same one line instead of its boxed usage message.
+    """
     try:
-        cli(standalone_mode=True)
+        code = cli(standalone_mode=False)
     except GeovecError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    except TyperException as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `geovec` alone: the help, as typer shows it (typer's test)
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(exc.exit_code)
+        typer.echo(f"error: {' '.join(exc.format_message().split())}", err=True)
+        sys.exit(2)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(1)
     except KeyboardInterrupt:
         typer.echo("interrupted (long jobs continue where they stopped when re-run)", err=True)
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 def main() -> None:

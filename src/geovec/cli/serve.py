@@ -23,6 +23,14 @@ def register(app: typer.Typer) -> None:
         model_path: Optional[Path] = typer.Option(None, "--model-path",
                                                   help="Override the checkpoint path the index recorded."),
         max_upload_mb: float = typer.Option(10.0, "--max-upload-mb", min=0.001, help="Largest image upload."),
+        threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch/BLAS threads (default: "
+                                              "OMP_NUM_THREADS if set, else half the usable cores, 1-8)."),
+        max_batch: int = typer.Option(32, "--max-batch", min=1, help="Most concurrent queries embedded together "
+                                      "(1: one at a time)."),
+        batch_wait_ms: float = typer.Option(5.0, "--batch-wait-ms", min=0.0, help="Longest wait for more "
+                                            "queries to join a batch (only while users are concurrent)."),
+        query_cache: int = typer.Option(1024, "--query-cache", min=0, help="Query vectors kept for repeated "
+                                        "queries (0: none)."),
     ) -> None:
         """Serve a map page and JSON search API (POST /api/search, /api/search/image) for an index."""
         try:
@@ -32,7 +40,11 @@ def register(app: typer.Typer) -> None:
         except ImportError as exc:
             raise GeovecError(f"`geovec serve` needs the web extra ({exc.name} is missing): "
                               "pip install 'geovec[web]'") from None
-        web_app = create_app(index, model_path=model_path, max_upload_bytes=int(max_upload_mb * 1024 * 1024))
-        typer.echo(f"serving {index} ({len(web_app.state.web.searcher.store)} items) at http://{host}:{port}/",
-                   err=True)
+        from geovec.threads import server_threads, use_threads
+
+        use_threads(server_threads(threads))
+        web_app = create_app(index, model_path=model_path, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+                             max_batch=max_batch, max_wait_ms=batch_wait_ms, query_cache=query_cache)
+        typer.echo(f"serving {index} ({len(web_app.state.web.searcher.store)} items) at http://{host}:{port}/ "
+                   f"with {server_threads(threads)} threads", err=True)
         uvicorn.run(web_app, host=host, port=port, log_level="warning")

@@ -1,9 +1,16 @@
 """Vector stores with geographic filters: a folder (SQLite + FAISS, ``geovec.index.store``) or a Chroma server
-(``geovec.index.chroma``), behind one API."""
+(``geovec.index.chroma``), behind one API.
 
-from geovec.index.chroma import ChromaIndex
-from geovec.index.filters import EARTH_RADIUS_KM, GeoFilter, haversine_km
-from geovec.index.records import Hit, Record
-from geovec.index.store import VectorIndex
+Names are imported on first use (PEP 562), so validating a filter (``geovec.index.filters``) does not load FAISS.
+"""
 
-__all__ = ["ChromaIndex", "EARTH_RADIUS_KM", "GeoFilter", "Hit", "Record", "VectorIndex", "haversine_km"]
+from __future__ import annotations
+
+from geovec.lazy import lazy_exports
+
+__all__, __getattr__ = lazy_exports(__name__, {
+    "chroma": ("ChromaIndex",),
+    "filters": ("EARTH_RADIUS_KM", "GeoFilter", "haversine_km"),
+    "records": ("Hit", "Record"),
+    "store": ("VectorIndex",),
+})

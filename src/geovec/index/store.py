@@ -75,6 +75,21 @@ def _locked(method):
 Ranking = list[tuple[np.ndarray, np.ndarray]]  # per query: positions in LiveVectors and their scores, best first
 
 
+def _check_search_options(k: object, filter: object) -> None:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise GeovecInputError("k", f"must be a positive integer, got {k!r}")
+    if filter is not None and not isinstance(filter, GeoFilter):
+        raise GeovecInputError("filter", f"expected a GeoFilter, got {type(filter).__name__}")
+
+
+def _rows_by_k(ks: Sequence[int]) -> list[tuple[int, list[int]]]:
+    """Row numbers grouped by their k, so each group's top-k is selected at once."""
+    groups: dict[int, list[int]] = {}
+    for row, k in enumerate(ks):
+        groups.setdefault(int(k), []).append(row)
+    return list(groups.items())
+
+
 class VectorIndex:
     """Embeddings + records in a folder; see the module docstring for the layout and guarantees."""
 
@@ -392,26 +407,57 @@ class VectorIndex:
         graph's default search breadth for this call.
         """
         queries, single = self._check_queries(query)
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise GeovecInputError("k", f"must be a positive integer, got {k!r}")
-        if filter is not None and not isinstance(filter, GeoFilter):
-            raise GeovecInputError("filter", f"expected a GeoFilter, got {type(filter).__name__}")
+        _check_search_options(k, filter)
+        with self._snapshot():
+            hits = self._search_rows(queries, [k] * len(queries), filter, exact, ef_search)
+        return hits[0] if single else hits
+
+    @_locked
+    def search_many(self, queries: np.ndarray, ks: Sequence[int], filters: Sequence[GeoFilter | None],
+                    exact: Sequence[bool | None] | None = None) -> list[list[Hit]]:
+        """One search per row of a (q, dim) matrix, each with its own k, filter and ``exact`` mode, in one snapshot.
+
+        Why: a server answering concurrent users ranks all rows that share a filter (usually none) with one
+        matrix-matrix product, which on a CPU costs little more than one matrix-vector product. Each row gets the
+        hits ``search`` gives it alone.
+        """
+        matrix, _ = self._check_queries(queries)
+        modes = [None] * len(matrix) if exact is None else list(exact)
+        if not len(ks) == len(filters) == len(modes) == len(matrix):
+            raise GeovecInputError("ks", f"give one k, filter and exact mode per query row ({len(matrix)} rows; "
+                                         f"got {len(ks)}, {len(filters)} and {len(modes)})")
+        for k, geo in zip(ks, filters):
+            _check_search_options(k, geo)
+        groups: dict[tuple[GeoFilter | None, bool | None], list[int]] = {}
+        for row, key in enumerate(zip(filters, modes)):
+            groups.setdefault(key, []).append(row)
+        hits: list[list[Hit]] = [[] for _ in matrix]
+        with self._snapshot():
+            for (geo, mode), rows in groups.items():
+                found = self._search_rows(matrix[rows], [ks[row] for row in rows], geo, mode, None)
+                for row, row_hits in zip(rows, found):
+                    hits[row] = row_hits
+        return hits
+
+    def _search_rows(self, queries: np.ndarray, ks: Sequence[int], filter: GeoFilter | None, exact: bool | None,
+                     ef_search: int | None) -> list[list[Hit]]:
+        """Hits of every row under one filter and mode (call inside a snapshot)."""
         ann = None if exact is True else self._load_ann()
         if exact is False and ann is None:
             raise GeovecIndexError(f"index {self.path} has no ANN index: call build_ann() first, or search exactly")
-        with self._snapshot():
-            state = self._sync()
-            allowed = None if filter is None else self._filter_positions(filter)
-            live_count = state.size - state.dead
-            if exact is None and allowed is not None and len(allowed) < max(EXACT_FILTER_MAX,
-                                                                             EXACT_FILTER_FRACTION * live_count):
-                ann = None
-            if ann is None:
-                ranking = self._exact(queries, k, allowed)
-            else:
-                ranking = self._approximate(ann, queries, k, allowed, ef_search)
-            hits = self._hits(ranking)
-        return hits[0] if single else hits
+        state = self._sync()
+        allowed = None if filter is None else self._filter_positions(filter)
+        live_count = state.size - state.dead
+        if exact is None and allowed is not None and len(allowed) < max(EXACT_FILTER_MAX,
+                                                                         EXACT_FILTER_FRACTION * live_count):
+            ann = None
+        if ann is None:
+            return self._hits(self._exact(queries, ks, allowed))
+        ranking: Ranking = [(np.empty(0, np.int64), np.empty(0, np.float32))] * len(queries)
+        for k, rows in _rows_by_k(ks):
+            for row, ranked in zip(rows, self._approximate(ann, queries[rows], k, allowed, ef_search)):
+                ranking[row] = ranked
+        return self._hits(ranking)
 
     def _check_queries(self, query) -> tuple[np.ndarray, bool]:
         array = np.asarray(query, dtype=np.float32)
@@ -430,9 +476,10 @@ class VectorIndex:
         rowids = rows[geo.mask(rows[:, 1], rows[:, 2]), 0].astype(np.int64)
         return np.sort(self._state.positions(rowids))
 
-    def _exact(self, queries: np.ndarray, k: int, allowed: np.ndarray | None) -> Ranking:
-        """Brute force over the live rows, or over ``allowed`` positions only."""
+    def _exact(self, queries: np.ndarray, k: int | Sequence[int], allowed: np.ndarray | None) -> Ranking:
+        """Brute force over the live rows, or over ``allowed`` positions only; ``k`` is one or one per row."""
         state = self._state
+        ks = [k] * len(queries) if isinstance(k, int) else list(k)
         gather = allowed is not None and len(allowed) * 4 < state.size
         matrix = state.matrix[allowed] if gather else state.matrix
         excluded = None
@@ -445,10 +492,13 @@ class VectorIndex:
             scores = queries[start:start + block] @ matrix.T
             if excluded is not None:
                 scores[:, excluded] = -np.inf
-            columns, values = top_k(scores, k)
-            for cols, vals in zip(columns, values):
-                found = vals > -np.inf
-                ranking.append((allowed[cols[found]] if gather else cols[found], vals[found]))
+            ranked: Ranking = [None] * len(scores)  # type: ignore[list-item]
+            for block_k, rows in _rows_by_k(ks[start:start + block]):
+                columns, values = top_k(scores if len(rows) == len(scores) else scores[rows], block_k)
+                for row, cols, vals in zip(rows, columns, values):
+                    found = vals > -np.inf
+                    ranked[row] = (allowed[cols[found]] if gather else cols[found], vals[found])
+            ranking += ranked
         return ranking
 
     def _selector(self, ann: faiss.Index, allowed: np.ndarray | None) -> tuple[np.ndarray | None, int]:

@@ -24,7 +24,6 @@ tests), ``Record.footprint`` its WGS84 bbox, ``extra["footprint"]`` its 4-corner
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import re
@@ -33,22 +32,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image as PILImage
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from geovec.errors import GeovecError
-from geovec.fileio import atomic_write, write_text_atomic
+from geovec.fileio import write_text_atomic
 from geovec.index import Record, VectorIndex
 from geovec.ingest.items import IndexItem, index_items
 from geovec.ingest.raster import RASTER_SUFFIXES, Footprint, RasterFile, TileOptions
 from geovec.ingest.stac import pick_asset, read_item, referenced_files
+from geovec.ingest.thumbnails import thumbnail_jpeg, write_thumbnail
 from geovec.inputs import GeoRef, ImageSegment, Interleaved
 from geovec.models.base import Embedder
 from geovec.progress import progress_bar
 
-THUMB_SIZE = 128
-THUMBS_DIR = "thumbs"
 REPORT_NAME = "ingest-report.json"
 READ_ERRORS = (GeovecError, RasterioError, OSError)
 
@@ -197,23 +194,6 @@ def _record(source: Source, raster: RasterFile, window: Window, footprint: Footp
     return Record(id=id, source=str(source.path.resolve()), bbox=box,
                   lat=footprint.lat if footprint else None, lon=footprint.lon if footprint else None,
                   footprint=footprint.bbox if footprint else None, extra=extra)
-
-
-def thumbnail_jpeg(pixels: np.ndarray) -> bytes:
-    """A small JPEG of the chip (made where the pixels are, so a cluster ships bytes, not pixels, to the index)."""
-    image = PILImage.fromarray(pixels)
-    image.thumbnail((THUMB_SIZE, THUMB_SIZE))
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=85)
-    return buffer.getvalue()
-
-
-def write_thumbnail(index_path: Path, id: str, jpeg: bytes) -> str:
-    """Write a chip's JPEG atomically; returns its path relative to the index folder."""
-    relative = f"{THUMBS_DIR}/{id}.jpg"
-    (index_path / THUMBS_DIR).mkdir(exist_ok=True)
-    atomic_write(index_path / relative, lambda temp: Path(temp).write_bytes(jpeg))
-    return relative
 
 
 def read_chip(record: Record) -> np.ndarray:

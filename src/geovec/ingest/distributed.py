@@ -32,8 +32,9 @@ import numpy as np
 from geovec.errors import GeovecError, GeovecInputError
 from geovec.index import Record, VectorIndex
 from geovec.ingest.archive import (READ_ERRORS, ArchiveReport, ChipPlan, Source, check_image_model, finish_report,
-                                   plan_archive, read_planned_chip, thumbnail_jpeg, write_thumbnail)
+                                   plan_archive, read_planned_chip)
 from geovec.ingest.raster import Footprint, RasterFile, TileOptions
+from geovec.ingest.thumbnails import thumbnail_jpeg, write_thumbnail
 from geovec.inputs import GeoRef, ImageSegment, Interleaved
 from geovec.models.base import l2_normalize
 from geovec.progress import progress_bar

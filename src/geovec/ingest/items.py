@@ -22,6 +22,7 @@ import numpy as np
 
 from geovec.errors import GeovecError, GeovecInputError
 from geovec.index import Record, VectorIndex
+from geovec.index.records import record_row
 from geovec.ingest.jsonl import iter_jsonl
 from geovec.inputs import Interleaved, as_input
 from geovec.models.base import Embedder, l2_normalize
@@ -61,9 +62,15 @@ def _parse_item(data: object, where: str) -> IndexItem:
         raise GeovecInputError(f"{where}.{exc.field}", exc.problem) from None
     fields = {name: data[name] for name in RECORD_FIELDS if data.get(name) is not None}
     for name in ("bbox", "footprint"):
-        if name in fields:
+        if isinstance(fields.get(name), list):
             fields[name] = tuple(fields[name])
-    return IndexItem(Record(id=data["id"], **fields), inputs)
+    record = Record(id=data["id"], **fields)
+    try:
+        record_row(record, "record")  # checked here, where the line is known, not later in a batch
+    except GeovecInputError as exc:
+        field = exc.field.removeprefix("record").lstrip(".")
+        raise GeovecInputError(f"{where}: item {data['id']!r}" + (f": {field}" if field else ""), exc.problem) from None
+    return IndexItem(record, inputs)
 
 
 def read_items_jsonl(path: str | Path) -> Iterator[IndexItem]:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -73,6 +74,28 @@ def model_identity(embedder: Embedder) -> str:
     return f"{embedder.name}@{getattr(embedder, 'revision', '') or 'unversioned'}"
 
 
+@dataclass(frozen=True)
+class TextWindow:
+    """How many tokens of text a model reads, and how to count them; text beyond it would be cut off unseen."""
+
+    count: Callable[[str], int]  # tokens of a text, special tokens included
+    limit: int
+    reads_instruction: bool = True  # whether the instruction shares the window with the text
+
+
+def check_text_fits(embedder: Embedder, text: str, instruction: str | None = None) -> None:
+    """Refuse a query text the model would truncate: a silently cut query answers a different question."""
+    window: TextWindow | None = getattr(embedder, "text_window", lambda: None)()
+    if window is None:
+        return
+    read = f"{instruction} {text}" if instruction and window.reads_instruction else text
+    tokens = window.count(read)
+    if tokens > window.limit:
+        what = "query text and its instruction take" if read != text else "query text takes"
+        raise GeovecInputError("text", f"the {what} {tokens:,} tokens; model {embedder.name!r} reads at most "
+                                       f"{window.limit}, so the rest would be ignored: shorten the query")
+
+
 def l2_normalize(vectors: np.ndarray) -> np.ndarray:
     """Row-wise L2 normalisation that leaves all-zero rows at zero instead of producing NaN."""
     vectors = np.asarray(vectors, dtype=np.float32)
@@ -120,6 +143,10 @@ class BaseEmbedder(ABC):
                 bar.advance(len(slots))
         result = l2_normalize(out)[np.asarray(order, dtype=np.int64)] if items else out
         return result[0] if single else result
+
+    def text_window(self) -> TextWindow | None:
+        """The model's text window, for models that cut long text (None: no fixed window, or unknown)."""
+        return None
 
     def check_supported(self, items: Sequence[Interleaved]) -> None:
         for position, item in enumerate(items):

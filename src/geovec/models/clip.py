@@ -29,7 +29,8 @@ from PIL import Image as PILImage
 
 from geovec.errors import GeovecError, UnsupportedInputError
 from geovec.inputs import BoxSegment, ImageSegment, Interleaved, PointSegment, TextSegment
-from geovec.models.base import BaseEmbedder, checkpoint_model_type, checkpoint_revision, l2_normalize
+from geovec.models.base import (BaseEmbedder, TextWindow, checkpoint_model_type, checkpoint_revision,
+                                 l2_normalize)
 from geovec.models.registry import ModelSpec, register
 
 CLIP_MODALITIES = frozenset({"text", "image", "box", "point"})
@@ -110,6 +111,10 @@ class CLIPEmbedder(BaseEmbedder):
                     raise UnsupportedInputError(
                         f"inputs[{i}].segments[{j}]: model '{self.name}' embeds a box as a crop of its image, but "
                         "this box has no image before it; add the image segment or use a text model")
+
+    def text_window(self) -> TextWindow:
+        return TextWindow(lambda text: len(self.tokenizer(text, verbose=False)["input_ids"]), self.max_length,
+                          reads_instruction=False)  # CLIP was not trained with instructions: they are ignored
 
     def _parts(self, item: Interleaved) -> tuple[list[PILImage.Image], list[str]]:
         """The visual parts (whole images not covered by a box, and box crops) and text parts of one input."""

@@ -15,7 +15,7 @@ import numpy as np
 
 from geovec.errors import GeovecError
 from geovec.inputs import Interleaved, render_text
-from geovec.models.base import BaseEmbedder, checkpoint_revision
+from geovec.models.base import BaseEmbedder, TextWindow, checkpoint_revision
 from geovec.models.registry import ModelSpec, register
 
 TEXT_MODALITIES = frozenset({"text", "box", "point"})
@@ -38,6 +38,12 @@ class SentenceTransformerEmbedder(BaseEmbedder):
         self.model = SentenceTransformer(str(model_path), device=device or "cpu", local_files_only=True)
         dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(dimension())
+
+    def text_window(self) -> TextWindow | None:
+        tokenizer, limit = self.model.tokenizer, self.model.max_seq_length
+        if not limit:
+            return None
+        return TextWindow(lambda text: len(tokenizer(text, verbose=False)["input_ids"]), int(limit))
 
     def embed_batch(self, items: Sequence[Interleaved]) -> np.ndarray:
         texts = [render_text(item) for item in items]

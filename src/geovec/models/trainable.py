@@ -24,7 +24,7 @@ import torch
 
 from geovec.errors import GeovecError
 from geovec.inputs import Interleaved
-from geovec.models.base import BaseEmbedder, checkpoint_revision
+from geovec.models.base import BaseEmbedder, TextWindow, checkpoint_revision
 
 ENCODER_CONFIG = "geovec_encoder.json"
 
@@ -155,6 +155,14 @@ class EncoderEmbedder(BaseEmbedder):
     @classmethod
     def from_folder(cls, folder: str | Path, name: str, device: str | None = None) -> "EncoderEmbedder":
         return cls(load_encoder(folder, device), name, checkpoint_revision(folder))
+
+    def text_window(self) -> TextWindow | None:
+        """From an encoder with a ``tokenizer`` and ``settings.max_length`` (geovec-mini); VLMs have none."""
+        tokenizer = getattr(self.encoder, "tokenizer", None)
+        limit = getattr(getattr(self.encoder, "settings", None), "max_length", None)
+        if tokenizer is None or not isinstance(limit, int):
+            return None
+        return TextWindow(lambda text: len(tokenizer(text, verbose=False)["input_ids"]), limit)
 
     @torch.inference_mode()
     def embed_batch(self, items: Sequence[Interleaved]) -> np.ndarray:

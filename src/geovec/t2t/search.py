@@ -9,8 +9,6 @@ is its best, so the top images are exactly the first distinct images, and enough
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -21,6 +19,7 @@ import numpy as np
 from geovec.errors import GeovecError, GeovecInputError
 from geovec.index import GeoFilter, Hit, Record
 from geovec.ingest import IndexItem
+from geovec.ingest.thumbnails import attach_source_thumbnails
 from geovec.inputs import as_input
 from geovec.t2t.corpus import Description
 
@@ -63,30 +62,8 @@ def description_items(corpus: Sequence[Description], images_root: str | Path | N
 def attach_thumbnails(items: Sequence[IndexItem], index_path: Path) -> int:
     """Give each image with a readable ``source`` a thumbnail in the index folder (the web page shows it) and point
     its descriptions' records at it; returns how many images got one. Existing thumbnails are kept (reruns)."""
-    from PIL import Image, UnidentifiedImageError
-
-    from geovec.ingest.archive import THUMBS_DIR, thumbnail_jpeg, write_thumbnail
-
-    made: dict[str, str | None] = {}
-    for item in items:
-        record = item.record
-        image_id = record.extra["image_id"]
-        if image_id not in made:
-            made[image_id] = None
-            digest = hashlib.sha1(image_id.encode()).hexdigest()[:8]
-            name = f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', image_id)[:60]}-{digest}"  # ids may hold "/"
-            if (index_path / THUMBS_DIR / f"{name}.jpg").is_file():
-                made[image_id] = f"{THUMBS_DIR}/{name}.jpg"
-            elif record.source is not None:
-                try:
-                    with Image.open(record.source) as picture:
-                        pixels = np.asarray(picture.convert("RGB"))
-                except (OSError, UnidentifiedImageError):
-                    continue  # no picture to show; the descriptions are still searchable
-                made[image_id] = write_thumbnail(index_path, name, thumbnail_jpeg(pixels))
-        if made[image_id]:
-            record.extra["thumbnail"] = made[image_id]
-    return sum(1 for thumbnail in made.values() if thumbnail)
+    return attach_source_thumbnails([item.record for item in items], index_path,
+                                    key=lambda record: record.extra["image_id"])
 
 
 def check_represents(model: dict | None, location: object, descriptions: bool) -> None:

@@ -84,7 +84,15 @@ class TrainConfig:
                   ("mixed_precision", self.mixed_precision in ("no", "fp16", "bf16"), "must be no, fp16 or bf16"),
                   ("mini_batch_size", self.mini_batch_size is None or self.mini_batch_size >= 1, "must be >= 1"),
                   ("temperature", self.temperature > 0, "must be > 0"),
-                  ("task_weights", all(w >= 0 for w in self.task_weights.values()), "weights must be >= 0")]
+                  ("task_weights", all(w >= 0 for w in self.task_weights.values()), "weights must be >= 0"),
+                  ("lr", self.lr > 0, "must be > 0"),
+                  ("lr_multipliers", all(m > 0 for m in self.lr_multipliers.values()), "factors must be > 0"),
+                  ("weight_decay", self.weight_decay >= 0, "must be >= 0"),
+                  ("warmup_steps", self.warmup_steps >= 0, "must be >= 0"),
+                  ("max_grad_norm", self.max_grad_norm >= 0, "must be >= 0 (0: no clipping)"),
+                  ("lora", self.lora is None or (self.lora.r >= 1 and self.lora.alpha > 0
+                                                 and 0 <= self.lora.dropout < 1),
+                   "needs r >= 1, alpha > 0 and 0 <= dropout < 1")]
         for key, ok, problem in checks:
             if not ok:
                 raise GeovecInputError(f"config.{key}", f"{problem}, got {getattr(self, key)!r}")

@@ -1,14 +1,18 @@
 """The ``geovec serve`` web app: a JSON search API over one index plus a map page served from the package.
 
 Search goes through ``geovec.query.Searcher`` (the same code as the CLI and the Python API), created once per app so
-the model loads once; endpoints are plain ``def`` functions, so FastAPI runs the blocking search in its threadpool.
-Every ``GeovecError`` becomes ``{"error": message}`` with HTTP 400, a body that does not match the schema 422.
+the model loads once, behind a ``QueryBatcher``: concurrent requests are embedded and ranked together on the
+batcher's worker thread, never on the event loop (``/api/search`` awaits its result; the image upload endpoint is a
+plain ``def`` that FastAPI runs in its threadpool). Repeated queries come from a query-embedding cache.
+Every ``GeovecError`` becomes ``{"error": message}`` with HTTP 400, a body that does not match the schema 422, a
+body over the size limit 413.
 Thumbnails are looked up by record id in the index (ids are never used as paths) and must resolve inside the index
 folder, so neither a crafted id nor a record pointing elsewhere can read other files.
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
 from contextlib import asynccontextmanager
 from importlib.resources import files
@@ -27,9 +31,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from geovec.errors import GeovecError, GeovecInputError
 from geovec.index import Record
 from geovec.models.base import Embedder
-from geovec.query import MAX_TOP_K, Searcher, SearchRequest, parse_numbers
+from geovec.query import MAX_TOP_K, QueryBatcher, Searcher, SearchRequest, SearchResult, parse_numbers
+from geovec.threads import current_threads
 
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024  # a JSON search is a few hundred bytes; this leaves room for long texts
+DEFAULT_QUERY_CACHE = 1024  # query vectors kept (1.5 MB at 384-d)
+JSON_EXAMPLE = '{"text": "a harbour", "top_k": 10}'
 _MULTIPART_SLACK = 64 * 1024  # form fields and boundaries around the image in an upload request
 EMPTY_AREA_MESSAGE = "no indexed item lies in that area: widen or move the area filter"
 
@@ -54,15 +62,18 @@ def _read_image(upload: UploadFile, limit: int) -> Image.Image:
         with Image.open(io.BytesIO(data)) as image:
             image.load()
             return image.convert("RGB")
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+    except UnidentifiedImageError:
+        raise GeovecInputError("image", f"cannot read image {upload.filename!r}: not an image format geovec "
+                                        "can decode (PNG, JPEG, TIFF, WebP ...)") from None
+    except (OSError, Image.DecompressionBombError) as exc:
         raise GeovecInputError("image", f"cannot read image {upload.filename!r}: {exc}") from None
 
 
 class WebSearch:
-    """The app's state: one ``Searcher`` and the rules for turning hits into JSON with thumbnail URLs."""
+    """The app's state: one ``Searcher`` behind a ``QueryBatcher``, and the rules for turning hits into JSON."""
 
-    def __init__(self, searcher: Searcher) -> None:
-        self.searcher = searcher
+    def __init__(self, searcher: Searcher, batcher: QueryBatcher) -> None:
+        self.searcher, self.batcher = searcher, batcher
         store_path = searcher.store.path  # a Path for a folder index; a URL string for a server index (no folder)
         self.root = Path(store_path).resolve() if isinstance(store_path, Path) else None
 
@@ -75,7 +86,15 @@ class WebSearch:
         return path if path.is_relative_to(self.root) and path.is_file() else None
 
     def run(self, request: SearchRequest) -> dict[str, Any]:
-        result = self.searcher.search(request)
+        """Search from a worker thread (blocks until the request's batch is done)."""
+        return self.present(self.batcher.search(request))
+
+    async def run_async(self, request: SearchRequest) -> dict[str, Any]:
+        """Search from the event loop: validated here, embedded and ranked on the batcher's thread."""
+        return self.present(await asyncio.wrap_future(self.batcher.submit(request)))
+
+    def present(self, result: SearchResult) -> dict[str, Any]:
+        request = result.request
         rows = []
         for hit in result.hits:
             row = hit.to_dict()
@@ -93,7 +112,8 @@ class WebSearch:
         store, embedder = self.searcher.store, self.searcher.embedder
         return {"items": len(store), "dim": store.dim, "model": store.model,
                 "modalities": sorted(getattr(embedder, "modalities", ())), "bounds": store.bounds(),
-                "max_top_k": MAX_TOP_K}
+                "max_top_k": MAX_TOP_K, "query_cache": self.searcher.cache.stats(),
+                "batching": self.batcher.stats(), "threads": current_threads()}
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -103,18 +123,28 @@ def _error(status: int, message: str) -> JSONResponse:
 def _validation_message(exc: RequestValidationError) -> str:
     """Pydantic's first complaint as ``field: problem`` (the location without the 'body'/'query' prefix)."""
     first = exc.errors()[0]
+    if first.get("type") == "json_invalid":
+        where, reason = first.get("loc", ("body", 0))[-1], first.get("ctx", {}).get("error", "cannot parse it")
+        return f"body: not valid JSON ({reason} at character {where}); send an object like {JSON_EXAMPLE}"
     where = ".".join(str(part) for part in first.get("loc", ())[1:]) or "request"
     return f"{where}: {first.get('msg', 'invalid')}"
 
 
 def create_app(index_path: str | Path, model_path: str | Path | None = None,
-               max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, *, embedder: Embedder | None = None) -> FastAPI:
-    """The FastAPI app over the index at ``index_path`` (opened and its model loaded now, once)."""
-    web = WebSearch(Searcher(index_path, embedder=embedder, model_path=model_path))
+               max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, *, embedder: Embedder | None = None,
+               max_batch: int = 32, max_wait_ms: float = 5.0, query_cache: int = DEFAULT_QUERY_CACHE,
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
+    """The FastAPI app over the index at ``index_path`` (opened and its model loaded now, once).
+
+    ``max_batch=1, query_cache=0`` answers one request at a time with no cache (the path before batching).
+    """
+    searcher = Searcher(index_path, embedder=embedder, model_path=model_path, query_cache=query_cache)
+    web = WebSearch(searcher, QueryBatcher(searcher, max_batch=max_batch, max_wait_ms=max_wait_ms))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         yield
+        web.batcher.close()
         web.searcher.close()
 
     app = FastAPI(title="geovec", lifespan=lifespan)
@@ -134,12 +164,18 @@ def create_app(index_path: str | Path, model_path: str | Path | None = None,
         return _error(exc.status_code, str(exc.detail))
 
     @app.middleware("http")
-    async def refuse_oversized_uploads(request: Request, call_next):
-        """Refuse by Content-Length before the multipart body is parsed (the endpoint re-checks the file itself)."""
+    async def refuse_oversized_bodies(request: Request, call_next):
+        """Refuse by Content-Length before a body is read (the upload endpoint re-checks the file itself)."""
         length = request.headers.get("content-length", "")
         if request.url.path == "/api/search/image" and length.isdigit() and \
                 int(length) > max_upload_bytes + _MULTIPART_SLACK:
             return _error(413, f"image: upload is larger than the {max_upload_bytes:,}-byte limit")
+        if request.url.path == "/api/search" and request.method == "POST":
+            if not length.isdigit():
+                return _error(411, "body: send a Content-Length header with the JSON search")
+            if int(length) > max_body_bytes:
+                return _error(413, f"body: {int(length):,} bytes is larger than the {max_body_bytes:,}-byte limit "
+                                   "for a JSON search")
         return await call_next(request)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -151,8 +187,8 @@ def create_app(index_path: str | Path, model_path: str | Path | None = None,
         return web.info()
 
     @app.post("/api/search")
-    def search(body: SearchBody) -> dict[str, Any]:
-        return web.run(SearchRequest(**body.model_dump()))
+    async def search(body: SearchBody) -> dict[str, Any]:
+        return await web.run_async(SearchRequest(**body.model_dump()))
 
     @app.post("/api/search/image")
     def search_image(image: UploadFile = File(...), box: Optional[str] = Form(None), text: Optional[str] = Form(None),
