@@ -138,3 +138,18 @@ def test_repeated_queries_skip_the_encoder_through_a_bounded_cache(scenes_path):
 def test_over_long_query_text_is_refused_not_silently_cut(scenes_path, text, message):
     with Searcher(scenes_path) as searcher, pytest.raises(GeovecInputError, match=message):
         searcher.search(SearchRequest(text=text))
+
+
+def test_an_index_built_by_another_revision_of_its_model_is_refused(tmp_path):
+    """New weights (e.g. a new shipped geovec-mini) embed into another space: searching old vectors with them
+    would answer nonsense, so the index says which revision filled it and a mismatch is an error."""
+    embedder = load_model("minilm")
+    path = tmp_path / "old"
+    VectorIndex.create(path, embedder.dim, model={"name": "minilm", "path": None, "revision": "0ld0ld0ld0ld"}).close()
+    with pytest.raises(GeovecError, match="revision 0ld0ld0ld0ld, but the model loaded now is revision"):
+        Searcher(path)
+    same = tmp_path / "same"
+    VectorIndex.create(same, embedder.dim, model={"name": "minilm", "path": None,
+                                                 "revision": embedder.revision}).close()
+    with Searcher(same) as searcher:  # the same revision (and indexes from before revisions were recorded) open
+        assert searcher.embedder.revision == embedder.revision

@@ -28,6 +28,7 @@ from geovec.index import ChromaIndex, GeoFilter, Hit, VectorIndex
 from geovec.index.chroma import is_chroma_url
 from geovec.inputs import Interleaved
 from geovec.models import load_model
+from geovec.models.registry import check_index_revision
 from geovec.models.base import Embedder, check_text_fits, model_identity
 from geovec.search_request import MAX_QUERY_CHARS, MAX_TOP_K, SearchRequest, parse_numbers
 from geovec.t2t.search import DescriptionSearch, check_text_query, is_description_index
@@ -109,6 +110,7 @@ class Searcher:
         self.store = open_index(index)
         recorded = self.store.model or {}
         self.embedder = embedder or load_model(recorded.get("name", "minilm"), model_path or recorded.get("path"))
+        check_index_revision(recorded, self.embedder, index)
         self.query_instruction: str | None = recorded.get("query_instruction")
         self.item_instruction: str | None = recorded.get("item_instruction")
         self.descriptions = DescriptionSearch(self.store) if is_description_index(recorded) else None

@@ -180,3 +180,17 @@ def test_ingest_defaults_to_the_image_model_and_fails_when_every_file_fails(tmp_
     failed = geovec("ingest", str(scene), "--index", str(tmp_path / "bad"), "--bands", "9,9,9", home=tmp_path)
     assert failed.returncode == 2 and "cannot select bands [9, 9, 9]" in failed.stderr
     assert failed.stderr.strip().splitlines()[-1].startswith("error: every file failed (1 of 1")
+
+
+def test_quickstart_rebuilds_its_index_when_the_shipped_model_changed(tmp_path):
+    from geovec.cli.main import drop_stale_quickstart_index
+    from geovec.index import VectorIndex
+    from geovec.models.base import checkpoint_revision
+    from geovec.models.mini import EMBEDDED
+
+    current, old = tmp_path / "current", tmp_path / "old"
+    VectorIndex.create(current, 384, model={"name": "geovec-mini", "revision": checkpoint_revision(EMBEDDED)}).close()
+    VectorIndex.create(old, 384, model={"name": "geovec-mini"}).close()  # before indexes recorded revisions
+    drop_stale_quickstart_index(current)
+    drop_stale_quickstart_index(old)
+    assert (current / "index.sqlite").is_file() and not old.exists()

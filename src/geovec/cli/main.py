@@ -6,6 +6,7 @@ Every user error is one readable line on stderr and a non-zero exit code (2), ne
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -138,15 +139,16 @@ def index_info_command(index: str = typer.Option(str(default_index_path()), "--i
 
 
 def _open_for_writing(index: str | Path, model: str, model_path: Optional[Path], descriptions: bool = False):
-    """The embedder and a new or existing index for it; a description index is marked so, and must stay one."""
+    """The embedder and a new or existing index for it; a description index is marked so, and must stay one; an
+    index built by another revision of the model is refused."""
     from geovec.index import ChromaIndex, VectorIndex
     from geovec.index.chroma import is_chroma_url
     from geovec.models import load_model
-    from geovec.models.registry import index_model_record
+    from geovec.models.registry import check_index_revision, index_model_record
     from geovec.t2t.search import DESCRIPTIONS, REPRESENTS, check_represents
 
     embedder = load_model(model, model_path)
-    recorded = index_model_record(model, model_path)
+    recorded = index_model_record(model, model_path, getattr(embedder, "revision", ""))
     if descriptions:
         recorded[REPRESENTS] = DESCRIPTIONS
     if is_chroma_url(index):
@@ -159,6 +161,7 @@ def _open_for_writing(index: str | Path, model: str, model_path: Optional[Path],
         if store.model.get("name") != model:
             raise GeovecError(f"index {index} was built with model {store.model.get('name')!r}, not {model!r}")
         check_represents(store.model, index, descriptions)
+        check_index_revision(store.model, embedder, index)
     except GeovecError:
         store.close()
         raise
@@ -218,6 +221,23 @@ def _print_results(results: list[dict], title: str) -> None:
     print_table(table)
 
 
+def drop_stale_quickstart_index(index: Path) -> None:
+    """The quickstart index is geovec's own derived data: one built by another revision of the shipped model (or
+    before indexes recorded revisions) is rebuilt rather than searched with vectors from another space."""
+    from geovec.index import VectorIndex
+    from geovec.models.mini import EMBEDDED
+    from geovec.models.base import checkpoint_revision
+
+    if not (index / "index.sqlite").is_file():
+        return
+    with VectorIndex.open(index) as store:
+        built = store.model.get("revision")
+    if built != checkpoint_revision(EMBEDDED):
+        typer.echo(f"index {index} was built by another geovec-mini ({built or 'unrecorded'} revision): rebuilding",
+                   err=True)
+        shutil.rmtree(index)
+
+
 @app.command("quickstart")
 def quickstart_command(
     index: Path = typer.Option(default_index_path(), "--index", help="Where to build the index."),
@@ -232,6 +252,7 @@ def quickstart_command(
 
     started = time.perf_counter()
     items = quickstart_items()
+    drop_stale_quickstart_index(Path(index))
     embedder, store = _open_for_writing(index, QUICKSTART_MODEL, None)
     with store:
         attach_source_thumbnails([item.record for item in items], store.path)  # what the web page shows

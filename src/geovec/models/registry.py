@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from geovec.errors import GeovecError
 from geovec.models.base import Embedder
@@ -65,13 +65,26 @@ def load_model(name: str, path: str | Path | None = None, device: str | None = N
     return spec.loader(str(path) if path is not None else None, device)
 
 
-def index_model_record(name: str, path: str | Path | None) -> dict:
-    """What an index stores about the model that fills it: name, checkpoint path and its search instructions."""
+def index_model_record(name: str, path: str | Path | None, revision: str = "") -> dict:
+    """What an index stores about the model that fills it: name, checkpoint path, the weights' revision (see
+    ``checkpoint_revision``) and its search instructions."""
     spec = get_spec(name)
     record = {"name": name, "path": str(Path(path).resolve()) if path else None}
+    if revision:
+        record["revision"] = revision
     if spec.query_instruction or spec.item_instruction:
         record.update(query_instruction=spec.query_instruction, item_instruction=spec.item_instruction)
     return record
+
+
+def check_index_revision(recorded: dict, embedder: Any, index: str | Path) -> None:
+    """Refuse to mix vectors of two revisions of a model (e.g. an index built before a new geovec-mini shipped):
+    their spaces differ, so search would return nonsense without any error."""
+    built, loaded = recorded.get("revision"), getattr(embedder, "revision", "")
+    if built and loaded and built != loaded:
+        raise GeovecError(f"index {index} holds vectors of {recorded.get('name')} revision {built}, but the model "
+                          f"loaded now is revision {loaded}: their vectors do not match; build a new index (another "
+                          f"--index, or delete {index})")
 
 
 def _load_builtins() -> None:
