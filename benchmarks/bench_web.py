@@ -1,12 +1,15 @@
 """Search latency through the HTTP API (`geovec serve`) under concurrent clients: old path vs new, in one run.
 
 Builds (or opens, ``--index``) an index of random 384-d unit vectors at random places, recorded as embedded by the
-shipped default model (geovec-mini). For each server path it starts a real uvicorn server in a *separate process*
-and runs the clients here (threads of this process, so the server never shares its interpreter with them):
+shipped default model (geovec-mini); searches are exact (``--ann``: through an HNSW graph instead, whose recall@10
+against exact search is printed; random vectors are its worst case). For each server path it
+starts a real uvicorn server in a *separate process* and runs the clients here (threads of this process, so the
+server never shares its interpreter with them):
 
-* ``old``: one request at a time, no query cache, torch's default threads (what ``geovec serve`` did before
-  batching, run as a new user would, without ``OMP_NUM_THREADS``);
-* ``new``: dynamic batching, the query-embedding cache and the server's own thread choice (the defaults).
+* ``old``: one request at a time, no query cache, float32 queries, torch's default threads (what ``geovec serve`` did
+  before batching, run as a new user would, without ``OMP_NUM_THREADS``);
+* ``new``: the defaults: dynamic batching, the query-embedding cache, the server's own thread choice and query
+  precision (bfloat16 where the CPU computes it natively; exact search then takes a bfloat16 first pass too).
 
 Every request carries a distinct query text, so the cache never answers (a separate ``new, repeated`` row shows what
 it does for a small pool of repeated queries). Rows: 8 clients text, 8 clients text + area filter, 1 client text.
@@ -14,14 +17,17 @@ The reference is ``Searcher.search`` called directly in this process, one query 
 Then batched exact search throughput (``VectorIndex.search_many``) at 100k and 1M items for 1, 8 and 64 queries
 at once, against the same queries searched one by one. Not a test.
 
-    python benchmarks/bench_web.py [--size 100000] [--clients 8] [--seconds 60] [--short-seconds 20]
+    python benchmarks/bench_web.py [--size 100000] [--clients 8] [--seconds 60] [--short-seconds 20] [--ann]
                                    [--qps-sizes 100000 1000000] [--no-latency] [--no-qps] [--index DIR]
+                                   [--new-args "--threads 2"]
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import itertools
+import json
 import socket
 import statistics
 import subprocess
@@ -36,8 +42,9 @@ import httpx
 import numpy as np
 import torch
 
-from geovec.index import Record, VectorIndex
+from geovec.index import Record, VectorIndex, vectors
 from geovec.models.registry import index_model_record
+from geovec.precision import native_bfloat16
 from geovec.progress import progress_bar
 from geovec.query import Searcher, SearchRequest
 from geovec.threads import server_threads, use_threads
@@ -50,7 +57,8 @@ SUBJECTS = ["a bridge over a river", "boats in a harbour", "an airport with two 
 PLACES = ["near the coast", "in the mountains", "beside a motorway", "in the desert", "next to a lake",
           "in a large city", "among farmland", "on an island"]
 DEFAULT_THREADS = torch.get_num_threads()  # torch's own choice, before this script changes it
-PATHS = {"old": ["--max-batch", "1", "--query-cache", "0", "--threads", str(DEFAULT_THREADS)], "new": []}
+PATHS = {"old": ["--max-batch", "1", "--query-cache", "0", "--threads", str(DEFAULT_THREADS), "--precision", "float32"],
+         "new": []}
 
 
 def distinct_queries():
@@ -59,8 +67,9 @@ def distinct_queries():
         yield f"{SUBJECTS[n % len(SUBJECTS)]} {PLACES[n // len(SUBJECTS) % len(PLACES)]}, view {n}"
 
 
-def build(path: Path, size: int) -> None:
-    """Random unit vectors at random places; batch b is seeded by b, so an interrupted build resumes identically."""
+def build(path: Path, size: int, ann: bool = False) -> None:
+    """Random unit vectors at random places; batch b is seeded by b, so an interrupted build resumes identically.
+    ``ann``: also the HNSW graph a served index of this size should have (``geovec index build --ann``)."""
     with VectorIndex.create(path, DIM, model=index_model_record(MODEL, None), exist_ok=True) as store:
         with progress_bar(size, f"building {size:,}-item index") as bar:
             for start in range(0, size, BATCH):
@@ -76,6 +85,22 @@ def build(path: Path, size: int) -> None:
                            for i, (lat, lon) in enumerate(zip(lats, lons))]
                 store.add(records, vectors)
                 bar.advance(stop - start)
+        if ann and not store.has_ann:
+            print(f"building the HNSW graph of {size:,} items (minutes) ...", file=sys.stderr)
+            store.build_ann()
+
+
+def ann_recall(index: Path, count: int = 100) -> float:
+    """Recall@10 of the served (HNSW) search against exact search, for real geovec-mini query vectors."""
+    texts = distinct_queries()
+    with Searcher(index) as searcher:
+        found = total = 0
+        for _ in range(count):
+            vector = searcher.embedder.encode(next(texts), instruction=searcher.query_instruction)
+            exact = {hit.id for hit in searcher.store.search(vector, 10, exact=True)}
+            found += len(exact & {hit.id for hit in searcher.store.search(vector, 10)})
+            total += len(exact)
+    return found / total
 
 
 def free_port() -> int:
@@ -104,25 +129,36 @@ def start_server(index: Path, path: str) -> tuple[subprocess.Popen, str]:
 
 
 def load(url: str, clients: int, seconds: float, within, texts) -> tuple[list[float], int, float]:
-    """Latencies (ms) of searches from ``clients`` threads for ``seconds``, the error count and the wall time."""
+    """Latencies (ms) of searches from ``clients`` threads for ``seconds``, the error count and the wall time.
+
+    Each client keeps one connection (``http.client``, keep-alive): the lightest client Python has, ~0.2 ms of CPU
+    per request against httpx's ~1 ms, so the load generator takes little of the cores it shares with the server.
+    """
+    host, port = url.removeprefix("http://").rsplit(":", 1)
     lock, errors = threading.Lock(), [0]
 
     def worker(_: int) -> list[float]:
         times = []
         stop = time.monotonic() + seconds
-        with httpx.Client(base_url=url, timeout=60) as client:
-            while time.monotonic() < stop:
+        connection = http.client.HTTPConnection(host, int(port), timeout=60)
+        while time.monotonic() < stop:
+            with lock:
+                body = json.dumps({"text": next(texts), "top_k": 10, "within": within})
+            started = time.perf_counter()
+            try:
+                connection.request("POST", "/api/search", body, {"Content-Type": "application/json"})
+                response = connection.getresponse()
+                response.read()
+                ok = response.status == 200
+            except (OSError, http.client.HTTPException):
+                connection.close()
+                connection = http.client.HTTPConnection(host, int(port), timeout=60)
+                ok = False
+            times.append((time.perf_counter() - started) * 1000)
+            if not ok:
                 with lock:
-                    text = next(texts)
-                started = time.perf_counter()
-                try:
-                    ok = client.post("/api/search", json={"text": text, "top_k": 10, "within": within}).is_success
-                except httpx.HTTPError:
-                    ok = False
-                times.append((time.perf_counter() - started) * 1000)
-                if not ok:
-                    with lock:
-                        errors[0] += 1
+                    errors[0] += 1
+        connection.close()
         return times
 
     started = time.perf_counter()
@@ -155,8 +191,8 @@ def latency_rows(index: Path, clients: int, seconds: float, short_seconds: float
                 rows.append((path, name, np.percentile(latencies, 50), np.percentile(latencies, 95),
                              len(latencies) / wall, errors, len(latencies), reference))
             info = httpx.get(f"{url}/api/info", timeout=60).json()
-            print(f"{path}: threads {info['threads']}, batching {info['batching']}, cache {info['query_cache']}",
-                  file=sys.stderr)
+            print(f"{path}: threads {info['threads']}, {info['precision']} queries, batching {info['batching']}, "
+                  f"cache {info['query_cache']}", file=sys.stderr)
         finally:
             process.terminate()
             process.wait(timeout=30)
@@ -164,7 +200,11 @@ def latency_rows(index: Path, clients: int, seconds: float, short_seconds: float
 
 
 def batched_qps(sizes: list[int], folder: Path, rounds: int = 3) -> list[tuple]:
-    """Exact top-10 queries/s through ``search_many`` at 1, 8 and 64 queries at once vs one by one."""
+    """Exact top-10 queries/s through ``search_many`` at 1, 8 and 64 queries at once, float32 and with the bfloat16
+    first pass (where this CPU has native bfloat16), against float32 queries one by one."""
+    modes = {"float32": 1 << 62, "bfloat16 pass": vectors.BFLOAT16_MIN_ROWS}  # rows from which the pass is used
+    if not native_bfloat16("cpu"):
+        modes.pop("bfloat16 pass")
     rows = []
     rng = np.random.default_rng(7)
     for size in sizes:
@@ -173,20 +213,24 @@ def batched_qps(sizes: list[int], folder: Path, rounds: int = 3) -> list[tuple]:
         with VectorIndex.open(path) as store:
             queries = rng.standard_normal((128, DIM)).astype(np.float32)
             queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+            vectors.BFLOAT16_MIN_ROWS = modes["float32"]
             store.search(queries[0], k=10, exact=True)  # loads the matrix
             started = time.perf_counter()
             for query in queries[:64]:
                 store.search(query, k=10, exact=True)
             one_by_one = 64 / (time.perf_counter() - started)
-            for batch in (1, 8, 64):
-                best = 0.0
-                for _ in range(rounds):
-                    started = time.perf_counter()
-                    for start in range(0, 64, batch):
-                        chunk = queries[start:start + batch]
-                        store.search_many(chunk, [10] * len(chunk), [None] * len(chunk), [True] * len(chunk))
-                    best = max(best, 64 / (time.perf_counter() - started))
-                rows.append((size, batch, best, one_by_one))
+            for mode, min_rows in modes.items():
+                vectors.BFLOAT16_MIN_ROWS = min_rows
+                for batch in (1, 8, 64):
+                    best = 0.0
+                    for _ in range(rounds):
+                        started = time.perf_counter()
+                        for start in range(0, 64, batch):
+                            chunk = queries[start:start + batch]
+                            store.search_many(chunk, [10] * len(chunk), [None] * len(chunk), [True] * len(chunk))
+                        best = max(best, 64 / (time.perf_counter() - started))
+                    rows.append((size, mode, batch, best, one_by_one))
+        vectors.BFLOAT16_MIN_ROWS = modes.get("bfloat16 pass", modes["float32"])
     return rows
 
 
@@ -200,13 +244,17 @@ def main() -> None:
     parser.add_argument("--qps-sizes", type=int, nargs="*", default=[100_000, 1_000_000])
     parser.add_argument("--no-latency", action="store_true", help="only the batched search throughput")
     parser.add_argument("--no-qps", action="store_true", help="only the HTTP latency rows")
+    parser.add_argument("--ann", action="store_true", help="search through an HNSW graph (built if missing)")
+    parser.add_argument("--new-args", default="", help="extra `geovec serve` options for the new path")
     args = parser.parse_args()
+    PATHS["new"] += args.new_args.split()
 
     with tempfile.TemporaryDirectory() as temp:
         index = args.index or Path(temp) / "index"
         rows, qps = [], []
         if not args.no_latency:
-            build(index, args.size)
+            build(index, args.size, ann=args.ann)
+            recall = ann_recall(index) if args.ann else None
             rows = latency_rows(index, args.clients, args.seconds, args.short_seconds)
         threads = server_threads()
         use_threads(threads)
@@ -214,7 +262,8 @@ def main() -> None:
             qps = batched_qps(args.qps_sizes, Path(temp))
 
     if rows:
-        print(f"\n{args.size:,} items, {MODEL} query embedding, exact top-10, clients in a separate process, distinct "
+        search = "exact top-10" if recall is None else f"HNSW top-10 (recall@10 {recall:.3f} against exact)"
+        print(f"\n{args.size:,} items, {MODEL} query embedding, {search}, clients in a separate process, distinct "
               "query texts")
         print(f"{'path':<5} {'clients, query':<32} {'p50 ms':>8} {'p95 ms':>8} {'req/s':>8} {'errors':>7} "
               f"{'requests':>9} {'direct ms':>10} {'ratio':>6}")
@@ -228,10 +277,11 @@ def main() -> None:
                 print(f"new / old, {name}: p50 x{p50 / old[name][0]:.2f}, req/s x{rate / old[name][1]:.2f}")
     if not qps:
         return
-    print(f"\nbatched exact top-10 (search_many), {threads} thread(s); ratio against the same queries one by one")
-    print(f"{'items':>10} {'queries at once':>16} {'queries/s':>10} {'one by one':>11} {'ratio':>6}")
-    for size, batch, rate, one_by_one in qps:
-        print(f"{size:>10,} {batch:>16} {rate:>10.1f} {one_by_one:>11.1f} {rate / one_by_one:>6.2f}")
+    print(f"\nbatched exact top-10 (search_many), {threads} thread(s); ratio against the same queries one by one in "
+          "float32")
+    print(f"{'items':>10} {'scoring':>14} {'queries at once':>16} {'queries/s':>10} {'one by one':>11} {'ratio':>6}")
+    for size, mode, batch, rate, one_by_one in qps:
+        print(f"{size:>10,} {mode:>14} {batch:>16} {rate:>10.1f} {one_by_one:>11.1f} {rate / one_by_one:>6.2f}")
 
 
 if __name__ == "__main__":

@@ -103,14 +103,16 @@ class Searcher:
 
     A description index (``geovec.t2t.search``) answers with images, each scored by its best description.
     ``query_cache`` entries of query vectors are kept (0: none), keyed by model name and revision + the input.
+    ``precision`` is what queries are embedded in (see ``BaseEmbedder.use_precision``; "auto" suits a server).
     """
 
     def __init__(self, index: str | Path, embedder: Embedder | None = None, model_path: str | Path | None = None,
-                 query_cache: int = 0):
+                 query_cache: int = 0, precision: str = "float32"):
         self.store = open_index(index)
         recorded = self.store.model or {}
         self.embedder = embedder or load_model(recorded.get("name", "minilm"), model_path or recorded.get("path"))
         check_index_revision(recorded, self.embedder, index)
+        self.precision = self.embedder.use_precision(precision)
         self.query_instruction: str | None = recorded.get("query_instruction")
         self.item_instruction: str | None = recorded.get("item_instruction")
         self.descriptions = DescriptionSearch(self.store) if is_description_index(recorded) else None

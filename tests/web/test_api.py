@@ -42,7 +42,8 @@ def test_info_reports_size_model_and_data_bounds(client, web_index):
 
 def test_text_search_is_the_shared_searcher_with_thumbnail_urls(client, web_index):
     body = client.post("/api/search", json={"text": "a harbour", "top_k": 5}).json()
-    with Searcher(web_index.path) as searcher:
+    precision = client.get("/api/info").json()["precision"]  # "auto": bfloat16 where the CPU has it natively
+    with Searcher(web_index.path, precision=precision) as searcher:
         direct = searcher.search(SearchRequest(text="a harbour", top_k=5))
     assert [r["id"] for r in body["results"]] == [h.id for h in direct.hits]
     assert [r["score"] for r in body["results"]] == pytest.approx([h.score for h in direct.hits], abs=1e-5)

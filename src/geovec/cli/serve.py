@@ -31,6 +31,8 @@ def register(app: typer.Typer) -> None:
                                             "queries to join a batch (only while users are concurrent)."),
         query_cache: int = typer.Option(1024, "--query-cache", min=0, help="Query vectors kept for repeated "
                                         "queries (0: none)."),
+        precision: str = typer.Option("auto", "--precision", help="Query embedding precision: auto (bfloat16 "
+                                      "where the CPU/GPU computes it natively, else float32), float32 or bfloat16."),
     ) -> None:
         """Serve a map page and JSON search API (POST /api/search, /api/search/image) for an index."""
         try:
@@ -44,7 +46,7 @@ def register(app: typer.Typer) -> None:
 
         use_threads(server_threads(threads))
         web_app = create_app(index, model_path=model_path, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
-                             max_batch=max_batch, max_wait_ms=batch_wait_ms, query_cache=query_cache)
+                             max_batch=max_batch, max_wait_ms=batch_wait_ms, query_cache=query_cache, precision=precision)
         typer.echo(f"serving {index} ({len(web_app.state.web.searcher.store)} items) at http://{host}:{port}/ "
-                   f"with {server_threads(threads)} threads", err=True)
+                   f"with {server_threads(threads)} threads, {web_app.state.web.searcher.precision} queries", err=True)
         uvicorn.run(web_app, host=host, port=port, log_level="warning")

@@ -45,7 +45,7 @@ from geovec.errors import GeovecIndexError, GeovecInputError
 from geovec.fileio import atomic_write
 from geovec.index.filters import GeoFilter
 from geovec.index.records import RECORD_COLUMNS, Hit, Record, record_from_row, record_row
-from geovec.index.vectors import LiveVectors, check_vectors, mask_of, top_k
+from geovec.index.vectors import LiveVectors, bfloat16_top_k, check_vectors, mask_of, top_k
 
 FORMAT_VERSION = 1
 DB_NAME, CACHE_NAME, ANN_NAME = "index.sqlite", "vectors.npz", "ann.faiss"
@@ -487,8 +487,13 @@ class VectorIndex:
             keep = state.live if allowed is None else mask_of(allowed, state.size)
             excluded = None if keep.all() else ~keep
         ranking: Ranking = []
+        shadow = None if gather else state.bfloat16_matrix()
         block = max(1, _SCORE_BLOCK // max(1, len(matrix)))
         for start in range(0, len(queries), block):
+            if shadow is not None:
+                ranking += bfloat16_top_k(queries[start:start + block], matrix, shadow, ks[start:start + block],
+                                          excluded)
+                continue
             scores = queries[start:start + block] @ matrix.T
             if excluded is not None:
                 scores[:, excluded] = -np.inf

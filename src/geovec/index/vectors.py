@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from geovec.errors import GeovecInputError
+from geovec.precision import native_bfloat16
 
 NORM_TOLERANCE = 1e-3
+# A bfloat16 score of two unit vectors is off by at most 2^-7 (each input rounded to 8 significant bits) plus 2^-8
+# (the bfloat16 result rounded), scaled by the norms NORM_TOLERANCE allows.
+BFLOAT16_SCORE_ERROR = (2 ** -7 + 2 ** -8) * (1 + NORM_TOLERANCE) ** 2
+BFLOAT16_MIN_ROWS = 8192  # below this a float32 pass is fast enough and a bfloat16 copy is not worth its memory
 
 
 def check_vectors(vectors, rows: int, dim: int) -> np.ndarray:
@@ -42,6 +47,8 @@ class LiveVectors:
         self._matrix = np.empty((0, dim), np.float32) if matrix is None else matrix
         self._live = np.ones(len(self._rowids), bool)
         self.size, self.dead, self.generation = len(self._rowids), 0, generation
+        self._changes = 0  # counts appends and compactions, so the bfloat16 copy knows when it is stale
+        self._bfloat16: tuple[int, Any] | None = None
 
     rowids = property(lambda self: self._rowids[: self.size])
     matrix = property(lambda self: self._matrix[: self.size])
@@ -55,7 +62,7 @@ class LiveVectors:
             self._rowids, self._matrix, self._live = (_grown(a, capacity)
                                                       for a in (self._rowids, self._matrix, self._live))
         self._rowids[self.size:end], self._matrix[self.size:end], self._live[self.size:end] = rowids, vectors, True
-        self.size = end
+        self.size, self._changes = end, self._changes + 1
 
     def kill(self, rowids: Iterable[int]) -> None:
         rowids = np.fromiter(rowids, np.int64)
@@ -69,6 +76,19 @@ class LiveVectors:
             keep = self.live
             self._rowids, self._matrix = self.rowids[keep], self.matrix[keep]
             self._live, self.size, self.dead = np.ones(len(self._rowids), bool), len(self._rowids), 0
+            self._changes += 1
+
+    def bfloat16_matrix(self) -> Any:
+        """A bfloat16 torch copy of the matrix for the first pass of ``bfloat16_top_k``, or None where that does not
+        pay: fewer than ``BFLOAT16_MIN_ROWS`` rows, or no native bfloat16 on this CPU. Costs half the float32
+        matrix's memory; rebuilt after the vectors change."""
+        if self.size < BFLOAT16_MIN_ROWS or not native_bfloat16("cpu"):
+            return None
+        if self._bfloat16 is None or self._bfloat16[0] != self._changes:
+            import torch
+
+            self._bfloat16 = (self._changes, torch.from_numpy(self.matrix).to(torch.bfloat16))
+        return self._bfloat16[1]
 
     def positions(self, rowids: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.rowids, rowids)
@@ -83,6 +103,31 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     values = np.take_along_axis(scores, columns, axis=1)
     order = np.argsort(-values, axis=1, kind="stable")
     return np.take_along_axis(columns, order, axis=1), np.take_along_axis(values, order, axis=1)
+
+
+def bfloat16_top_k(queries: np.ndarray, matrix: np.ndarray, shadow: Any, ks: Sequence[int],
+                   excluded: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each query's exact top-k rows of ``matrix`` (columns and float32 scores, best first), found in two passes.
+
+    Why: the first pass scores every row against ``shadow`` (the matrix in bfloat16: half the bytes, native
+    multiply) ~3x faster than float32. A row whose true score reaches the true k-th best has a bfloat16 score within
+    2 x ``BFLOAT16_SCORE_ERROR`` of the bfloat16 k-th best, so rescoring those few candidates in float32 gives
+    exactly the hits of a float32 pass. ``excluded`` (a boolean mask) rows are never returned.
+    """
+    import torch
+
+    approx = (torch.from_numpy(np.ascontiguousarray(queries)).to(torch.bfloat16) @ shadow.T).float()
+    if excluded is not None:
+        approx[:, torch.from_numpy(excluded)] = -np.inf
+    kth = torch.topk(approx, min(max(ks), approx.shape[1]), dim=1).values
+    ranking = []
+    for row, k in enumerate(ks):
+        scores = approx[row]
+        floor = float(kth[row, min(k, approx.shape[1]) - 1]) - 2 * BFLOAT16_SCORE_ERROR
+        candidates = torch.nonzero((scores >= floor) & (scores > -np.inf)).flatten().numpy()
+        columns, values = top_k((matrix[candidates] @ queries[row])[None], k)
+        ranking.append((candidates[columns[0]], values[0]))
+    return ranking
 
 
 def mask_of(positions: np.ndarray, size: int) -> np.ndarray:

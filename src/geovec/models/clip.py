@@ -149,13 +149,19 @@ class CLIPEmbedder(BaseEmbedder):
                                            attention_mask=tokens["attention_mask"].to(self.device))
         return l2_normalize(_features(out, self.dim).float().cpu().numpy())
 
+    supports_bfloat16 = True
+
+    @property
+    def device_type(self) -> str:
+        return self.device.split(":")[0]
+
     def embed_batch(self, items: Sequence[Interleaved]) -> np.ndarray:
         import torch
 
         parts = [self._parts(item) for item in items]
         all_images = [im for visuals, _ in parts for im in visuals]
         all_texts = [t for _, texts in parts for t in texts]
-        with torch.inference_mode():
+        with torch.inference_mode(), self.autocast():
             image_vecs = self._encode_images(all_images) if all_images else np.zeros((0, self.dim), np.float32)
             text_vecs = self._encode_texts(all_texts) if all_texts else np.zeros((0, self.dim), np.float32)
         out = np.zeros((len(items), self.dim), dtype=np.float32)

@@ -45,10 +45,18 @@ class SentenceTransformerEmbedder(BaseEmbedder):
             return None
         return TextWindow(lambda text: len(tokenizer(text, verbose=False)["input_ids"]), int(limit))
 
+    supports_bfloat16 = True
+
+    @property
+    def device_type(self) -> str:
+        return self.model.device.type
+
     def embed_batch(self, items: Sequence[Interleaved]) -> np.ndarray:
         texts = [render_text(item) for item in items]
-        return self.model.encode(texts, batch_size=len(texts), convert_to_numpy=True, normalize_embeddings=True,
-                                 show_progress_bar=False)
+        with self.autocast():
+            vectors = self.model.encode(texts, batch_size=len(texts), convert_to_tensor=True,
+                                        normalize_embeddings=True, show_progress_bar=False)
+        return vectors.float().cpu().numpy()
 
 
 def _minilm_path() -> Path:

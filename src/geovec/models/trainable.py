@@ -164,6 +164,13 @@ class EncoderEmbedder(BaseEmbedder):
             return None
         return TextWindow(lambda text: len(tokenizer(text, verbose=False)["input_ids"]), limit)
 
+    supports_bfloat16 = True
+
+    @property
+    def device_type(self) -> str:
+        return self.encoder.device.type
+
     @torch.inference_mode()
     def embed_batch(self, items: Sequence[Interleaved]) -> np.ndarray:
-        return self.encoder.embed(items).float().cpu().numpy()
+        with self.autocast():
+            return self.encoder.embed(items).float().cpu().numpy()

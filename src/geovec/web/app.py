@@ -26,7 +26,9 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from geovec.errors import GeovecError, GeovecInputError
 from geovec.index import Record
@@ -67,6 +69,34 @@ def _read_image(upload: UploadFile, limit: int) -> Image.Image:
                                         "can decode (PNG, JPEG, TIFF, WebP ...)") from None
     except (OSError, Image.DecompressionBombError) as exc:
         raise GeovecInputError("image", f"cannot read image {upload.filename!r}: {exc}") from None
+
+
+class BodyLimits:
+    """Refuses oversized bodies by Content-Length before they are read (the upload endpoint re-checks the file).
+
+    Plain ASGI rather than ``@app.middleware("http")``: that form runs every request through extra tasks and
+    streams, a measurable share of a search's cost under many concurrent users.
+    """
+
+    def __init__(self, app: ASGIApp, max_upload_bytes: int, max_body_bytes: int) -> None:
+        self.app, self.max_upload_bytes, self.max_body_bytes = app, max_upload_bytes, max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        refusal = self.refusal(scope) if scope["type"] == "http" else None
+        await (refusal or self.app)(scope, receive, send)
+
+    def refusal(self, scope: Scope) -> JSONResponse | None:
+        path, length = scope["path"], Headers(scope=scope).get("content-length", "")
+        if path == "/api/search/image" and length.isdigit() and \
+                int(length) > self.max_upload_bytes + _MULTIPART_SLACK:
+            return _error(413, f"image: upload is larger than the {self.max_upload_bytes:,}-byte limit")
+        if path == "/api/search" and scope["method"] == "POST":
+            if not length.isdigit():
+                return _error(411, "body: send a Content-Length header with the JSON search")
+            if int(length) > self.max_body_bytes:
+                return _error(413, f"body: {int(length):,} bytes is larger than the {self.max_body_bytes:,}-byte "
+                                   "limit for a JSON search")
+        return None
 
 
 class WebSearch:
@@ -113,7 +143,8 @@ class WebSearch:
         return {"items": len(store), "dim": store.dim, "model": store.model,
                 "modalities": sorted(getattr(embedder, "modalities", ())), "bounds": store.bounds(),
                 "max_top_k": MAX_TOP_K, "query_cache": self.searcher.cache.stats(),
-                "batching": self.batcher.stats(), "threads": current_threads()}
+                "batching": self.batcher.stats(), "threads": current_threads(),
+                "precision": self.searcher.precision}
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -133,12 +164,13 @@ def _validation_message(exc: RequestValidationError) -> str:
 def create_app(index_path: str | Path, model_path: str | Path | None = None,
                max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, *, embedder: Embedder | None = None,
                max_batch: int = 32, max_wait_ms: float = 5.0, query_cache: int = DEFAULT_QUERY_CACHE,
-               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, precision: str = "auto") -> FastAPI:
     """The FastAPI app over the index at ``index_path`` (opened and its model loaded now, once).
 
     ``max_batch=1, query_cache=0`` answers one request at a time with no cache (the path before batching).
     """
-    searcher = Searcher(index_path, embedder=embedder, model_path=model_path, query_cache=query_cache)
+    searcher = Searcher(index_path, embedder=embedder, model_path=model_path, query_cache=query_cache,
+                        precision=precision)
     web = WebSearch(searcher, QueryBatcher(searcher, max_batch=max_batch, max_wait_ms=max_wait_ms))
 
     @asynccontextmanager
@@ -163,20 +195,7 @@ def create_app(index_path: str | Path, model_path: str | Path | None = None,
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         return _error(exc.status_code, str(exc.detail))
 
-    @app.middleware("http")
-    async def refuse_oversized_bodies(request: Request, call_next):
-        """Refuse by Content-Length before a body is read (the upload endpoint re-checks the file itself)."""
-        length = request.headers.get("content-length", "")
-        if request.url.path == "/api/search/image" and length.isdigit() and \
-                int(length) > max_upload_bytes + _MULTIPART_SLACK:
-            return _error(413, f"image: upload is larger than the {max_upload_bytes:,}-byte limit")
-        if request.url.path == "/api/search" and request.method == "POST":
-            if not length.isdigit():
-                return _error(411, "body: send a Content-Length header with the JSON search")
-            if int(length) > max_body_bytes:
-                return _error(413, f"body: {int(length):,} bytes is larger than the {max_body_bytes:,}-byte limit "
-                                   "for a JSON search")
-        return await call_next(request)
+    app.add_middleware(BodyLimits, max_upload_bytes=max_upload_bytes, max_body_bytes=max_body_bytes)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> str:
@@ -186,19 +205,20 @@ def create_app(index_path: str | Path, model_path: str | Path | None = None,
     def info() -> dict[str, Any]:
         return web.info()
 
+    # Searches answer with a JSONResponse of plain types, which skips FastAPI's per-field jsonable_encoder pass.
     @app.post("/api/search")
-    async def search(body: SearchBody) -> dict[str, Any]:
-        return await web.run_async(SearchRequest(**body.model_dump()))
+    async def search(body: SearchBody) -> JSONResponse:
+        return JSONResponse(await web.run_async(SearchRequest(**body.model_dump())))
 
     @app.post("/api/search/image")
     def search_image(image: UploadFile = File(...), box: Optional[str] = Form(None), text: Optional[str] = Form(None),
                      point: Optional[str] = Form(None), within: Optional[str] = Form(None),
                      near: Optional[str] = Form(None), radius_km: Optional[float] = Form(None),
-                     top_k: int = Form(10)) -> dict[str, Any]:
+                     top_k: int = Form(10)) -> JSONResponse:
         fields = {"box": (box, 4), "point": (point, 2), "within": (within, 4), "near": (near, 2)}
         request = SearchRequest(image=_read_image(image, max_upload_bytes), text=text or None, radius_km=radius_km,
                                 top_k=top_k, **{name: parse_numbers(name, *value) for name, value in fields.items()})
-        return web.run(request)
+        return JSONResponse(web.run(request))
 
     @app.get("/api/thumbnail/{item_id:path}")
     def thumbnail(item_id: str) -> FileResponse:
