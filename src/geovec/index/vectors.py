@@ -1,14 +1,17 @@
-"""Vector checks, the live vector matrix held in memory, and top-k selection over scores."""
+"""Vector checks, the live vector matrix held in memory, and exact top-k search over it."""
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 
 from geovec.errors import GeovecInputError
 
 NORM_TOLERANCE = 1e-3
+_SCORE_BLOCK = 1 << 26  # floats per (queries x rows) score block: bounds memory of batched exact search
+
+Ranking = list[tuple[np.ndarray, np.ndarray]]  # per query: positions in LiveVectors and their scores, best first
 
 
 def check_vectors(vectors, rows: int, dim: int) -> np.ndarray:
@@ -89,3 +92,41 @@ def mask_of(positions: np.ndarray, size: int) -> np.ndarray:
     keep = np.zeros(size, bool)
     keep[positions] = True
     return keep
+
+
+def rows_by_k(ks: Sequence[int]) -> list[tuple[int, list[int]]]:
+    """Row numbers grouped by their k, so each group's top-k is selected at once."""
+    groups: dict[int, list[int]] = {}
+    for row, k in enumerate(ks):
+        groups.setdefault(int(k), []).append(row)
+    return list(groups.items())
+
+
+def exact_ranking(state: LiveVectors, queries: np.ndarray, k: int | Sequence[int],
+                  allowed: np.ndarray | None) -> Ranking:
+    """Brute force over the live rows, or over ``allowed`` positions only; ``k`` is one or one per row.
+
+    Exact search is numpy matmul + argpartition: on two cores it is over twice as fast as ``faiss.IndexFlatIP`` for
+    single queries over 1M x 384 (memory bound, ~55 ms).
+    """
+    ks = [k] * len(queries) if isinstance(k, int) else list(k)
+    gather = allowed is not None and len(allowed) * 4 < state.size
+    matrix = state.matrix[allowed] if gather else state.matrix
+    excluded = None
+    if not gather:
+        keep = state.live if allowed is None else mask_of(allowed, state.size)
+        excluded = None if keep.all() else ~keep
+    ranking: Ranking = []
+    block = max(1, _SCORE_BLOCK // max(1, len(matrix)))
+    for start in range(0, len(queries), block):
+        scores = queries[start:start + block] @ matrix.T
+        if excluded is not None:
+            scores[:, excluded] = -np.inf
+        ranked: Ranking = [None] * len(scores)  # type: ignore[list-item]
+        for block_k, rows in rows_by_k(ks[start:start + block]):
+            columns, values = top_k(scores if len(rows) == len(scores) else scores[rows], block_k)
+            for row, cols, vals in zip(rows, columns, values):
+                found = vals > -np.inf
+                ranked[row] = (allowed[cols[found]] if gather else cols[found], vals[found])  # type: ignore[index]
+        ranking += ranked
+    return ranking
