@@ -74,11 +74,11 @@ class VectorIndex(StoreBase):
         """Make a new empty index folder (an existing empty folder is fine); ``model`` records the embedder."""
         path = Path(path)
         positive_int("dim", dim)
+        stored_model = model_json(model)
         if (path / DB_NAME).exists():
             return open_existing(lambda: cls.open(path), path, dim, exist_ok)
         if path.exists() and not path.is_dir():
             raise GeovecIndexError(f"cannot create an index at {path}: it is a file, not a folder")
-        stored_model = model_json(model)
         path.mkdir(parents=True, exist_ok=True)
         for stale in (CACHE_NAME, ANN_NAME):  # derived files left by an index that was removed from this folder
             (path / stale).unlink(missing_ok=True)
