@@ -6,8 +6,8 @@ import shutil
 import numpy as np
 import pytest
 
-from geovec.errors import GeovecIndexError, GeovecInputError
-from geovec.index import GeoFilter, Record, VectorIndex
+from geovec.errors import GeovecIndexError
+from geovec.index import Record, VectorIndex
 from geovec.index.store import CACHE_NAME
 
 DIM = 16
@@ -142,22 +142,3 @@ def test_create_and_open_refuse_what_is_not_an_index(tmp_path):
         VectorIndex.create(tmp_path / "file", DIM)
     with VectorIndex.create(tmp_path / "idx", DIM) as index:
         assert len(index) == 0 and index.search(unit_vectors(1, seed=0)[0]) == []
-
-
-def test_search_many_with_a_graph_gives_each_row_what_search_gives_it_alone(filled):
-    """As in the contract suite, with rows answered by the HNSW graph and its selector."""
-    index, _, _ = filled
-    index.build_ann(M=8, ef_construction=40)
-    queries = unit_vectors(6, seed=3)
-    ks = [10, 3, 10, 600, 1, 5]
-    within = GeoFilter(within=(0.0, 0.0, 90.0, 40.0))
-    filters = [None, within, None, None, GeoFilter(near=(10.0, 10.0), radius_km=900), within]
-    modes = [None, None, True, None, None, True]
-    batched = index.search_many(queries, ks, filters, modes)
-    for query, k, geo, mode, hits in zip(queries, ks, filters, modes, batched):
-        alone = index.search(query, k=k, filter=geo, exact=mode)
-        assert [h.id for h in hits] == [h.id for h in alone]
-        np.testing.assert_allclose([h.score for h in hits], [h.score for h in alone], rtol=0, atol=1e-6)
-    assert len(batched[3]) == 600 and all(within.matches(h.record.lat, h.record.lon) for h in batched[1])
-    with pytest.raises(GeovecInputError, match="one k, filter and exact mode per query row"):
-        index.search_many(queries, ks[:2], filters)

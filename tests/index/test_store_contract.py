@@ -117,9 +117,14 @@ def test_missing_upsert_delete_and_len(filled):
     assert "r3" not in [hit.id for hit in index.search(vectors[3], k=5)]
 
 
-def test_search_many_gives_each_row_what_search_gives_it_alone(filled):
+@pytest.mark.parametrize("build_graph", [False, True])
+def test_search_many_gives_each_row_what_search_gives_it_alone(filled, build_graph):
     """A server batches concurrent users' queries; each keeps its own k, area filter and exact mode."""
     index, _, _ = filled
+    if build_graph:
+        if not index.capabilities.build_ann:
+            pytest.skip("the server's graph is always there: the case without build_ann covers it")
+        index.build_ann(M=8, ef_construction=40)
     queries = unit_vectors(6, seed=3)
     ks = [10, 3, 10, 80, 1, 5]
     within = GeoFilter(within=(-60.0, 0.0, 0.0, 30.0))
