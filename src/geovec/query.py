@@ -24,8 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from geovec.errors import GeovecError, GeovecInputError
-from geovec.index import ChromaIndex, GeoFilter, Hit, VectorIndex
-from geovec.index.chroma import is_chroma_url
+from geovec.index import GeoFilter, Hit, open_index
 from geovec.inputs import Interleaved
 from geovec.models import load_model
 from geovec.models.registry import check_index_revision
@@ -34,13 +33,7 @@ from geovec.search_request import MAX_QUERY_CHARS, MAX_TOP_K, SearchRequest, par
 from geovec.t2t.search import DescriptionSearch, check_text_query, is_description_index
 
 __all__ = ["MAX_QUERY_CHARS", "MAX_TOP_K", "PreparedQuery", "QueryBatcher", "QueryEmbeddingCache", "SearchRequest",
-           "SearchResult", "Searcher", "open_index", "parse_numbers"]
-
-
-
-def open_index(location: str | Path) -> VectorIndex | ChromaIndex:
-    """An index folder, or ``chroma://HOST:PORT/COLLECTION`` for a collection on a Chroma server."""
-    return ChromaIndex.open(location) if is_chroma_url(location) else VectorIndex.open(location)
+           "SearchResult", "Searcher", "open_index", "parse_numbers"]  # open_index: from geovec.index, kept here
 
 
 @dataclass
@@ -99,7 +92,7 @@ class QueryEmbeddingCache:
 
 
 class Searcher:
-    """An open index (see ``open_index``) plus the embedder it was built with (or ``embedder`` to override).
+    """An open index (see ``geovec.index.open_index``) plus the embedder it was built with (or ``embedder`` to override).
 
     A description index (``geovec.t2t.search``) answers with images, each scored by its best description.
     ``query_cache`` entries of query vectors are kept (0: none), keyed by model name and revision + the input.
@@ -184,13 +177,13 @@ class Searcher:
 
     def _find(self, prepared: Sequence[PreparedQuery], vectors: Sequence[np.ndarray | GeovecError]
               ) -> list[list[Hit] | GeovecError]:
-        """One matrix search over a folder index; per query elsewhere (Chroma, description indexes)."""
+        """One ``search_many`` over the index; per query for a description index (it groups hits by image)."""
         found: list[list[Hit] | GeovecError] = list(vectors)  # type: ignore[arg-type]
         rows = [n for n, vector in enumerate(vectors) if isinstance(vector, np.ndarray)]
         exact = [True if prepared[n].request.exact else None for n in rows]
-        if isinstance(self.store, VectorIndex) and self.descriptions is None and len(rows) > 1:
+        if self.descriptions is None and len(rows) > 1:
             try:
-                batched = self.store.search_many(np.stack([vectors[n] for n in rows]),  # type: ignore[misc]
+                batched = self.store.search_many(np.stack([vectors[n] for n in rows]),  # type: ignore[arg-type]
                                                  [prepared[n].request.top_k for n in rows],
                                                  [prepared[n].geo for n in rows], exact)
                 for n, hits in zip(rows, batched):

@@ -1,7 +1,7 @@
-"""ChromaIndex against a real Chroma server (a subprocess on a free port): the VectorIndex API, the same results as
-VectorIndex (with and without geographic filters), end-to-end search with minilm, and many users at once."""
+"""ChromaIndex against a real Chroma server (a subprocess on a free port, ``chroma_server`` in conftest.py): URLs,
+the same results as VectorIndex with and without geographic filters, end-to-end search with minilm, and many users
+at once. What every backend does is in test_store_contract.py."""
 
-import json
 import socket
 import threading
 import uuid
@@ -12,9 +12,9 @@ import pytest
 pytest.importorskip("chromadb")
 
 from geovec.errors import GeovecIndexError, GeovecInputError  # noqa: E402
-from geovec.index import ChromaIndex, GeoFilter, Record, VectorIndex  # noqa: E402
-from geovec.index.chroma import geo_where, local_server  # noqa: E402
-from geovec.query import Searcher, SearchRequest, open_index  # noqa: E402
+from geovec.index import ChromaIndex, GeoFilter, Record, VectorIndex, open_index  # noqa: E402
+from geovec.index.chroma import geo_where  # noqa: E402
+from geovec.query import Searcher, SearchRequest  # noqa: E402
 
 DIM = 16
 EF_SEARCH = 400  # above the collection sizes used here, so HNSW visits every item and ranks exactly
@@ -31,77 +31,19 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """A real ``chroma run`` on a free port with a temporary data folder; yields ``host:port``."""
-    with local_server(tmp_path_factory.mktemp("chroma")) as address:
-        yield address
-
-
 @pytest.fixture
-def url(server):
+def url(chroma_server):
     """A fresh collection's URL for each test."""
-    return f"chroma://{server}/t-{uuid.uuid4().hex[:12]}"
+    return f"chroma://{chroma_server}/t-{uuid.uuid4().hex[:12]}"
 
 
 def ranking(hits):
     return [hit.id for hit in hits], np.array([hit.score for hit in hits])
 
 
-def test_add_get_contains_delete_upsert_and_len(url):
-    vectors = unit_vectors(50, seed=1)
-    record = Record(id="scene/1", source="/data/a.png", bbox=(1, 2, 30, 40), lat=52.37, lon=4.9,
-                    footprint=(4.8, 52.3, 5.0, 52.4), captions=["a harbour", "ships"], extra={"scene": "port", "n": 3})
-    with ChromaIndex.create(url, DIM, model={"name": "test-model"}, ef_search=EF_SEARCH) as index:
-        index.add([record, Record(id="bare")] + [Record(id=f"r{i}") for i in range(2, 50)], vectors)
-        assert len(index) == 50 and index.get("scene/1") == record and index.get("bare") == Record(id="bare")
-        assert index.get("missing") is None and index.contains("bare") and not index.contains("missing")
-        assert index.missing(["x", "bare", "y", "r7"]) == ["x", "y"]  # batched, in the order asked
-        assert sorted(index.ids()) == sorted(["scene/1", "bare"] + [f"r{i}" for i in range(2, 50)])
-        hit = index.search(vectors[0], k=1)[0]
-        assert hit.id == "scene/1" and abs(hit.score - 1) < 1e-5 and hit.record == record
-        assert json.loads(json.dumps(hit.to_dict()))["footprint"] == [4.8, 52.3, 5.0, 52.4]
-        assert index.bounds() == (4.8, 52.3, 5.0, 52.4)
-
-        with pytest.raises(GeovecIndexError, match="already in index"):
-            index.add([Record(id="r2")], vectors[:1])
-        with pytest.raises(GeovecIndexError, match="duplicate id 'x'"):
-            index.add([Record(id="x"), Record(id="x")], vectors[:2])
-        with pytest.raises(GeovecInputError, match="records\\[0\\].lat"):
-            index.add([Record(id="y", lat=1.0)], vectors[:1])
-        with pytest.raises(GeovecInputError, match="L2-normalised"):
-            index.add([Record(id="y")], vectors[:1] * 2)
-        with pytest.raises(GeovecInputError, match="16-d vector"):
-            index.search(np.ones(3), k=1)
-
-        replacement = unit_vectors(1, seed=2)
-        index.add([Record(id="r2", captions=["replaced"])], replacement, upsert=True)
-        assert index.get("r2").captions == ["replaced"] and index.search(replacement[0], k=1)[0].id == "r2"
-        assert index.delete(["r3", "r4", "not-there"]) == 2 and index.delete([]) == 0
-        assert len(index) == 48 and not index.contains("r3")
-        assert "r3" not in [hit.id for hit in index.search(vectors[3], k=5)]
-    with pytest.raises(GeovecIndexError, match="closed"):
-        len(index)
-
-
-def test_reopen_model_metadata_and_dimension_checks(url, server):
-    vectors = unit_vectors(20, seed=3)
-    with ChromaIndex.create(url, DIM, model={"name": "minilm", "path": None}, ef_search=EF_SEARCH) as index:
-        index.add([Record(id=f"r{i}", lat=float(i), lon=float(-i)) for i in range(20)], vectors)
-        before = ranking(index.search(vectors[5], k=5))
-    with open_index(url) as reopened:
-        assert isinstance(reopened, ChromaIndex) and reopened.path == url
-        assert reopened.dim == DIM and reopened.model == {"name": "minilm", "path": None} and len(reopened) == 20
-        after = ranking(reopened.search(vectors[5], k=5))
-        assert after[0] == before[0] and np.allclose(after[1], before[1], atol=1e-6)
-        assert reopened.bounds() == (-19.0, 0.0, 0.0, 19.0)
-    with pytest.raises(GeovecIndexError, match="already exists"):
-        ChromaIndex.create(url, DIM)
-    with pytest.raises(GeovecIndexError, match="holds 16-d vectors, not 8-d"):
-        ChromaIndex.create(url, 8, exist_ok=True)
-    assert len(ChromaIndex.create(url, DIM, exist_ok=True)) == 20
+def test_a_missing_collection_is_named(chroma_server):
     with pytest.raises(GeovecIndexError, match="no collection 'nope-missing'"):
-        ChromaIndex.open(f"chroma://{server}/nope-missing")
+        ChromaIndex.open(f"chroma://{chroma_server}/nope-missing")
 
 
 def test_unreachable_server_and_bad_urls_give_clear_errors():
@@ -115,7 +57,7 @@ def test_unreachable_server_and_bad_urls_give_clear_errors():
 
 
 @pytest.fixture(scope="module")
-def twins(server, tmp_path_factory):
+def twins(chroma_server, tmp_path_factory):
     """The same 300 items in a VectorIndex and a ChromaIndex; a third of them clustered near the antimeridian."""
     rng = np.random.default_rng(7)
     lats = rng.uniform(-60, 60, 300)
@@ -124,7 +66,7 @@ def twins(server, tmp_path_factory):
     records += [Record(id=f"nowhere{i}") for i in range(10)]  # no location: never kept by a filter
     vectors = unit_vectors(len(records), seed=8)
     folder = VectorIndex.create(tmp_path_factory.mktemp("twin") / "idx", DIM)
-    chroma = ChromaIndex.create(f"chroma://{server}/twin-{uuid.uuid4().hex[:8]}", DIM, ef_search=EF_SEARCH)
+    chroma = ChromaIndex.create(f"chroma://{chroma_server}/twin-{uuid.uuid4().hex[:8]}", DIM, ef_search=EF_SEARCH)
     for store in (folder, chroma):
         store.add(records[:150], vectors[:150])
         store.add(records[150:], vectors[150:])

@@ -49,10 +49,7 @@ def single(archive, tmp_path_factory, tiny_clip_checkpoint):
 
 def _contents(index: VectorIndex) -> dict:
     ids = index.ids()
-    with index._snapshot():
-        state = index._sync()
-        vectors = state.matrix[state.live]
-    return {id: (index.get(id), vector) for id, vector in zip(ids, vectors)}
+    return {id: (index.get(id), vector) for id, vector in zip(ids, index.vectors(ids))}
 
 
 def _ray_ingest(archive: Path, path: Path, checkpoint: Path, index_class=VectorIndex, **kwargs):

@@ -95,7 +95,7 @@ def index_build_command(
     embedder, store = _open_for_writing(index, model, model_path)
     with store:
         report = index_items(list(read_items_jsonl(items)), embedder, store, batch_size=batch_size)
-        if ann and not hasattr(store, "build_ann"):
+        if ann and not store.capabilities.build_ann:
             typer.echo(f"{index}: the server keeps its own HNSW graph; --ann has nothing to build", err=True)
         elif ann:
             store.build_ann()
@@ -122,7 +122,7 @@ def index_descriptions_command(
     items = description_items(read_corpus(corpus), images_root)
     embedder, store = _open_for_writing(index, model, model_path, descriptions=True)
     with store:
-        pictures = attach_thumbnails(items, store.path) if isinstance(store.path, Path) and images_root else 0
+        pictures = attach_thumbnails(items, store.folder) if store.folder and images_root else 0
         report = index_items(items, embedder, store, batch_size=batch_size)
         typer.echo(f"{index}: added {report.added} descriptions, already present {report.skipped_existing}, "
                    f"total {len(store)}; thumbnails of {pictures} images", err=True)
@@ -132,17 +132,16 @@ def index_descriptions_command(
 def index_info_command(index: str = typer.Option(str(default_index_path()), "--index",
                                                  help="Index folder or chroma://HOST:PORT/COLLECTION.")) -> None:
     """Show an index's size, vector dimension and the model that made it."""
-    from geovec.query import open_index
+    from geovec.index import open_index
 
     with open_index(index) as store:
-        print(json.dumps({"path": str(index), "items": len(store), "dim": store.dim, "model": store.model}, indent=2))
+        print(json.dumps({**store.info(), "path": str(index)}, indent=2))  # the path as the user wrote it
 
 
 def _open_for_writing(index: str | Path, model: str, model_path: Optional[Path], descriptions: bool = False):
     """The embedder and a new or existing index for it; a description index is marked so, and must stay one; an
     index built by another revision of the model is refused."""
-    from geovec.index import ChromaIndex, VectorIndex
-    from geovec.index.chroma import is_chroma_url
+    from geovec.index import create_index, is_chroma_url, open_index
     from geovec.models import load_model
     from geovec.models.registry import check_index_revision, index_model_record
     from geovec.t2t.search import DESCRIPTIONS, REPRESENTS, check_represents
@@ -152,11 +151,11 @@ def _open_for_writing(index: str | Path, model: str, model_path: Optional[Path],
     if descriptions:
         recorded[REPRESENTS] = DESCRIPTIONS
     if is_chroma_url(index):
-        store = ChromaIndex.create(index, embedder.dim, model=recorded, exist_ok=True)  # opens an existing one
+        store = create_index(index, embedder.dim, model=recorded, exist_ok=True)  # opens an existing collection
     elif Path(index).is_dir() and any(Path(index).iterdir()):
-        store = VectorIndex.open(index)
+        store = open_index(index)  # a folder that holds something must be an index
     else:
-        return embedder, VectorIndex.create(index, embedder.dim, model=recorded)
+        return embedder, create_index(index, embedder.dim, model=recorded)
     try:
         if store.model.get("name") != model:
             raise GeovecError(f"index {index} was built with model {store.model.get('name')!r}, not {model!r}")

@@ -1,4 +1,4 @@
-"""A vector index on a Chroma server: the ``VectorIndex`` API for many users sharing one store over HTTP.
+"""A vector index on a Chroma server: the ``VectorStore`` API for many users sharing one store over HTTP.
 
 Why Chroma: a folder index (``geovec.index.store``) serves one machine; a team needs a server that many processes
 read and write at once. pgvector would need PostgreSQL (not installable here); Chroma is pip-installable, runs as
@@ -23,8 +23,10 @@ An index is one collection, addressed as ``chroma://HOST:PORT/COLLECTION``:
 
 Writes go in batches of the server's maximum batch size, each an upsert; a batch is atomic, a whole ``add`` is not
 (a crash leaves a prefix, and re-running ``geovec index build`` finishes it). Searches are HNSW unless
-``exact=True``, which fetches the (filtered) vectors and ranks them with numpy. One ``ChromaIndex`` may be shared
-by threads (the HTTP client is thread-safe); other processes see each write on their next call.
+``exact=True``, which fetches the (filtered) vectors and ranks them with numpy; the graph's ``ef_search`` is set when
+the collection is created (``capabilities.ef_search_per_search`` is False) and ``build_ann`` has nothing to build.
+One ``ChromaIndex`` may be shared by threads (the HTTP client is thread-safe); other processes see each write on
+their next call.
 """
 
 from __future__ import annotations
@@ -40,7 +42,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,9 +51,11 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from geovec.errors import GeovecError, GeovecIndexError, GeovecInputError
+from geovec.index.base import (Capabilities, StoreBase, already_indexed, check_format, model_json, open_existing,
+                               positive_int)
 from geovec.index.filters import Box, GeoFilter
 from geovec.index.records import Hit, Record, record_row
-from geovec.index.vectors import check_vectors, top_k
+from geovec.index.vectors import rows_by_k, top_k
 
 SCHEME = "chroma://"
 FORMAT_VERSION = 1
@@ -107,17 +110,11 @@ def _chromadb():
 
 
 def _remote(method):
-    """Turn the client's connection and server errors into a ``GeovecIndexError`` naming the index URL."""
+    """Run the method inside ``ChromaIndex._reading``: refused once closed, server errors named by the index URL."""
     @functools.wraps(method)
     def call(self, *args, **kwargs):
-        if self._collection is None:
-            raise GeovecIndexError(f"index {self.path} is closed")
-        try:
+        with self._reading():
             return method(self, *args, **kwargs)
-        except GeovecError:
-            raise
-        except Exception as exc:
-            raise _server_error(self._location, exc) from exc
     return call
 
 
@@ -258,17 +255,10 @@ def _coordinates(metas: Sequence[dict]) -> tuple[np.ndarray, np.ndarray]:
     return lats, lons
 
 
-def _check_queries(query, dim: int) -> tuple[np.ndarray, bool]:
-    array = np.asarray(query, dtype=np.float32)
-    if array.ndim not in (1, 2) or array.shape[-1] != dim:
-        raise GeovecInputError("query", f"expected a {dim}-d vector or a (q, {dim}) matrix, got shape {array.shape}")
-    if not np.isfinite(array).all():
-        raise GeovecInputError("query", "contains NaN or infinite values")
-    return np.ascontiguousarray(array.reshape(-1, dim)), array.ndim == 1
+class ChromaIndex(StoreBase):
+    """A geovec index in a collection on a Chroma server; the ``VectorStore`` API (see the module doc)."""
 
-
-class ChromaIndex:
-    """A geovec index in a collection on a Chroma server; the same API as ``VectorIndex`` (see the module doc)."""
+    capabilities = Capabilities(build_ann=False, ef_search_per_search=False, folder=False)
 
     def __init__(self, location: ChromaLocation, client, collection, dim: int, model: dict,
                  geocells: bool = False) -> None:
@@ -276,19 +266,15 @@ class ChromaIndex:
         self.geocells = geocells  # whether its items carry grid cells to filter on (collections made since)
         self.path = self.url = location.url  # no local folder: ``path`` names the index in messages
         self.dim, self.model = dim, model
-        self.batch_size = max(1, int(client.get_max_batch_size()))  # items per request the server takes
+        self.batch_size = self.id_batch = max(1, int(client.get_max_batch_size()))  # items per request it takes
 
     @classmethod
     def create(cls, url: str, dim: int, *, model: dict | None = None, exist_ok: bool = False, ef_search: int = 100,
                ef_construction: int = 100, max_neighbors: int = 16) -> ChromaIndex:
         """Make the collection (HNSW, inner product); an existing geovec collection needs ``exist_ok`` and ``dim``."""
         location = ChromaLocation.parse(url)
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-            raise GeovecInputError("dim", f"must be a positive integer, got {dim!r}")
-        try:
-            model_json = json.dumps(model or {})
-        except TypeError as exc:
-            raise GeovecInputError("model", f"not JSON-serialisable ({exc})") from None
+        positive_int("dim", dim)
+        stored_model = model_json(model)
         client = _connect(location)
         collection = None
         try:
@@ -296,7 +282,7 @@ class ChromaIndex:
                 try:
                     collection = client.create_collection(
                         location.collection, embedding_function=None,
-                        metadata={_META_DIM: dim, _META_MODEL: model_json, _META_FORMAT: FORMAT_VERSION,
+                        metadata={_META_DIM: dim, _META_MODEL: stored_model, _META_FORMAT: FORMAT_VERSION,
                                   _META_CELLS: True},
                         configuration={"hnsw": {"space": "ip", "ef_search": ef_search,
                                                 "ef_construction": ef_construction, "max_neighbors": max_neighbors}})
@@ -307,12 +293,7 @@ class ChromaIndex:
             raise _server_error(location, exc) from exc
         if collection is not None:
             return cls(location, client, collection, dim, model or {}, geocells=True)
-        if not exist_ok:
-            raise GeovecIndexError(f"an index already exists at {location.url}; open it, or pass exist_ok=True")
-        index = cls.open(url)
-        if index.dim != dim:
-            raise GeovecIndexError(f"index at {location.url} holds {index.dim}-d vectors, not {dim}-d")
-        return index
+        return open_existing(lambda: cls.open(url), location.url, dim, exist_ok)
 
     @classmethod
     def open(cls, url: str) -> ChromaIndex:
@@ -326,20 +307,23 @@ class ChromaIndex:
         if _META_DIM not in meta:
             raise GeovecIndexError(f"collection {location.collection!r} at {location.url} was not made by geovec "
                                    "(no geovec:dim in its metadata)")
-        if int(meta.get(_META_FORMAT, 1)) > FORMAT_VERSION:
-            raise GeovecIndexError(f"index at {location.url} has format {meta[_META_FORMAT]}; this geovec reads up "
-                                   f"to {FORMAT_VERSION}: upgrade geovec")
+        check_format(meta.get(_META_FORMAT, 1), FORMAT_VERSION, location.url)
         space = ((collection.configuration_json or {}).get("hnsw") or {}).get("space", "ip")
         if space != "ip":
             raise GeovecIndexError(f"collection at {location.url} uses the {space!r} space; geovec needs 'ip'")
         return cls(location, client, collection, int(meta[_META_DIM]), json.loads(meta.get(_META_MODEL, "{}")),
                    geocells=bool(meta.get(_META_CELLS, False)))
 
-    def __enter__(self) -> ChromaIndex:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        if self._collection is None:
+            raise GeovecIndexError(f"index {self.path} is closed")
+        try:
+            yield
+        except GeovecError:
+            raise
+        except Exception as exc:
+            raise _server_error(self._location, exc) from exc
 
     def close(self) -> None:
         """Forget the connection (the server keeps everything; nothing is buffered here)."""
@@ -358,13 +342,16 @@ class ChromaIndex:
     def contains(self, id: str) -> bool:
         return bool(self._collection.get(ids=[id], include=[])["ids"])
 
-    @_remote
-    def missing(self, ids: Sequence[str]) -> list[str]:
-        """The ``ids`` not in the collection, in order, one request per server batch (not one per id)."""
-        present: set[str] = set()
-        for start in range(0, len(ids), self.batch_size):
-            present.update(self._collection.get(ids=list(ids[start:start + self.batch_size]), include=[])["ids"])
-        return [id for id in ids if id not in present]
+    def _present(self, ids: list[str]) -> list[str]:
+        return self._collection.get(ids=ids, include=[])["ids"]
+
+    @property
+    def has_ann(self) -> bool:
+        return True  # the server's HNSW graph
+
+    def build_ann(self, *, M: int = 32, ef_construction: int = 80, ef_search: int = 64) -> None:
+        raise GeovecIndexError(f"index {self.path}: the Chroma server keeps its own HNSW graph; set its ef_search, "
+                               "ef_construction and max_neighbors when creating the collection")
 
     @_remote
     def ids(self) -> list[str]:
@@ -397,23 +384,14 @@ class ChromaIndex:
 
     # --- writing -------------------------------------------------------------------------------------------------
 
-    def _existing(self, ids: list[str]) -> list[str]:
-        return [id for start in range(0, len(ids), self.batch_size)
-                for id in self._collection.get(ids=ids[start:start + self.batch_size], include=[])["ids"]]
+    def _row(self, record: Record, where: str) -> dict[str, Any]:
+        return _metadata(record, where)
 
     @_remote
-    def add(self, records: Sequence[Record], vectors: np.ndarray, *, upsert: bool = False) -> None:
-        """Add records with their L2-normalised vectors, one server batch (atomic) at a time."""
-        records = list(records)
-        metadatas = [_metadata(record, f"records[{i}]") for i, record in enumerate(records)]
-        matrix = check_vectors(vectors, len(records), self.dim)
-        ids = [record.id for record in records]
-        repeated = [id for id, count in Counter(ids).items() if count > 1]
-        if repeated:
-            raise GeovecIndexError(f"duplicate id {repeated[0]!r} in the batch ({len(repeated)} ids repeated)")
+    def _add(self, ids: list[str], metadatas: list, matrix: np.ndarray, upsert: bool) -> None:
+        """One server batch (atomic) at a time."""
         if not upsert and (existing := self._existing(ids)):
-            raise GeovecIndexError(f"id {existing[0]!r} is already in index {self.path} ({len(existing)} of "
-                                   f"{len(ids)} ids are); pass upsert=True to replace")
+            raise already_indexed(existing, len(ids), self.path)
         for start in range(0, len(ids), self.batch_size):
             stop = start + self.batch_size
             self._collection.upsert(ids=ids[start:stop], embeddings=matrix[start:stop],
@@ -429,21 +407,16 @@ class ChromaIndex:
 
     # --- searching -----------------------------------------------------------------------------------------------
 
-    @_remote
-    def search(self, query: np.ndarray, k: int = 10, *, filter: GeoFilter | None = None,
-               exact: bool | None = None) -> list[Hit] | list[list[Hit]]:
-        """Top-k items by inner product for a (dim,) query (a list of hits) or a (q, dim) batch (a list per row).
-
-        ``exact=True`` ranks every (filtered) vector with numpy after fetching them, which costs a full transfer;
-        otherwise the server's HNSW graph answers (set ``ef_search`` at ``create`` for recall).
-        """
-        queries, single = _check_queries(query, self.dim)
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise GeovecInputError("k", f"must be a positive integer, got {k!r}")
-        if filter is not None and not isinstance(filter, GeoFilter):
-            raise GeovecInputError("filter", f"expected a GeoFilter, got {type(filter).__name__}")
-        hits = self._exact(queries, k, filter) if exact else self._approximate(queries, k, filter)
-        return hits[0] if single else hits
+    def _search_rows(self, queries: np.ndarray, ks: Sequence[int], filter: GeoFilter | None, exact: bool | None,
+                     ef_search: int | None) -> list[list[Hit]]:
+        """``exact=True`` ranks every (filtered) vector with numpy after fetching them, which costs a full transfer;
+        otherwise the server's HNSW graph answers (its ``ef_search`` is set at ``create``)."""
+        hits: list[list[Hit]] = [[] for _ in queries]
+        for k, rows in rows_by_k(ks):
+            found = self._exact(queries[rows], k, filter) if exact else self._approximate(queries[rows], k, filter)
+            for row, row_hits in zip(rows, found):
+                hits[row] = row_hits
+        return hits
 
     def _approximate(self, queries: np.ndarray, k: int, geo: GeoFilter | None) -> list[list[Hit]]:
         total = self._collection.count()

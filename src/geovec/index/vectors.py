@@ -1,4 +1,4 @@
-"""Vector checks, the live vector matrix held in memory, and top-k selection over scores."""
+"""Vector checks, the live vector matrix held in memory, and exact top-k search over it."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ NORM_TOLERANCE = 1e-3
 # (the bfloat16 result rounded), scaled by the norms NORM_TOLERANCE allows.
 BFLOAT16_SCORE_ERROR = (2 ** -7 + 2 ** -8) * (1 + NORM_TOLERANCE) ** 2
 BFLOAT16_MIN_ROWS = 8192  # below this a float32 pass is fast enough and a bfloat16 copy is not worth its memory
+_SCORE_BLOCK = 1 << 26  # floats per (queries x rows) score block: bounds memory of batched exact search
+
+Ranking = list[tuple[np.ndarray, np.ndarray]]  # per query: positions in LiveVectors and their scores, best first
 
 
 def check_vectors(vectors, rows: int, dim: int) -> np.ndarray:
@@ -106,7 +109,7 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def bfloat16_top_k(queries: np.ndarray, matrix: np.ndarray, shadow: Any, ks: Sequence[int],
-                   excluded: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
+                   excluded: np.ndarray | None) -> Ranking:
     """Each query's exact top-k rows of ``matrix`` (columns and float32 scores, best first), found in two passes.
 
     Why: the first pass scores every row against ``shadow`` (the matrix in bfloat16: half the bytes, native
@@ -134,3 +137,45 @@ def mask_of(positions: np.ndarray, size: int) -> np.ndarray:
     keep = np.zeros(size, bool)
     keep[positions] = True
     return keep
+
+
+def rows_by_k(ks: Sequence[int]) -> list[tuple[int, list[int]]]:
+    """Row numbers grouped by their k, so each group's top-k is selected at once."""
+    groups: dict[int, list[int]] = {}
+    for row, k in enumerate(ks):
+        groups.setdefault(int(k), []).append(row)
+    return list(groups.items())
+
+
+def exact_ranking(state: LiveVectors, queries: np.ndarray, k: int | Sequence[int],
+                  allowed: np.ndarray | None) -> Ranking:
+    """Brute force over the live rows, or over ``allowed`` positions only; ``k`` is one or one per row.
+
+    Exact search is numpy matmul + argpartition: on two cores it is over twice as fast as ``faiss.IndexFlatIP`` for
+    single queries over 1M x 384 (memory bound, ~55 ms); with native bfloat16, a bfloat16 first pass (same hits).
+    """
+    ks = [k] * len(queries) if isinstance(k, int) else list(k)
+    gather = allowed is not None and len(allowed) * 4 < state.size
+    matrix = state.matrix[allowed] if gather else state.matrix
+    excluded = None
+    if not gather:
+        keep = state.live if allowed is None else mask_of(allowed, state.size)
+        excluded = None if keep.all() else ~keep
+    ranking: Ranking = []
+    shadow = None if gather else state.bfloat16_matrix()
+    block = max(1, _SCORE_BLOCK // max(1, len(matrix)))
+    for start in range(0, len(queries), block):
+        if shadow is not None:
+            ranking += bfloat16_top_k(queries[start:start + block], matrix, shadow, ks[start:start + block], excluded)
+            continue
+        scores = queries[start:start + block] @ matrix.T
+        if excluded is not None:
+            scores[:, excluded] = -np.inf
+        ranked: Ranking = [None] * len(scores)  # type: ignore[list-item]
+        for block_k, rows in rows_by_k(ks[start:start + block]):
+            columns, values = top_k(scores if len(rows) == len(scores) else scores[rows], block_k)
+            for row, cols, vals in zip(rows, columns, values):
+                found = vals > -np.inf
+                ranked[row] = (allowed[cols[found]] if gather else cols[found], vals[found])  # type: ignore[index]
+        ranking += ranked
+    return ranking

@@ -21,7 +21,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from geovec.errors import GeovecError, GeovecInputError
-from geovec.index import Record, VectorIndex
+from geovec.index import Record, VectorStore
 from geovec.index.records import record_row
 from geovec.ingest.jsonl import iter_jsonl
 from geovec.inputs import Interleaved, as_input
@@ -90,7 +90,7 @@ def _batches(items: Iterable[IndexItem], size: int) -> Iterator[list[IndexItem]]
         yield batch
 
 
-def index_items(items: Sequence[IndexItem], embedder: Embedder, index: VectorIndex, batch_size: int = 64,
+def index_items(items: Sequence[IndexItem], embedder: Embedder, index: VectorStore, batch_size: int = 64,
                 show_progress: bool = True) -> IngestReport:
     """Embed and add ``items`` not yet in ``index``; one committed transaction per batch."""
     if index.dim != embedder.dim:

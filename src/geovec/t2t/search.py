@@ -24,8 +24,8 @@ from geovec.inputs import as_input
 from geovec.t2t.corpus import Description
 
 if TYPE_CHECKING:
-    from geovec.index import ChromaIndex, VectorIndex
-    from geovec.query import SearchRequest
+    from geovec.index import VectorStore
+    from geovec.search_request import SearchRequest
 
 REPRESENTS = "represents"
 DESCRIPTIONS = "descriptions"  # the value of ``model[REPRESENTS]`` in a description index
@@ -108,7 +108,7 @@ def group_by_image(hits: Sequence[Hit], top_k: int) -> list[Hit]:
 class DescriptionSearch:
     """Image search over an open description index; remembers how many descriptions an image has at most."""
 
-    def __init__(self, store: VectorIndex | ChromaIndex) -> None:
+    def __init__(self, store: VectorStore) -> None:
         self.store = store
         self._per_image: int | None = None
 

@@ -104,8 +104,8 @@ class WebSearch:
 
     def __init__(self, searcher: Searcher, batcher: QueryBatcher) -> None:
         self.searcher, self.batcher = searcher, batcher
-        store_path = searcher.store.path  # a Path for a folder index; a URL string for a server index (no folder)
-        self.root = Path(store_path).resolve() if isinstance(store_path, Path) else None
+        folder = searcher.store.folder  # None for a server index: nothing to serve thumbnails from
+        self.root = folder.resolve() if folder is not None else None
 
     def thumbnail_path(self, record: Record) -> Optional[Path]:
         """The record's thumbnail file if it exists inside the index folder, else None (always, for a server index)."""
