@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from geovec.bench.published import PUBLISHED_MEAN_RECALL
-from geovec.instructions import CATEGORIES
 from geovec.errors import GeovecError
 from geovec.fileio import atomic_write, write_text_atomic
+from geovec.instructions import CATEGORIES
 
 REQUIRED = ("model", "task", "dataset", "scores", "geovec_version")
 

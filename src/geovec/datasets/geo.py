@@ -14,8 +14,8 @@ from pathlib import Path
 
 from PIL import Image, TiffImagePlugin, UnidentifiedImageError
 
-from geovec.datasets.samples import DatasetError, CandidateQuery
 from geovec.datasets.common import image, need_dir, subsample, with_distractors
+from geovec.datasets.samples import CandidateQuery, DatasetError
 from geovec.inputs import Interleaved, PointSegment
 
 EARTH_RADIUS_M = 6378137.0  # WGS84 semi-major axis, the sphere of Web Mercator

@@ -18,8 +18,8 @@ import os
 import re
 from pathlib import Path
 
-from geovec.datasets.samples import DatasetError, CandidateQuery
 from geovec.datasets.common import IMAGE_SUFFIXES, image, need_dir, need_file, rng, subsample, with_distractors
+from geovec.datasets.samples import CandidateQuery, DatasetError
 from geovec.inputs import ImageSegment, Interleaved, TextSegment
 
 ATTRIBUTES = ("color", "context", "density", "existence", "quantity", "shape")

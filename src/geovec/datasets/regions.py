@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from geovec.datasets.samples import DatasetError, CandidateQuery
 from geovec.datasets.common import image, need_file, subsample, with_distractors
+from geovec.datasets.samples import CandidateQuery, DatasetError
 from geovec.inputs import BoxSegment, ImageSegment, Interleaved
 
 Box = tuple[int, int, int, int]

@@ -13,8 +13,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from geovec.datasets.samples import DatasetError, CandidateQuery
 from geovec.datasets.common import image, need_dir, need_file, rng, subsample, with_distractors
+from geovec.datasets.samples import CandidateQuery, DatasetError
 from geovec.inputs import BoxSegment, ImageSegment, Interleaved, TextSegment
 
 Box = tuple[int, int, int, int]

@@ -19,8 +19,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from geovec.datasets.samples import DatasetError, CandidateQuery
 from geovec.datasets.common import image, need_dir, read_json, subsample
+from geovec.datasets.samples import CandidateQuery, DatasetError
 from geovec.inputs import ImageSegment, Interleaved, TextSegment
 
 

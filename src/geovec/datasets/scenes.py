@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from geovec.datasets.samples import DatasetError, CandidateQuery
 from geovec.datasets.captions import read_caption_split
 from geovec.datasets.common import image, image_files, need_dir, subsample, where
+from geovec.datasets.samples import CandidateQuery, DatasetError
 from geovec.inputs import Interleaved, TextSegment
 
 # Folder names written as one lowercase word, which no rule can split (keys: lowercase, separators removed).
