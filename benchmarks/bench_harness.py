@@ -16,14 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from geovec.bench.cache import EmbeddingCache
-from geovec.bench.data import CandidateQuery
 from geovec.bench.evaluate import evaluate_data
 from geovec.bench.task import TaskMetadata
 from geovec.config import data_dir
-from geovec.datasets import read_caption_split
+from geovec.datasets import CandidateQuery, read_caption_split
 from geovec.inputs import as_input
 from geovec.models import load_model
+from geovec.models.cache import EmbeddingCache
 
 
 def build_task(queries: int, candidates: int) -> list[CandidateQuery]:

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from geovec.bench.cache import EmbeddingCache
-from geovec.bench.data import BenchDataError, CandidateQuery, RetrievalSplit
-from geovec.bench.evaluate import evaluate_data
+from geovec.bench.evaluate import EVALUATORS, evaluate_data
 from geovec.bench.results import markdown_report, read_results, write_report
 from geovec.bench.run import run_loaded
-from geovec.bench.task import TaskMetadata
+from geovec.bench.task import PROTOCOLS, TaskMetadata
+from geovec.datasets import CandidateQuery, DatasetError, RetrievalSplit
 from geovec.errors import GeovecError
 from geovec.inputs import Interleaved, TextSegment, render_text
 from geovec.models.base import BaseEmbedder
+from geovec.models.cache import EmbeddingCache
 
 FIXTURES = Path(__file__).parent / "data"
 
@@ -127,14 +128,41 @@ def test_records_report_and_refusals(tmp_path, cache):
     assert not list((tmp_path / "results").rglob("*.tmp"))
 
 
+def test_checkpoints_of_one_model_keep_their_own_results_beside_old_files(tmp_path, cache):
+    out = tmp_path / "results"
+    shutil.copytree(FIXTURES / "results-v0.1.0", out)  # the layout before revisions: <out>/<model>/<task>.json
+    first, second = KeywordEmbedder(VOCAB), KeywordEmbedder(["airport"])  # the second ties on all but airport
+    first.revision, second.revision = "aaa111", "bbb222"
+    for embedder in (first, second):
+        run_loaded([(meta("toy-vqa"), QUERIES)], embedder, out, Path("."), cache, show_progress=False)
+    for revision, score in (("aaa111", 75.0), ("bbb222", 50.0)):
+        record = json.loads((out / "keywords" / revision / "toy-vqa.json").read_text())
+        assert record["model"]["revision"] == revision and record["scores"]["main_score"] == score
+    report = markdown_report(read_results(out))
+    assert "| task | category | keywords@aaa111 | keywords@bbb222 | minilm |" in report
+    assert "| toy-vqa | vqa | 75.00 | 50.00 | – |" in report and "| mock-point-to-point |" in report
+
+
+def test_every_protocol_has_an_evaluator_that_refuses_data_of_another_shape(cache):
+    assert set(EVALUATORS) == set(PROTOCOLS)
+    embedder = KeywordEmbedder(VOCAB)
+    with pytest.raises(GeovecError, match="task toy-ret: a retrieval task must load a RetrievalSplit"):
+        evaluate_data(meta("toy-ret", "retrieval"), QUERIES, embedder, cache)
+    with pytest.raises(GeovecError, match="task toy-vqa: a candidates task must load a non-empty list of "
+                                          "CandidateQuery"):
+        evaluate_data(meta("toy-vqa"), SPLIT, embedder, cache)
+    with pytest.raises(GeovecError, match="task toy-t2t: a t2t task must load a TextToTextSplit"):
+        evaluate_data(meta("toy-t2t", "t2t"), SPLIT, embedder, cache)
+
+
 def test_bad_task_data_is_named():
-    with pytest.raises(BenchDataError, match="query 'q9': its answer is not among its candidates"):
+    with pytest.raises(DatasetError, match="query 'q9': its answer is not among its candidates"):
         CandidateQuery("q9", text("port"), CANDIDATES, frozenset())
-    with pytest.raises(BenchDataError, match=r"query 'q9': positive indices \[7\] are outside its 4 candidates"):
+    with pytest.raises(DatasetError, match=r"query 'q9': positive indices \[7\] are outside its 4 candidates"):
         CandidateQuery("q9", text("port"), CANDIDATES, frozenset({7}))
-    with pytest.raises(BenchDataError, match="duplicate image ids: a"):
+    with pytest.raises(DatasetError, match="duplicate image ids: a"):
         RetrievalSplit(("a", "a"), (text("x"), text("y")), (text("x"), text("y")), (0, 1))
-    with pytest.raises(BenchDataError, match="image 'b' has no text"):
+    with pytest.raises(DatasetError, match="image 'b' has no text"):
         RetrievalSplit(("a", "b"), (text("x"), text("y")), (text("x"),), (0,))
 
 

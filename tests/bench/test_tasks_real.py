@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 
 from geovec.bench import get_task
-from geovec.bench.data import check_unique_ids
-from geovec.bench.readers import regions
 from geovec.config import data_dir
+from geovec.datasets import TextToTextSplit, check_unique_ids, regions
 from geovec.inputs import ImageSegment, PointSegment
 
 ROOT = data_dir()
@@ -77,8 +76,6 @@ def test_osbs_tree_region():
 
 @needs("rs_caption_splits/rsitmd")
 def test_text_to_text_oracle_leaves_the_query_caption_out():
-    from geovec.bench.data import TextToTextSplit
-
     split = get_task("rsitmd-t2t").load(ROOT)
     assert isinstance(split, TextToTextSplit) and split.oracle and "oracle" in split.corpus
     assert len(split.image_ids) == 452 and len(split.queries) == 2260

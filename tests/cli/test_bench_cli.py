@@ -16,11 +16,18 @@ def geovec(*args: str, home) -> subprocess.CompletedProcess:
                           env={**os.environ, "GEOVEC_HOME": str(home), "COLUMNS": "200"}, timeout=300)
 
 
+def model_records(results: Path, model: str = "clip") -> dict[str, dict]:
+    """A model's result records by task: they live in its revision's folder, ``<out>/<model>/<revision>/``."""
+    found = [(p, json.loads(p.read_text())) for p in (results / model).glob("*/*.json")]
+    assert all(path.parent.name == record["model"]["revision"] != "" for path, record in found)
+    return {path.stem: record for path, record in found}
+
+
 def test_mock_run_checks_every_task_type_for_an_image_model(tmp_path, tiny_clip_checkpoint):
     result = geovec("bench", "mock-run", "--model", "clip", "--model-path", str(tiny_clip_checkpoint),
                     "--output", str(tmp_path / "results"), home=tmp_path)
     assert result.returncode == 0, result.stderr
-    records = [json.loads(p.read_text()) for p in (tmp_path / "results" / "clip").glob("*.json")]
+    records = model_records(tmp_path / "results").values()
     categories = {r["task"]["category"] for r in records}
     assert categories == {"scene-classification", "cross-modal-retrieval", "compositional-retrieval", "vqa",
                           "region", "geo-localization"}
@@ -56,14 +63,14 @@ def test_run_on_real_shared_data_then_again_from_cache(tmp_path, tiny_clip_check
            "--output", str(tmp_path / "results"))
     first = geovec(*run, home=tmp_path)
     assert first.returncode == 0, first.stderr
-    records = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "results" / "clip").glob("*.json")}
+    records = model_records(tmp_path / "results")
     assert set(records) == set(REAL_TASKS)
     assert records["rsicd-retrieval"]["counts"] == {"images": 1093, "texts": 5465}
     assert records["rsicd-scene"]["counts"]["queries"] == 1027
     assert all(r["cache"]["misses"] > 0 for r in records.values())
     second = geovec(*run, home=tmp_path)
     assert second.returncode == 0, second.stderr
-    again = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "results" / "clip").glob("*.json")}
+    again = model_records(tmp_path / "results")
     assert all(r["cache"]["misses"] == 0 for r in again.values())  # nothing re-encoded
     assert all(again[t]["scores"] == records[t]["scores"] for t in REAL_TASKS)
     report = geovec("bench", "report", str(tmp_path / "results"), home=tmp_path)
@@ -78,7 +85,7 @@ def test_every_registered_task_runs_on_its_fixture(tmp_path, tiny_clip_checkpoin
     result = geovec("bench", "run", "--model", "clip", "--model-path", str(tiny_clip_checkpoint), "--tasks",
                     ",".join(names), "--data", str(fixtures), "--output", str(tmp_path / "results"), home=tmp_path)
     assert result.returncode == 0, result.stderr
-    written = {p.stem for p in (tmp_path / "results" / "clip").glob("*.json")}
+    written = set(model_records(tmp_path / "results"))
     assert written == set(names) and len(names) >= 21
 
 
@@ -101,7 +108,7 @@ def test_text_side_task_with_minilm_is_reported_as_oracle(tmp_path):
     result = geovec("bench", "run", "--model", "minilm", "--tasks", "rsitmd-t2t", "--output", str(tmp_path / "r"),
                     home=tmp_path)
     assert result.returncode == 0, result.stderr
-    record = json.loads((tmp_path / "r" / "minilm" / "rsitmd-t2t.json").read_text())
+    record = model_records(tmp_path / "r", "minilm")["rsitmd-t2t"]
     assert record["corpus"] == {"name": "human captions (oracle)", "oracle": True, "describers": ["human"]}
     # MiniLM, max aggregation, query caption left out: about 93 (a leak would push R@1 to 100)
     assert 90 < record["scores"]["mean_recall"] < 96 and record["scores"]["t2i_r1"] < 95
@@ -124,7 +131,7 @@ def test_generated_corpus_for_text_to_text_tasks(tmp_path):
     args = ("bench", "run", "--model", "minilm", "--data", str(fixtures), "--output", str(tmp_path / "r"))
     result = geovec(*args, "--tasks", "rsitmd-t2t", "--corpus", str(corpus), home=tmp_path)
     assert result.returncode == 0, result.stderr
-    record = json.loads((tmp_path / "r" / "minilm" / "rsitmd-t2t.json").read_text())
+    record = model_records(tmp_path / "r", "minilm")["rsitmd-t2t"]
     assert record["corpus"] == {"name": str(corpus), "oracle": False, "describers": ["tiny-vlm rsrt-1"]}
     assert record["counts"]["descriptions"] == len(names)
     corpus.write_text(json.dumps({"image_id": "nowhere_1.tif", "kind": "summary", "text": "x"}) + "\n")

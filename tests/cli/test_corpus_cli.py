@@ -33,8 +33,9 @@ def test_neighbour_corpus_then_text_to_text_and_hybrid_runs(tmp_path):
     assert geovec(*run, home=tmp_path).returncode == 0
     result = geovec(*run, "--fuse-with", "geovec-mini", "--fuse-weight", "0.25", home=tmp_path)
     assert result.returncode == 0, result.stderr
-    text_only = json.loads((tmp_path / "r" / "minilm" / "rsicd-t2t.json").read_text())
-    hybrid = json.loads((tmp_path / "r" / "minilm_geovec-mini" / "rsicd-t2t.json").read_text())
+    (text_only_path,) = (tmp_path / "r" / "minilm").glob("*/rsicd-t2t.json")  # <out>/<model>/<revision>/<task>.json
+    (hybrid_path,) = (tmp_path / "r" / "minilm_geovec-mini").glob("*/rsicd-t2t.json")
+    text_only, hybrid = json.loads(text_only_path.read_text()), json.loads(hybrid_path.read_text())
     assert hybrid["model"]["name"] == "minilm+geovec-mini" and not hybrid["corpus"]["oracle"]
     assert hybrid["corpus"]["fusion"]["weight"] == 0.25
     scores = hybrid["scores"]

@@ -12,9 +12,9 @@ import typer
 from typer.testing import CliRunner
 
 from geovec.bench import get_task
-from geovec.bench.readers import captions
 from geovec.cli.data import register
 from geovec.config import data_dir
+from geovec.datasets import captions
 from geovec.errors import GeovecError, GeovecInputError
 from geovec.inputs import BoxSegment, ImageSegment, PointSegment, TextSegment
 from geovec.train.data import SOURCES, LeakError, Source, build_training_data, mix

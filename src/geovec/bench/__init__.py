@@ -1,7 +1,13 @@
-"""RSMEB: the remote-sensing multimodal embedding benchmark harness (tasks as data, cached embedding, JSON results)."""
+"""RSMEB: the remote-sensing multimodal embedding benchmark harness (tasks as data, cached embedding, JSON results).
 
-from geovec.bench.data import BenchDataError, CandidateQuery, RetrievalSplit, TaskData
-from geovec.bench.task import CATEGORIES, Task, TaskMetadata, get_task, list_tasks, register_task
+The data shapes and readers live in ``geovec.datasets``; ``BenchDataError`` is the old name of its ``DatasetError``.
+"""
 
-__all__ = ["BenchDataError", "CATEGORIES", "CandidateQuery", "RetrievalSplit", "Task", "TaskData", "TaskMetadata",
-           "get_task", "list_tasks", "register_task"]
+from geovec.bench.task import CATEGORIES, Task, TaskMetadata
+from geovec.bench.tasks import get_task, list_tasks, register_task
+from geovec.datasets import CandidateQuery, DatasetError, RetrievalSplit, TaskData
+
+BenchDataError = DatasetError
+
+__all__ = ["BenchDataError", "CATEGORIES", "CandidateQuery", "DatasetError", "RetrievalSplit", "Task", "TaskData",
+           "TaskMetadata", "get_task", "list_tasks", "register_task"]

@@ -1,27 +1,29 @@
 """Run one task for one model: load, embed every unique input once (through the cache), score, time it.
 
-One evaluator per protocol: ``candidates`` (Precision@1 over per-query candidate lists) and ``retrieval`` (R@1/5/10
-both directions and mR), and ``t2t`` (the same recalls, images represented by descriptions, per aggregation). For
-retrieval tasks the query instruction goes to the image side and the candidate instruction to the text side.
+One evaluator per protocol, looked up in ``EVALUATORS``: ``candidates`` (Precision@1 over per-query candidate
+lists), ``retrieval`` (R@1/5/10 both directions and mR) and ``t2t`` (the same recalls, images represented by
+descriptions, per aggregation). For retrieval tasks the query instruction goes to the image side and the candidate
+instruction to the text side.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 import geovec
-from geovec.bench.cache import EmbeddingCache
-from geovec.bench.data import CandidateQuery, RetrievalSplit, TaskData, TextToTextSplit, check_unique_ids
 from geovec.bench.metrics import precision_at_1, retrieval_scores
 from geovec.bench.task import TaskMetadata
+from geovec.datasets import CandidateQuery, RetrievalSplit, TaskData, TextToTextSplit, check_unique_ids
 from geovec.errors import GeovecError
 from geovec.inputs import Interleaved
 from geovec.models.base import Embedder
+from geovec.models.cache import EmbeddingCache
 from geovec.t2t.fusion import SWEEP_WEIGHTS, Fusion, fuse
 from geovec.t2t.retrieval import AGGREGATIONS, DescriptionIndex
 
@@ -125,6 +127,25 @@ def _score_text_to_text(meta: TaskMetadata, data: TextToTextSplit, embed,
     return scores, counts, _fingerprint(_keys(queries, descriptions), extra=extra)
 
 
+@dataclass(frozen=True)
+class Evaluator:
+    """How tasks of one protocol are scored: ``score(meta, data, embed)`` -> (scores, counts, fingerprint)."""
+
+    score: Callable[..., tuple[dict, dict, str]]
+    accepts: Callable[[TaskData], bool]  # whether the loaded data has this protocol's shape
+    expects: str  # that shape, for the error when it does not
+    fuses: bool = False  # takes ``fusion=(Fusion, embed)``: a hybrid with an image-text model
+
+
+EVALUATORS: dict[str, Evaluator] = {
+    "candidates": Evaluator(_score_candidates, lambda data: isinstance(data, Sequence) and len(data) > 0,
+                            "a non-empty list of CandidateQuery"),
+    "retrieval": Evaluator(_score_retrieval, lambda data: isinstance(data, RetrievalSplit), "a RetrievalSplit"),
+    "t2t": Evaluator(_score_text_to_text, lambda data: isinstance(data, TextToTextSplit), "a TextToTextSplit",
+                     fuses=True),
+}
+
+
 def evaluate_data(meta: TaskMetadata, data: TaskData, embedder: Embedder, cache: EmbeddingCache,
                   batch_size: int = 32, show_progress: bool = False, fusion: Fusion | None = None) -> TaskOutcome:
     """Score already-loaded task data (also used by the in-memory mock tasks); ``fusion`` (t2t tasks only) adds an
@@ -143,21 +164,13 @@ def evaluate_data(meta: TaskMetadata, data: TaskData, embedder: Embedder, cache:
         return vectors
 
     started = time.perf_counter()
-    if meta.protocol == "t2t":
-        if not isinstance(data, TextToTextSplit):
-            raise GeovecError(f"task {meta.name}: a t2t task must load a TextToTextSplit")
-        fused = (fusion, lambda items: embed(items, fusion.embedder)) if fusion is not None else None
-        scores, counts, fingerprint = _score_text_to_text(meta, data, embed, fused)
-    elif fusion is not None:
+    evaluator = EVALUATORS[meta.protocol]
+    if fusion is not None and not evaluator.fuses:
         raise GeovecError(f"task {meta.name}: hybrid fusion applies to text-to-text (t2t) tasks only")
-    elif meta.protocol == "retrieval":
-        if not isinstance(data, RetrievalSplit):
-            raise GeovecError(f"task {meta.name}: a retrieval task must load a RetrievalSplit")
-        scores, counts, fingerprint = _score_retrieval(meta, data, embed)
-    else:
-        if isinstance(data, RetrievalSplit) or not data:
-            raise GeovecError(f"task {meta.name}: a candidates task must load a non-empty list of CandidateQuery")
-        scores, counts, fingerprint = _score_candidates(meta, data, embed)
+    if not evaluator.accepts(data):
+        raise GeovecError(f"task {meta.name}: a {meta.protocol} task must load {evaluator.expects}")
+    hybrid = {"fusion": (fusion, lambda items: embed(items, fusion.embedder))} if fusion is not None else {}
+    scores, counts, fingerprint = evaluator.score(meta, data, embed, **hybrid)
     total = time.perf_counter() - started
     scores["main_score"] = scores[meta.main_score]
     corpus = ({"name": data.corpus, "oracle": data.oracle, "describers": list(data.describers)}

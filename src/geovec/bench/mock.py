@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from geovec.bench.data import CandidateQuery, RetrievalSplit, TaskData
 from geovec.bench.task import TaskMetadata
+from geovec.datasets import CandidateQuery, RetrievalSplit, TaskData
 from geovec.inputs import BoxSegment, ImageSegment, Interleaved, PointSegment, TextSegment
 
 COLOURS = {"red": (210, 40, 40), "green": (40, 170, 60), "blue": (40, 70, 210), "yellow": (235, 220, 50)}

@@ -1,8 +1,10 @@
-"""Result records (one JSON file per model and task, written atomically) and the report built from them.
+"""Result records (one JSON file per model, revision and task, written atomically) and the report built from them.
 
 A record is plain JSON that anyone can re-read: model name + revision, task metadata, dataset identity
-(name, split, fingerprint of every input), geovec version, scores, counts and timing. Old result files are kept
-as test fixtures so the reader never loses the ability to read them.
+(name, split, fingerprint of every input), geovec version, scores, counts and timing. Records are written to
+``<out>/<model>/<revision>/<task>.json``, so two checkpoints of one model never overwrite each other; files of the
+older ``<out>/<model>/<task>.json`` layout (and any folder structure above them) are still read. Old result files
+are kept as test fixtures so the reader never loses the ability to read them.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from geovec.bench.published import PUBLISHED_MEAN_RECALL
-from geovec.bench.task import CATEGORIES
 from geovec.errors import GeovecError
 from geovec.fileio import atomic_write, write_text_atomic
+from geovec.instructions import CATEGORIES
 
 REQUIRED = ("model", "task", "dataset", "scores", "geovec_version")
 
@@ -25,20 +27,32 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
+def result_path(out_dir: str | Path, record: dict[str, Any]) -> Path:
+    """``<out>/<model>/<revision>/<task>.json``; ``<out>/<model>/<task>.json`` for a model without a revision."""
+    folder = Path(out_dir) / _slug(record["model"]["name"])
+    if record["model"].get("revision"):
+        folder = folder / _slug(record["model"]["revision"])
+    return folder / f"{_slug(record['task']['name'])}.json"
+
+
 def write_result(out_dir: str | Path, record: dict[str, Any]) -> Path:
-    path = Path(out_dir) / _slug(record["model"]["name"]) / f"{_slug(record['task']['name'])}.json"
+    path = result_path(out_dir, record)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
     return path
 
 
 def read_results(out_dir: str | Path) -> list[dict[str, Any]]:
-    """Every result record under ``out_dir``; a malformed file is an error naming it."""
+    """Every result record under ``out_dir``, at any depth; a malformed file is an error naming it.
+
+    Shallower files come first, so where an old ``<model>/<task>.json`` and a newer ``<model>/<revision>/<task>.json``
+    record the same run, the summary keeps the newer one.
+    """
     folder = Path(out_dir)
     if not folder.is_dir():
         raise GeovecError(f"results folder not found: {folder}")
     records = []
-    for path in sorted(folder.rglob("*.json")):
+    for path in sorted(folder.rglob("*.json"), key=lambda found: (len(found.parts), found)):
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
@@ -52,13 +66,25 @@ def read_results(out_dir: str | Path) -> list[dict[str, Any]]:
     return records
 
 
+def system_labels(records: list[dict[str, Any]]) -> list[str]:
+    """Each record's model column: its name, with ``@revision`` when the records hold several revisions of it."""
+    revisions: dict[str, set[str]] = defaultdict(set)
+    for record in records:
+        revisions[record["model"]["name"]].add(record["model"].get("revision") or "unversioned")
+    labels = []
+    for record in records:
+        name, revision = record["model"]["name"], record["model"].get("revision") or "unversioned"
+        labels.append(name if len(revisions[name]) == 1 else f"{name}@{revision}")
+    return labels
+
+
 def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Main scores as {model: {task: score}}, category averages and each task's category."""
     scores: dict[str, dict[str, float]] = defaultdict(dict)
     category_of: dict[str, str] = {}
     oracle: set[str] = set()
-    for record in records:
-        model, task = record["model"]["name"], record["task"]["name"]
+    for record, model in zip(records, system_labels(records)):
+        task = record["task"]["name"]
         scores[model][task] = float(record["scores"]["main_score"])
         category_of[task] = record["task"]["category"]
         if record.get("corpus", {}).get("oracle"):

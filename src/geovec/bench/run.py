@@ -7,13 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from geovec.bench.cache import EmbeddingCache
-from geovec.bench.data import TaskData
 from geovec.bench.evaluate import evaluate_data, outcome_record, refusal
 from geovec.bench.results import write_result
 from geovec.bench.task import Task, TaskMetadata
-from geovec.config import home_dir
+from geovec.datasets import TaskData
 from geovec.models.base import Embedder
+from geovec.models.cache import EmbeddingCache
 from geovec.t2t.fusion import Fusion
 
 
@@ -23,10 +22,6 @@ class RunLine:
     status: str  # "ok" or "skipped"
     detail: str
     record: dict | None = None
-
-
-def default_cache() -> EmbeddingCache:
-    return EmbeddingCache(home_dir() / "cache" / "embeddings.sqlite")
 
 
 def run_loaded(items: Iterable[tuple[TaskMetadata, TaskData | Task]], embedder: Embedder, output: Path | None,
@@ -57,6 +52,9 @@ def run_loaded(items: Iterable[tuple[TaskMetadata, TaskData | Task]], embedder: 
         record = outcome_record(meta, embedder, outcome, model_path=model_path)
         if hybrid is not None:  # a different system: its own result file, beside the text-only one
             record["model"]["name"] = f"{embedder.name}+{hybrid.embedder.name}"
+            record["model"]["revision"] = "+".join(
+                revision for revision in (record["model"]["revision"], getattr(hybrid.embedder, "revision", ""))
+                if revision)
         if output is not None:
             write_result(output, record)
         score = outcome.scores["main_score"]

@@ -1,7 +1,8 @@
-"""RSMEB tasks declared as data (mteb style): validated metadata plus a loader; concrete tasks hold no logic.
+"""What an RSMEB task is (mteb style): validated metadata plus a loader; concrete tasks hold no logic.
 
 A task's loader turns a dataset folder in its published layout into ``TaskData``; everything else (embedding,
-caching, scoring, results) is shared by all tasks of the same shape.
+caching, scoring, results) is shared by all tasks of the same protocol. The declared tasks are in
+``geovec.bench.tasks``.
 """
 
 from __future__ import annotations
@@ -10,14 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal
 
-from geovec.bench.data import BenchDataError, TaskData
+from geovec.datasets import DatasetError, TaskData
 from geovec.errors import GeovecError
 from geovec.inputs import SEGMENT_KINDS
+from geovec.instructions import CATEGORIES, Category
 
-Category = Literal["scene-classification", "cross-modal-retrieval", "compositional-retrieval", "vqa", "region",
-                   "geo-localization"]
-CATEGORIES: tuple[str, ...] = Category.__args__  # type: ignore[attr-defined]
 ProtocolName = Literal["candidates", "retrieval", "t2t"]
+PROTOCOLS: tuple[str, ...] = ProtocolName.__args__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class TaskMetadata:
     def __post_init__(self) -> None:
         if self.category not in CATEGORIES:
             raise ValueError(f"task {self.name}: unknown category {self.category!r}; expected one of {CATEGORIES}")
-        if self.protocol not in ("candidates", "retrieval", "t2t"):
+        if self.protocol not in PROTOCOLS:
             raise ValueError(f"task {self.name}: unknown protocol {self.protocol!r}")
         for kind in self.query_kinds + self.candidate_kinds:
             if kind not in SEGMENT_KINDS:
@@ -80,30 +80,5 @@ class Task:
         try:
             return self.loader(root, corpus) if corpus is not None else self.loader(root)
         except GeovecError as exc:
-            raise BenchDataError(f"task {self.name}: {exc}") from None
+            raise DatasetError(f"task {self.name}: {exc}") from None
 
-
-_TASKS: dict[str, Task] = {}
-
-
-def register_task(metadata: TaskMetadata, loader: Callable[..., TaskData]) -> Task:
-    if metadata.name in _TASKS:
-        raise ValueError(f"task {metadata.name!r} is already registered")
-    _TASKS[metadata.name] = task = Task(metadata, loader)
-    return task
-
-
-def list_tasks() -> list[Task]:
-    _load_builtins()
-    return sorted(_TASKS.values(), key=lambda task: (task.metadata.category, task.name))
-
-
-def get_task(name: str) -> Task:
-    _load_builtins()
-    if name not in _TASKS:
-        raise GeovecError(f"unknown task {name!r}; see `geovec bench list` for the {len(_TASKS)} tasks")
-    return _TASKS[name]
-
-
-def _load_builtins() -> None:
-    import geovec.bench.tasks  # noqa: F401  (registers the RSMEB tasks)

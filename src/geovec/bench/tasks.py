@@ -1,8 +1,9 @@
-"""The RSMEB tasks: metadata plus a loader per task; all reading is done by ``geovec.bench.readers``.
+"""The RSMEB task table: metadata plus a loader per task; all reading is done by ``geovec.datasets``.
 
 Data paths are folders under the data root in the datasets' published layouts (see each reader). Tasks over large
-datasets load a seeded subsample of ``max_queries`` (``readers.common.SEED`` = 0, keyed by task purpose), so the
-same files always give the same queries.
+datasets load a seeded subsample of ``max_queries`` (``geovec.datasets.common.SEED`` = 0, keyed by task purpose),
+so the same files always give the same queries. Instructions come from ``geovec.instructions``, which models and
+training data share.
 """
 
 from __future__ import annotations
@@ -10,10 +11,34 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from geovec.bench.data import TaskData
-from geovec.bench.readers import captions, geo, patterncom, regions, rsvg, rsvqa, scenes
-from geovec.bench.task import TaskMetadata, register_task
+from geovec.bench.task import Task, TaskMetadata
+from geovec.datasets import TaskData, captions, geo, patterncom, regions, rsvg, rsvqa, scenes
+from geovec.errors import GeovecError
+from geovec.instructions import (COMPOSED_RETRIEVAL, IMAGE_TEXT_RETRIEVAL, IMAGE_TO_POINT, POINT_TO_IMAGE,
+                                 REFERRING_EXPRESSION, REGION_CAPTION, REGION_MATCHING, SCENE_CLASSIFICATION,
+                                 VISUAL_QUESTION_ANSWERING, Instructions)
 from geovec.t2t.corpus import read_corpus, text_to_text_split
+
+_TASKS: dict[str, Task] = {}
+
+
+def register_task(metadata: TaskMetadata, loader: Callable[..., TaskData]) -> Task:
+    """Add a task to the table (the built-in ones below, or a user's own)."""
+    if metadata.name in _TASKS:
+        raise ValueError(f"task {metadata.name!r} is already registered")
+    _TASKS[metadata.name] = task = Task(metadata, loader)
+    return task
+
+
+def list_tasks() -> list[Task]:
+    return sorted(_TASKS.values(), key=lambda task: (task.metadata.category, task.name))
+
+
+def get_task(name: str) -> Task:
+    if name not in _TASKS:
+        raise GeovecError(f"unknown task {name!r}; see `geovec bench list` for the {len(_TASKS)} tasks")
+    return _TASKS[name]
+
 
 Loader = Callable[[Path, int | None], TaskData]  # (data root, max_queries) -> data
 
@@ -23,15 +48,17 @@ def _task(load: Loader, **fields) -> None:
     register_task(meta, lambda root: load(Path(root), meta.max_queries))
 
 
+def _instructed(instructions: Instructions) -> dict[str, str]:
+    return {"query_instruction": instructions.query, "candidate_instruction": instructions.candidate}
+
+
 def _cite(authors: str, year: int, title: str, venue: str) -> str:
     return f"{authors} ({year}). {title}. {venue}."
 
 
 # ---------------------------------------------------------------- scene classification (image -> class name)
 SCENE = {"category": "scene-classification", "query_kinds": ("image",), "candidate_kinds": ("text",),
-         "protocol": "candidates",
-         "query_instruction": "Represent the given remote-sensing image for scene classification:",
-         "candidate_instruction": "Represent the scene class name:"}
+         "protocol": "candidates", **_instructed(SCENE_CLASSIFICATION)}
 SCENE_NOTE = ("Query: an image; candidates: every class name of the dataset as text; positive: its class. "
               "No official split: {n} images, seeded subsample of {m}.")
 
@@ -84,9 +111,7 @@ _task(lambda root, limit: scenes.read_caption_scenes(root / "rs_caption_splits",
 
 # ---------------------------------------------------------------- image-text retrieval (both directions)
 RETRIEVAL = {"category": "cross-modal-retrieval", "query_kinds": ("image",), "candidate_kinds": ("text",),
-             "protocol": "retrieval",
-             "query_instruction": "Represent the given remote-sensing image for retrieving its caption:",
-             "candidate_instruction": "Represent the caption for retrieving the remote-sensing image it describes:"}
+             "protocol": "retrieval", **_instructed(IMAGE_TEXT_RETRIEVAL)}
 _task(lambda root, limit: captions.read_amfmn_split(root / "rs_caption_splits", "rsicd", root / "rsicd" / "images"),
       name="rsicd-retrieval", dataset="RSICD", split="test", data_path="rsicd/images", citation=RSICD_CITE,
       description="RSICD image-text retrieval on the AMFMN test split (1,093 images x 5 captions), R@1/5/10 both "
@@ -134,9 +159,7 @@ for _dataset, _cite_text, _images in (("rsitmd", RSITMD_CITE, "RSITMD/images"), 
 _task(lambda root, limit: patterncom.read_patterncom(root / "PatternNet", limit=limit),
       name="patterncom-compositional", category="compositional-retrieval", dataset="PatternCom", split="test",
       data_path="PatternNet", query_kinds=("image", "text"), candidate_kinds=("image",), protocol="candidates",
-      max_queries=1000,
-      query_instruction="Retrieve a remote-sensing image like the given one but with the attribute the text names:",
-      candidate_instruction="Represent the given remote-sensing image:",
+      max_queries=1000, **_instructed(COMPOSED_RETRIEVAL),
       description="PatternCom composed retrieval (color, context, density, existence, quantity, shape): query = "
                   "PatternNet image + another value of its attribute; candidates = one image of its class with that "
                   "value + 99 seeded non-relevant images of the same attribute file. Seeded subsample of 1,000.",
@@ -147,13 +170,7 @@ _task(lambda root, limit: patterncom.read_patterncom(root / "PatternNet", limit=
 RSVQA_CITE = _cite("Lobry, S., Marcos, D., Murray, J., Tuia, D.", 2020, "RSVQA: Visual question answering for "
                    "remote sensing data", "IEEE TGRS 58(12)")
 VQA = {"category": "vqa", "query_kinds": ("image", "text"), "candidate_kinds": ("text",), "protocol": "candidates",
-       "max_queries": 1000, "split": "test", "citation": RSVQA_CITE,
-       "query_instruction": "Represent the given remote-sensing image with the following question:",
-       "candidate_instruction": "Represent the answer:"}
-
-
-def _hr_images(folder: Path) -> Path:
-    return next((folder / d for d in ("Data", "Images") if (folder / d).is_dir()), folder / "Data")
+       "max_queries": 1000, "split": "test", "citation": RSVQA_CITE, **_instructed(VISUAL_QUESTION_ANSWERING)}
 
 
 _task(lambda root, limit: rsvqa.read_rsvqa(root / "RSVQA-LR", "LR", root / "RSVQA-LR" / "Images_LR", "test", limit),
@@ -161,13 +178,14 @@ _task(lambda root, limit: rsvqa.read_rsvqa(root / "RSVQA-LR", "LR", root / "RSVQ
       description="RSVQA low-resolution (Sentinel-2) test questions as answer retrieval: candidates = the answers "
                   "seen for the question's type in the split (yes/no, rural/urban, counts). Seeded subsample of "
                   "1,000 active questions.", **VQA)
-_task(lambda root, limit: rsvqa.read_rsvqa(root / "RSVQA-HR", "USGS", _hr_images(root / "RSVQA-HR"), "test", limit),
+_task(lambda root, limit: rsvqa.read_rsvqa(root / "RSVQA-HR", "USGS", rsvqa.hr_images_dir(root / "RSVQA-HR"), "test",
+                                           limit),
       name="rsvqa-hr-vqa", dataset="RSVQA-HR", data_path="RSVQA-HR",
       description="RSVQA high-resolution (USGS aerial) test set 1 as answer retrieval: candidates = the answers seen "
                   "for the question's type in the split (yes/no, counts, areas); images in Data/ or Images/. Seeded "
                   "subsample of 1,000 active questions.", **VQA)
-_task(lambda root, limit: rsvqa.read_rsvqa(root / "RSVQA-HR", "USGS", _hr_images(root / "RSVQA-HR"), "test_phili",
-                                           limit),
+_task(lambda root, limit: rsvqa.read_rsvqa(root / "RSVQA-HR", "USGS", rsvqa.hr_images_dir(root / "RSVQA-HR"),
+                                           "test_phili", limit),
       name="rsvqa-hr-phili-vqa", dataset="RSVQA-HR", data_path="RSVQA-HR", **{**VQA, "split": "test_phili"},
       description="RSVQA high-resolution test set 2 (Philadelphia, a region and sensor unseen in training) as answer "
                   "retrieval, built like rsvqa-hr-vqa from USGS_split_test_phili_*.json. Seeded subsample of 1,000.")
@@ -178,24 +196,21 @@ RSVG_CITE = _cite("Zhan, Y., Xiong, Z., Yuan, Y.", 2023, "RSVG: Exploring data a
 _task(lambda root, limit: rsvg.refexp_queries(root / "DIOR-RSVG", "test", limit),
       name="dior-rsvg-refexp", category="region", dataset="DIOR-RSVG", split="test", data_path="DIOR-RSVG",
       query_kinds=("image", "text"), candidate_kinds=("image", "box"), protocol="candidates", max_queries=1000,
-      query_instruction="Represent the given remote-sensing image with this description of an object in it:",
-      candidate_instruction="Represent the given remote-sensing image with the marked region:",
+      **_instructed(REFERRING_EXPRESSION),
       description="Referring-expression retrieval: image + expression -> the described box among every annotated "
                   "box of that image (topped up to 4 with seeded jittered decoys). Seeded subsample of 1,000.",
       citation=RSVG_CITE)
 _task(lambda root, limit: rsvg.region_caption_queries(root / "DIOR-RSVG", "test", limit),
       name="dior-rsvg-region-caption", category="region", dataset="DIOR-RSVG", split="test", data_path="DIOR-RSVG",
       query_kinds=("image", "box"), candidate_kinds=("text",), protocol="candidates", max_queries=1000,
-      query_instruction="Represent the marked region of the given remote-sensing image:",
-      candidate_instruction="Represent the description of an object in a remote-sensing image:",
+      **_instructed(REGION_CAPTION),
       description="Region captioning as retrieval: image + box -> its description among the descriptions of that "
                   "image's boxes plus seeded ones from other images (8 candidates at least). Seeded subsample of "
                   "1,000.", citation=RSVG_CITE)
 _task(lambda root, limit: regions.region_matching(root / "deepforest", "OSBS_029.csv", limit=limit),
       name="osbs-tree-region", category="region", dataset="NEON OSBS (DeepForest)", split="OSBS_029",
       data_path="deepforest", query_kinds=("image", "box"), candidate_kinds=("image",), protocol="candidates",
-      query_instruction="Represent the marked region of the given remote-sensing image:",
-      candidate_instruction="Represent the given remote-sensing image crop:",
+      **_instructed(REGION_MATCHING),
       description="Region matching, 'which view shows this box': the 400x400 0.1 m NEON image + one tree box -> "
                   "the crop of that box with 50% context among such crops of 9 other seeded tree boxes (61 boxes).",
       revision="2",
@@ -208,13 +223,11 @@ GEO = {"category": "geo-localization", "dataset": "RSVQA-LR tiles", "split": "al
        "protocol": "candidates", "citation": RSVQA_CITE}
 _task(lambda root, limit: geo.geolocation_queries(root / "rsvqa_lr", "image-to-point", limit=limit),
       name="rsvqa-lr-geoloc-image-to-point", query_kinds=("image",), candidate_kinds=("point",),
-      query_instruction="Represent the given remote-sensing image for finding where it was taken:",
-      candidate_instruction="Represent the geographic location:",
+      **_instructed(IMAGE_TO_POINT),
       description="Semantic geo-localization: a Sentinel-2 tile (102 tiles, Netherlands/Belgium) -> its centre "
                   "among its own and 9 seeded other tiles' centres (WGS84 from the GeoTIFF tags).", **GEO)
 _task(lambda root, limit: geo.geolocation_queries(root / "rsvqa_lr", "point-to-image", limit=limit),
       name="rsvqa-lr-geoloc-point-to-image", query_kinds=("point",), candidate_kinds=("image",),
-      query_instruction="Represent the geographic location for retrieving a remote-sensing image taken there:",
-      candidate_instruction="Represent the given remote-sensing image:",
+      **_instructed(POINT_TO_IMAGE),
       description="Semantic geo-localization: a tile centre (WGS84) -> its Sentinel-2 tile among its own and 9 "
                   "seeded other tiles (102 tiles, Netherlands/Belgium).", **GEO)

@@ -17,10 +17,10 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from geovec.bench.cache import EmbeddingCache
 from geovec.errors import GeovecInputError
 from geovec.inputs import ImageSegment, Interleaved
 from geovec.models.base import Embedder
+from geovec.models.cache import EmbeddingCache
 from geovec.t2t.corpus import Description
 
 NEIGHBOURS_VERSION = "neighbours-v1"

@@ -68,7 +68,8 @@ def run_command(
 ) -> None:
     """Run tasks for a model; tasks whose inputs the model cannot embed are skipped and said so."""
     from geovec.bench import get_task
-    from geovec.bench.run import default_cache, run_loaded
+    from geovec.bench.run import run_loaded
+    from geovec.models.cache import default_cache
     from geovec.models import load_model
 
     names = [name for value in [*tasks, *(more_tasks or [])] for name in value.split(",") if name]
@@ -91,13 +92,13 @@ def run_command(
 
 def _fusion(name: str, path: Optional[Path], weight: float):
     """The image-text side of a hybrid run, embedding with the instructions of the image-text retrieval tasks."""
-    from geovec.bench.tasks import RETRIEVAL
+    from geovec.instructions import IMAGE_TEXT_RETRIEVAL
     from geovec.models import load_model
     from geovec.t2t.fusion import Fusion
 
     try:
-        return Fusion(load_model(name, path), weight, image_instruction=RETRIEVAL["query_instruction"],
-                      text_instruction=RETRIEVAL["candidate_instruction"])
+        return Fusion(load_model(name, path), weight, image_instruction=IMAGE_TEXT_RETRIEVAL.query,
+                      text_instruction=IMAGE_TEXT_RETRIEVAL.candidate)
     except ValueError as exc:
         raise GeovecError(f"--fuse-with: {exc}") from None
 
@@ -119,10 +120,10 @@ def mock_run_command(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write result records here."),
 ) -> None:
     """Check a model in seconds on tiny in-memory tasks of every type (no data needed)."""
-    from geovec.bench.cache import EmbeddingCache
     from geovec.bench.mock import MOCK_TASKS
     from geovec.bench.run import run_loaded
     from geovec.models import load_model
+    from geovec.models.cache import EmbeddingCache
 
     embedder = load_model(model, model_path)
     cache = EmbeddingCache(":memory:")

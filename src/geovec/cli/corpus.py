@@ -56,10 +56,10 @@ def neighbours_command(
 ) -> None:
     """Describe images by the captions of their k nearest reference images (no VLM; images in the reference are
     skipped, so no image is described by its own captions). Embeddings are cached: a rerun re-encodes nothing."""
-    from geovec.bench.run import default_cache
     from geovec.caption.neighbours import neighbour_corpus
     from geovec.caption.pipeline import list_images
     from geovec.models import load_model
+    from geovec.models.cache import default_cache
     from geovec.models.registry import get_spec
     from geovec.t2t.corpus import read_corpus, write_corpus
 

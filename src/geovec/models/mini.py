@@ -28,10 +28,10 @@ import torch
 from PIL import Image as PILImage
 from torch import nn
 
-from geovec.bench.tasks import RETRIEVAL
 from geovec.errors import GeovecError, GeovecInputError
 from geovec.inputs import BoxSegment, ImageSegment, Interleaved, render_segments
 from geovec.inputs.render import RENDERING_VERSION
+from geovec.instructions import IMAGE_TEXT_RETRIEVAL
 from geovec.models.registry import ModelSpec, register
 from geovec.models.base import checkpoint_revision
 from geovec.models.trainable import (ENCODER_CONFIG, EncoderEmbedder, TrainableEncoder, load_encoder,
@@ -387,7 +387,7 @@ def _load(path: str | None, device: str | None) -> EncoderEmbedder:
 register(ModelSpec(
     name="geovec-mini",
     # trained on RSICD image <-> caption with the rsicd-retrieval instructions: an index of images uses them
-    query_instruction=RETRIEVAL["candidate_instruction"], item_instruction=RETRIEVAL["query_instruction"],
+    query_instruction=IMAGE_TEXT_RETRIEVAL.candidate, item_instruction=IMAGE_TEXT_RETRIEVAL.query,
     loader=_load,
     modalities=MODALITIES,
     dim=384,

@@ -11,9 +11,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from geovec.bench.data import BenchDataError, RetrievalSplit, TextToTextSplit
-from geovec.bench.readers.captions import read_karpathy
-from geovec.datasets.captions import read_caption_split
+from geovec.datasets import DatasetError, RetrievalSplit, TextToTextSplit, read_caption_split, read_karpathy
 from geovec.errors import GeovecError
 from geovec.fileio import write_text_atomic
 from geovec.ingest.jsonl import iter_jsonl
@@ -39,7 +37,7 @@ def human_caption_corpus(caption_root: str | Path, dataset: str, split: str) -> 
 
 
 def retrieval_split_corpus(split: RetrievalSplit) -> list[Description]:
-    """Every caption of an image-text retrieval split (any ``geovec.bench`` caption reader) as a human description."""
+    """Every caption of an image-text retrieval split (a ``geovec.datasets`` caption reader's) as human descriptions."""
     return [Description(split.image_ids[image], "human-caption", text.segments[0].text)
             for text, image in zip(split.texts, split.text_image)]
 
@@ -99,8 +97,8 @@ def text_to_text_split(caption_root: str | Path, dataset: str, split: str,
         corpus = [d for d in corpus if d.image_id not in elsewhere]
     unknown = sorted({d.image_id for d in corpus} - set(index_of))
     if unknown:
-        raise BenchDataError(f"corpus {corpus_name}: {len(unknown)} image ids are not in the {dataset} {split} "
-                             f"split, e.g. {unknown[0]!r}")
+        raise DatasetError(f"corpus {corpus_name}: {len(unknown)} image ids are not in the {dataset} {split} "
+                           f"split, e.g. {unknown[0]!r}")
     return TextToTextSplit(tuple(image_ids), queries, query_image, tuple(as_input(d.text) for d in corpus),
                            tuple(index_of[d.image_id] for d in corpus), (-1,) * len(queries), corpus_name,
                            oracle=all(d.model == HUMAN for d in corpus), images=images,
@@ -120,5 +118,5 @@ def _split_images(images_dir: str | Path | None, image_ids: list[str]) -> tuple[
     paths = [Path(images_dir) / image_id for image_id in image_ids]
     missing = [path.name for path in paths if not path.is_file()]
     if missing:
-        raise BenchDataError(f"{images_dir}: {len(missing)} images of the split are missing, e.g. {missing[0]!r}")
+        raise DatasetError(f"{images_dir}: {len(missing)} images of the split are missing, e.g. {missing[0]!r}")
     return tuple(Interleaved((ImageSegment(str(path)),)) for path in paths)

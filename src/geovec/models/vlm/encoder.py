@@ -29,7 +29,6 @@ from typing import Any
 import torch
 from PIL import Image as PILImage
 
-from geovec.bench.task import CATEGORIES
 from geovec.errors import GeovecError, GeovecInputError
 from geovec.inputs import (
     RENDERING_VERSION,
@@ -38,6 +37,7 @@ from geovec.inputs import (
     TextSegment,
     render_text,
 )
+from geovec.instructions import CATEGORIES
 from geovec.models.base import checkpoint_model_type, checkpoint_revision
 from geovec.models.trainable import TrainableEncoder, register_architecture
 from geovec.models.vlm.adapters import BackboneAdapter, adapter_class

@@ -3,7 +3,7 @@
 Sources are declared as data, like the bench tasks: a name, the dataset whose item ids they use (the namespace of
 the leak check), the RSMEB tasks whose instructions they copy (so training and evaluation phrase every input the
 same way), a default location under the data root and a builder of their kind. Builders read through
-``geovec.bench.readers`` with the training split, so a layout is parsed by one piece of code only.
+``geovec.datasets`` with the training split, so a layout is parsed by one piece of code only.
 
 Rules, documented because they shape what a model learns:
 
@@ -37,11 +37,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from geovec.bench import get_task
-from geovec.bench.data import CandidateQuery, RetrievalSplit
-from geovec.bench.readers import captions as caption_reader
-from geovec.bench.readers import common, geo, regions, rsvg, rsvqa, scenes
-from geovec.bench.tasks import _hr_images
-from geovec.datasets.captions import CaptionedImage
+from geovec.datasets import CandidateQuery, CaptionedImage, RetrievalSplit, common, geo, regions, rsvg, rsvqa, scenes
+from geovec.datasets import captions as caption_reader
 from geovec.errors import GeovecError, GeovecInputError
 from geovec.inputs import BoxSegment, ImageSegment, Interleaved, PointSegment, TextSegment
 from geovec.progress import progress_bar
@@ -272,7 +269,7 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
            partial(vqa_answers, prefix="LR", images=lambda folder: folder / "Images_LR"),
            "RSVQA-LR train split: (image + question) -> answer."),
     Source("rsvqa-hr-vqa", "RSVQA-HR", ("rsvqa-hr-vqa",), "RSVQA-HR",
-           partial(vqa_answers, prefix="USGS", images=_hr_images),
+           partial(vqa_answers, prefix="USGS", images=rsvqa.hr_images_dir),
            "RSVQA-HR train split: (image + question) -> answer."),
     Source("dior-rsvg-regions", "DIOR-RSVG", ("dior-rsvg-region-caption", "dior-rsvg-refexp"), "DIOR-RSVG",
            rsvg_regions, "DIOR-RSVG train objects: (image + box) -> description and (image + description) -> box."),

@@ -1,6 +1,6 @@
 """The test-split check: no training example may use an item that an RSMEB task evaluates on.
 
-Test items are listed per dataset namespace (the ``DATASET`` of a ``"DATASET:item"`` source id) by the bench readers
+Test items are listed per dataset namespace (the ``DATASET`` of a ``"DATASET:item"`` source id) by the dataset readers
 themselves, over the whole test split (not only a task's evaluated subsample) and over every task reading the same
 images: the geo-localization tiles are RSVQA-LR images, so they share its namespace. A split whose files are absent
 from the data root cannot be checked; the manifest says so rather than passing it silently.
@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from geovec.bench.readers import captions, common, geo, regions, rsvg, rsvqa
-from geovec.bench.tasks import _hr_images
+from geovec.datasets import captions, geo, regions, rsvg, rsvqa
 from geovec.errors import GeovecError
 
 
@@ -38,12 +37,12 @@ class HeldOutSplit:
 
 
 def _amfmn(dataset: str) -> Callable[[Path], list[str]]:
-    return lambda root: [r.filename for r in common.amfmn_records(root / "rs_caption_splits", dataset, "test")]
+    return lambda root: [r.filename for r in captions.read_caption_split(root / "rs_caption_splits", dataset, "test")]
 
 
 def _vqa_images(folder: str, prefix: str, split: str) -> Callable[[Path], set[str]]:
     def items(root: Path) -> set[str]:
-        queries = rsvqa.read_rsvqa(root / folder, prefix, _hr_images(root / folder) if prefix == "USGS" else
+        queries = rsvqa.read_rsvqa(root / folder, prefix, rsvqa.hr_images_dir(root / folder) if prefix == "USGS" else
                                    root / folder / "Images_LR", split)
         return {Path(q.query.segments[0].source).stem for q in queries}  # type: ignore[union-attr,arg-type]
     return items

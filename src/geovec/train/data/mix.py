@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from geovec.bench.readers.common import rng
+from geovec.datasets.common import rng
 from geovec.errors import GeovecError, GeovecInputError
 from geovec.fileio import write_text_atomic
 from geovec.train.data.builders import Job, get_source

@@ -1,4 +1,4 @@
-"""Helpers every reader shares: seeded sampling, candidate lists with a hidden positive, checked files and images.
+"""Helpers every dataset reader shares: seeded sampling, candidate lists with a hidden positive, checked files and images.
 
 All randomness goes through ``rng(*key)``: a ``random.Random`` seeded with the string ``"{SEED}:{key...}"``. String
 seeds are hashed with SHA-512 by ``random``, so the draw is the same on every platform, Python version >= 3.2 and
@@ -14,9 +14,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from geovec.bench.data import BenchDataError
-from geovec.datasets.captions import CaptionedImage, read_caption_split
-from geovec.errors import GeovecError, GeovecInputError
+from geovec.datasets.samples import DatasetError
+from geovec.errors import GeovecInputError
 from geovec.inputs import ImageSegment
 
 T = TypeVar("T")
@@ -61,13 +60,13 @@ def where(path: Path, root: Path) -> str:
 def need_file(path: Path) -> Path:
     """Missing files are named in full, so the user sees where they were looked for."""
     if not path.is_file():
-        raise BenchDataError(f"{path}: file not found")
+        raise DatasetError(f"{path}: file not found")
     return path
 
 
 def need_dir(path: Path) -> Path:
     if not path.is_dir():
-        raise BenchDataError(f"{path}: folder not found")
+        raise DatasetError(f"{path}: folder not found")
     return path
 
 
@@ -75,7 +74,7 @@ def read_json(path: Path) -> Any:
     try:
         return json.loads(need_file(path).read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BenchDataError(f"{path.name}: not valid JSON ({exc})") from None
+        raise DatasetError(f"{path.name}: not valid JSON ({exc})") from None
 
 
 def image(path: Path, record: str) -> ImageSegment:
@@ -83,7 +82,7 @@ def image(path: Path, record: str) -> ImageSegment:
     try:
         return ImageSegment(path)
     except GeovecInputError as exc:
-        raise BenchDataError(f"{record}: {exc.problem}") from None
+        raise DatasetError(f"{record}: {exc.problem}") from None
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -91,10 +90,3 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir()
                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
 
-
-def amfmn_records(caption_root: Path, dataset: str, split: str) -> list[CaptionedImage]:
-    """The AMFMN caption split of ``dataset`` (see ``geovec.datasets.captions``), failures as ``BenchDataError``."""
-    try:
-        return read_caption_split(caption_root, dataset, split)
-    except GeovecError as exc:
-        raise BenchDataError(str(exc)) from None

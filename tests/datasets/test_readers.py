@@ -1,70 +1,20 @@
-"""Every reader on its tiny fixture (tests/data, written by tests/data/make_fixtures.py) and on broken copies."""
+"""Every dataset reader on its tiny fixture (tests/data, written by tests/data/make_fixtures.py) and on broken copies.
+
+The declared benchmark tasks over the same fixtures are tested in tests/bench/test_tasks.py.
+"""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import re
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from fixture_data import FIXTURES, by_id, copy, make_fixtures, texts
 from PIL import Image
 
-from geovec.bench import get_task, list_tasks
-from geovec.bench.data import BenchDataError, CandidateQuery, RetrievalSplit, TextToTextSplit, check_unique_ids
-from geovec.bench.readers import captions, common, geo, patterncom, regions, rsvg, rsvqa, scenes
-from geovec.inputs import BoxSegment, ImageSegment, PointSegment, TextSegment
-
-FIXTURES = Path(__file__).resolve().parents[1] / "data"
-_spec = importlib.util.spec_from_file_location("make_fixtures", FIXTURES / "make_fixtures.py")
-make_fixtures = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(make_fixtures)  # type: ignore[union-attr]
-
-
-def texts(items) -> list[str]:
-    return [item.segments[0].text for item in items]
-
-
-def by_id(queries: list[CandidateQuery]) -> dict[str, CandidateQuery]:
-    return {q.id: q for q in queries}
-
-
-def copy(tmp_path: Path, *folders: str) -> Path:
-    for folder in folders:
-        shutil.copytree(FIXTURES / folder, tmp_path / folder)
-    return tmp_path
-
-
-# ------------------------------------------------------------------------------------------------ tasks as a whole
-def test_every_registered_task_loads_from_the_fixture_root():
-    tasks = list_tasks()
-    assert len(tasks) >= 20 and all(re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)+", t.name) for t in tasks)
-    for task in tasks:
-        data = task.load(FIXTURES)
-        meta = task.metadata
-        if meta.protocol == "retrieval":
-            assert isinstance(data, RetrievalSplit)
-            items = list(data.images) + list(data.texts)
-        elif meta.protocol == "t2t":
-            assert isinstance(data, TextToTextSplit) and data.oracle
-            items = list(data.queries) + list(data.descriptions)
-        else:
-            check_unique_ids(data)
-            items = [q.query for q in data]
-            kinds = {frozenset(c.kinds) for q in data for c in q.candidates}
-            assert kinds == {frozenset(meta.candidate_kinds)}, task.name
-        assert {frozenset(i.kinds) for i in items[:1]} == {frozenset(meta.query_kinds)}, task.name
-        assert all(i.instruction is None for i in items), "readers must not put instructions into inputs"
-
-
-def test_task_errors_name_the_task(tmp_path):
-    copy(tmp_path, "RSVQA-LR")
-    (tmp_path / "RSVQA-LR" / "LR_split_test_answers.json").unlink()
-    with pytest.raises(BenchDataError, match=r"task rsvqa-lr-vqa: .*RSVQA-LR/LR_split_test_answers\.json: "
-                                             r"file not found"):
-        get_task("rsvqa-lr-vqa").load(tmp_path)
+from geovec.datasets import DatasetError, captions, common, geo, patterncom, regions, rsvg, rsvqa, scenes
+from geovec.inputs import BoxSegment, PointSegment, TextSegment
 
 
 # ------------------------------------------------------------------------------------------------ scenes
@@ -75,36 +25,6 @@ def test_task_errors_name_the_task(tmp_path):
     ("railwaystation", "railway station"), ("storagetanks", "storage tanks"), ("Airport", "airport")])
 def test_class_names_are_readable(raw, readable):
     assert scenes.class_name(raw) == readable
-
-
-@pytest.mark.parametrize("task, names, per_class", [
-    ("ucm-scene", ["agricultural", "dense residential", "tennis court"], 2),
-    ("aid-scene", ["airport", "bare land", "dense residential"], 2),
-    ("nwpu-scene", ["airplane", "dense residential", "golf course"], 2),
-    ("eurosat-scene", ["annual crop", "forest", "sea or lake"], 2),
-    ("whurs19-scene", ["airport", "football field", "railway station"], 2),
-    ("rsscn7-scene", ["grass", "field", "river or lake"], 2),
-    ("patternnet-scene", ["airplane", "dense residential", "sparse residential"], 4)])
-def test_scene_folders(task, names, per_class):
-    queries = get_task(task).load(FIXTURES)
-    assert len(queries) == 3 * per_class
-    folders = sorted({q.id.split("/")[0] for q in queries})
-    for q in queries:
-        assert texts(q.candidates) == names
-        assert q.positives == {folders.index(q.id.split("/")[0])}
-        (segment,) = q.query.segments
-        assert isinstance(segment, ImageSegment) and segment.path.endswith(q.id)
-
-
-def test_eurosat_old_zip_layout(tmp_path):
-    shutil.copytree(FIXTURES / "EuroSAT_RGB", tmp_path / "EuroSAT_RGB" / "2750")
-    assert len(get_task("eurosat-scene").load(tmp_path)) == 6
-
-
-def test_rsicd_scene_uses_prefixed_test_images():
-    queries = get_task("rsicd-scene").load(FIXTURES)
-    assert [q.id for q in queries] == ["airport_1.jpg", "beach_2.jpg"]  # 00003.jpg has no class; river_4 is train
-    assert texts(queries[0].candidates) == ["airport", "beach"] and [q.positives for q in queries] == [{0}, {1}]
 
 
 def test_subsampling_is_seeded_and_keeps_order():
@@ -127,32 +47,7 @@ def test_candidate_sampling_is_seeded_shuffled_and_capped():
     assert sorted(candidates) == ["a", "p"] and len(positives) == 1
 
 
-def test_corrupt_image_in_a_scene_folder_is_named(tmp_path):
-    copy(tmp_path, "AID")
-    (tmp_path / "AID" / "Airport" / "airport_3.jpg").write_bytes(b"not a jpeg")
-    with pytest.raises(BenchDataError, match=r"AID/Airport/airport_3\.jpg: cannot read image"):
-        get_task("aid-scene").load(tmp_path)
-
-
-def test_empty_class_folder_is_an_error(tmp_path):
-    copy(tmp_path, "WHU-RS19")
-    (tmp_path / "WHU-RS19" / "Pond").mkdir()
-    with pytest.raises(BenchDataError, match="WHU-RS19/Pond: class folder holds no images"):
-        get_task("whurs19-scene").load(tmp_path)
-
-
 # ------------------------------------------------------------------------------------------------ captions
-@pytest.mark.parametrize("task", ["rsitmd-retrieval", "ucm-captions-retrieval", "sydney-captions-retrieval",
-                                  "rsicd-retrieval"])
-def test_caption_splits(task):
-    split = get_task(task).load(FIXTURES)
-    assert split.image_ids == ("airport_1.jpg", "beach_2.jpg", "00003.jpg")  # river_4.jpg is in the train split
-    assert len(split.texts) == 14  # 15 captions, one empty
-    assert split.text_image == (0,) * 4 + (1,) * 5 + (2,) * 5
-    assert texts(split.texts)[:4] == ["many planes near a terminal", "an airport", "runways", "planes"]
-    assert split.images[2].segments[0].path.endswith("00003.jpg")
-
-
 def test_image_without_any_caption_is_dropped_and_duplicates_refused(tmp_path):
     copy(tmp_path, "RSITMD")
     path = tmp_path / "RSITMD" / "dataset_RSITMD.json"
@@ -163,29 +58,11 @@ def test_image_without_any_caption_is_dropped_and_duplicates_refused(tmp_path):
     assert split.image_ids == ("airport_1.jpg", "00003.jpg") and len(split.texts) == 9
     data["images"].append(dict(data["images"][0]))
     path.write_text(json.dumps(data))
-    with pytest.raises(BenchDataError, match=r"dataset_RSITMD\.json: image 'airport_1\.jpg' is listed twice"):
+    with pytest.raises(DatasetError, match=r"dataset_RSITMD\.json: image 'airport_1\.jpg' is listed twice"):
         captions.read_karpathy(path, tmp_path / "RSITMD" / "images")
 
 
-def test_missing_caption_image_is_named(tmp_path):
-    copy(tmp_path, "rs_caption_splits", "rsicd")
-    (tmp_path / "rsicd" / "images" / "beach_2.jpg").unlink()
-    with pytest.raises(BenchDataError, match=r"rsicd/test_filename\.txt: image 'beach_2\.jpg'.*no such image file"):
-        get_task("rsicd-retrieval").load(tmp_path)
-
-
 # ------------------------------------------------------------------------------------------------ RSVQA
-def test_rsvqa_candidates_are_the_answers_of_the_question_type():
-    queries = by_id(get_task("rsvqa-lr-vqa").load(FIXTURES))
-    assert sorted(queries) == ["q1", "q2", "q4", "q5", "q6", "q7"]  # inactive stubs 0 and 3 skipped
-    image, question = queries["q1"].query.segments
-    assert image.path.endswith("Images_LR/1.tif") and question.text == "Is there a road?"
-    assert texts(queries["q1"].candidates) == ["yes", "no"] and queries["q1"].positives == {0}
-    assert texts(queries["q4"].candidates) == ["yes", "no"] and queries["q4"].positives == {1}
-    assert texts(queries["q2"].candidates) == ["3", "12"] and queries["q2"].positives == {1}
-    assert texts(queries["q6"].candidates) == ["rural"] and queries["q6"].positives == {0}
-
-
 def _edit_json(path: Path, kind: str, edit) -> None:
     data = json.loads(path.read_text())
     edit(data[kind])
@@ -198,22 +75,30 @@ def test_rsvqa_bad_records(tmp_path):
     questions = folder / "LR_split_test_questions.json"
     original = questions.read_text()
     _edit_json(questions, "questions", lambda rows: rows[2].update(answers_ids=[999]))
-    with pytest.raises(BenchDataError, match=r"question 1: its answer 999 is not an active record of "
-                                             r"LR_split_test_answers\.json, so the positive is missing"):
+    with pytest.raises(DatasetError, match=r"question 1: its answer 999 is not an active record of "
+                                           r"LR_split_test_answers\.json, so the positive is missing"):
         read()
     questions.write_text(original)
     _edit_json(questions, "questions", lambda rows: rows[2].update(img_id=99))
-    with pytest.raises(BenchDataError, match=r"LR_split_test_questions\.json: question 1 refers to image 99 which is "
-                                             r"not an active record of LR_split_test_images\.json"):
+    with pytest.raises(DatasetError, match=r"LR_split_test_questions\.json: question 1 refers to image 99 which is "
+                                           r"not an active record of LR_split_test_images\.json"):
         read()
     questions.write_text(original)
     _edit_json(questions, "questions", lambda rows: rows.append(dict(rows[2])))
-    with pytest.raises(BenchDataError, match=r"LR_split_test_questions\.json: duplicate id 1"):
+    with pytest.raises(DatasetError, match=r"LR_split_test_questions\.json: duplicate id 1"):
         read()
     questions.write_text(original)
     (folder / "Images_LR" / "2.tif").unlink()
-    with pytest.raises(BenchDataError, match=r"question 4: image 2: no such image file"):
+    with pytest.raises(DatasetError, match=r"question 4: image 2: no such image file"):
         read()
+
+
+def test_rsvqa_hr_images_are_found_in_either_published_folder(tmp_path):
+    assert rsvqa.hr_images_dir(tmp_path) == tmp_path / "Data"  # neither present: the Zenodo name, reported missing
+    (tmp_path / "Images").mkdir()
+    assert rsvqa.hr_images_dir(tmp_path) == tmp_path / "Images"
+    (tmp_path / "Data").mkdir()
+    assert rsvqa.hr_images_dir(tmp_path) == tmp_path / "Data"
 
 
 # ------------------------------------------------------------------------------------------------ DIOR-RSVG
@@ -248,15 +133,15 @@ def test_rsvg_box_outside_image_and_bad_split_index(tmp_path):
     xml = folder / "Annotations" / "00001.xml"
     original = xml.read_text()
     xml.write_text(original.replace("<xmax>56</xmax>", "<xmax>80</xmax>"))
-    with pytest.raises(BenchDataError, match=r"Annotations/00001\.xml object 1: box \(36, 30, 80, 50\) lies outside "
-                                             r"the 64x64 image 00001\.jpg"):
+    with pytest.raises(DatasetError, match=r"Annotations/00001\.xml object 1: box \(36, 30, 80, 50\) lies outside "
+                                           r"the 64x64 image 00001\.jpg"):
         rsvg.refexp_queries(folder)
     xml.write_text(original)
     (folder / "test.txt").write_text("0\n7\n")
-    with pytest.raises(BenchDataError, match=r"test\.txt line 2: '7' is not an object index"):
+    with pytest.raises(DatasetError, match=r"test\.txt line 2: '7' is not an object index"):
         rsvg.region_caption_queries(folder)
     (folder / "test.txt").write_text("0\n2\n0\n")
-    with pytest.raises(BenchDataError, match=r"test\.txt line 3: duplicate object index 0"):
+    with pytest.raises(DatasetError, match=r"test\.txt line 3: duplicate object index 0"):
         rsvg.region_caption_queries(folder)
 
 
@@ -281,10 +166,10 @@ def test_patterncom_unknown_image_and_missing_file(tmp_path):
     folder = copy(tmp_path, "PatternNet") / "PatternNet"
     with (folder / "PatternCom" / "shape.csv").open("a") as handle:
         handle.write("ghost001.jpg,shape,round\n")
-    with pytest.raises(BenchDataError, match=r"PatternCom/shape\.csv line 3: image 'ghost001\.jpg' is not in images/"):
+    with pytest.raises(DatasetError, match=r"PatternCom/shape\.csv line 3: image 'ghost001\.jpg' is not in images/"):
         patterncom.read_patterncom(folder)
     (folder / "PatternCom" / "shape.csv").unlink()
-    with pytest.raises(BenchDataError, match=r"shape\.csv: file not found"):
+    with pytest.raises(DatasetError, match=r"shape\.csv: file not found"):
         patterncom.read_patterncom(folder)
 
 
@@ -325,10 +210,10 @@ def test_geolocation_queries_both_directions():
 
 def test_unsupported_crs_and_plain_tiff(tmp_path):
     make_fixtures.write_geotiff(tmp_path / "utm.tif", 32617, (400000.0, 3300000.0), 0.1)
-    with pytest.raises(BenchDataError, match=r"utm\.tif: CRS EPSG:32617 .*not supported"):
+    with pytest.raises(DatasetError, match=r"utm\.tif: CRS EPSG:32617 .*not supported"):
         geo.tile_centre(tmp_path / "utm.tif")
     make_fixtures.write_image(tmp_path / "plain.tif")
-    with pytest.raises(BenchDataError, match=r"plain\.tif: not a north-up GeoTIFF"):
+    with pytest.raises(DatasetError, match=r"plain\.tif: not a north-up GeoTIFF"):
         geo.read_tiles(tmp_path)
 
 
@@ -357,6 +242,7 @@ def test_region_boxes_over_the_edge_are_clipped_and_off_image_refused(tmp_path):
         assert len(regions.region_matching(folder, "OSBS_029.csv")) == 5
     with csv_path.open("a") as handle:
         handle.write("OSBS_029.tif,50,50,60,60,Tree\n")
-    with pytest.warns(UserWarning), pytest.raises(BenchDataError, match=r"OSBS_029\.csv line 7: box \(50, 50, 60, 60\) "
-                                                                        r"lies outside"):
+    with pytest.warns(UserWarning), pytest.raises(DatasetError, match=r"OSBS_029\.csv line 7: box \(50, 50, 60, 60\) "
+                                                                      r"lies outside"):
         regions.region_matching(folder, "OSBS_029.csv")
+

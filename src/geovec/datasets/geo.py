@@ -14,8 +14,8 @@ from pathlib import Path
 
 from PIL import Image, TiffImagePlugin, UnidentifiedImageError
 
-from geovec.bench.data import BenchDataError, CandidateQuery
-from geovec.bench.readers.common import image, need_dir, subsample, with_distractors
+from geovec.datasets.common import image, need_dir, subsample, with_distractors
+from geovec.datasets.samples import CandidateQuery, DatasetError
 from geovec.inputs import Interleaved, PointSegment
 
 EARTH_RADIUS_M = 6378137.0  # WGS84 semi-major axis, the sphere of Web Mercator
@@ -39,15 +39,15 @@ def tile_centre(path: Path) -> tuple[float, float]:
     try:
         with Image.open(path) as im:
             if not isinstance(im, TiffImagePlugin.TiffImageFile):
-                raise BenchDataError(f"{path.name}: not a TIFF file")
+                raise DatasetError(f"{path.name}: not a TIFF file")
             tags, (w, h) = im.tag_v2, im.size
             scale, tie, keys = tags.get(33550), tags.get(33922), tags.get(34735)
     except (UnidentifiedImageError, OSError) as exc:
-        raise BenchDataError(f"{path.name}: cannot read ({exc})") from None
+        raise DatasetError(f"{path.name}: cannot read ({exc})") from None
     if scale is None or tie is None or keys is None:
         what = "a ModelTransformationTag (rotated grid), not supported yet" if 34264 in tags else \
             "no ModelPixelScaleTag/ModelTiepointTag/GeoKeyDirectoryTag"
-        raise BenchDataError(f"{path.name}: not a north-up GeoTIFF: {what}")
+        raise DatasetError(f"{path.name}: not a north-up GeoTIFF: {what}")
     geokeys = _geokeys(keys)
     model = geokeys.get(1024)  # GTModelTypeGeoKey: 1 projected, 2 geographic
     epsg = geokeys.get(3072 if model == 1 else 2048)
@@ -60,10 +60,10 @@ def tile_centre(path: Path) -> tuple[float, float]:
     elif epsg in WEB_MERCATOR:
         lat, lon = web_mercator_to_wgs84(x, y)
     else:
-        raise BenchDataError(f"{path.name}: CRS EPSG:{epsg} (model type {model}) is not supported yet; only "
-                             "EPSG:4326 and EPSG:3857 are read without rasterio")
+        raise DatasetError(f"{path.name}: CRS EPSG:{epsg} (model type {model}) is not supported yet; only "
+                           "EPSG:4326 and EPSG:3857 are read without rasterio")
     if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-        raise BenchDataError(f"{path.name}: centre ({lat:g}, {lon:g}) is not a valid WGS84 position")
+        raise DatasetError(f"{path.name}: centre ({lat:g}, {lon:g}) is not a valid WGS84 position")
     return lat, lon
 
 
@@ -79,7 +79,7 @@ def read_tiles(folder: Path) -> list[Tile]:
     """Every ``*.tif`` in ``folder`` with its centre, in natural id order (``2.tif`` before ``10.tif``)."""
     paths = [p for p in need_dir(folder).iterdir() if p.suffix.lower() in (".tif", ".tiff") and p.is_file()]
     if not paths:
-        raise BenchDataError(f"{folder}: no GeoTIFF tiles")
+        raise DatasetError(f"{folder}: no GeoTIFF tiles")
     paths.sort(key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.stem)])
     return [Tile(p.stem, p, *tile_centre(p)) for p in paths]
 

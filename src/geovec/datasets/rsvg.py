@@ -13,8 +13,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from geovec.bench.data import BenchDataError, CandidateQuery
-from geovec.bench.readers.common import image, need_dir, need_file, rng, subsample, with_distractors
+from geovec.datasets.common import image, need_dir, need_file, rng, subsample, with_distractors
+from geovec.datasets.samples import CandidateQuery, DatasetError
 from geovec.inputs import BoxSegment, ImageSegment, Interleaved, TextSegment
 
 Box = tuple[int, int, int, int]
@@ -38,7 +38,7 @@ def _parse(xml: Path, jpegs: Path, start: int) -> list[RsvgObject]:
     try:
         root = ET.parse(xml).getroot()
     except ET.ParseError as exc:
-        raise BenchDataError(f"Annotations/{xml.name}: not valid XML ({exc})") from None
+        raise DatasetError(f"Annotations/{xml.name}: not valid XML ({exc})") from None
     picture = jpegs / (root.findtext("filename") or f"{xml.stem}.jpg").strip()
     out = []
     for k, obj in enumerate(root.findall("object")):
@@ -46,7 +46,7 @@ def _parse(xml: Path, jpegs: Path, start: int) -> list[RsvgObject]:
         try:
             x1, y1, x2, y2 = (int(float(obj.findtext(f"bndbox/{c}", ""))) for c in ("xmin", "ymin", "xmax", "ymax"))
         except ValueError:
-            raise BenchDataError(f"{record}: <bndbox> needs numeric xmin, ymin, xmax, ymax") from None
+            raise DatasetError(f"{record}: <bndbox> needs numeric xmin, ymin, xmax, ymax") from None
         out.append(RsvgObject(start + k, record, picture, (obj.findtext("name") or "").strip(), (x1, y1, x2, y2),
                               " ".join((obj.findtext("description") or "").split())))
     return out
@@ -65,13 +65,13 @@ def read_dior_rsvg(folder: Path, split: str = "test") -> tuple[list[RsvgObject],
         if not entry:
             continue
         if not entry.isdigit() or int(entry) >= len(objects):
-            raise BenchDataError(f"{listing.name} line {line_no}: {entry!r} is not an object index "
-                                 f"(0-{len(objects) - 1})")
+            raise DatasetError(f"{listing.name} line {line_no}: {entry!r} is not an object index "
+                               f"(0-{len(objects) - 1})")
         if int(entry) in members:
-            raise BenchDataError(f"{listing.name} line {line_no}: duplicate object index {entry}")
+            raise DatasetError(f"{listing.name} line {line_no}: duplicate object index {entry}")
         members[int(entry)] = o = objects[int(entry)]
         if not o.description:
-            raise BenchDataError(f"{o.record} (index {entry} in {listing.name}): has no <description>")
+            raise DatasetError(f"{o.record} (index {entry} in {listing.name}): has no <description>")
     by_image: dict[Path, list[RsvgObject]] = {}
     for o in objects:
         by_image.setdefault(o.image, []).append(o)
@@ -86,8 +86,8 @@ def _checked_image(o: RsvgObject, others: list[RsvgObject], cache: dict[Path, Im
         for other in others:
             x1, y1, x2, y2 = other.box
             if not (0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h):
-                raise BenchDataError(f"{other.record}: box {other.box} lies outside the {w}x{h} image "
-                                     f"{o.image.name} (or is empty)")
+                raise DatasetError(f"{other.record}: box {other.box} lies outside the {w}x{h} image "
+                                   f"{o.image.name} (or is empty)")
     return cache[o.image]
 
 

@@ -19,8 +19,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from geovec.bench.data import BenchDataError, CandidateQuery
-from geovec.bench.readers.common import image, need_dir, read_json, subsample
+from geovec.datasets.common import image, need_dir, read_json, subsample
+from geovec.datasets.samples import CandidateQuery, DatasetError
 from geovec.inputs import ImageSegment, Interleaved, TextSegment
 
 
@@ -29,14 +29,14 @@ def _records(path: Path, kind: str) -> dict[Any, dict]:
     data = read_json(path)
     rows = data.get(kind) if isinstance(data, dict) else None
     if not isinstance(rows, list):
-        raise BenchDataError(f"{path.name}: expected an object with a {kind!r} list")
+        raise DatasetError(f"{path.name}: expected an object with a {kind!r} list")
     out: dict[Any, dict] = {}
     seen: set = set()
     for position, row in enumerate(rows):
         if not isinstance(row, dict) or "id" not in row:
-            raise BenchDataError(f"{path.name}: record {position} has no 'id'")
+            raise DatasetError(f"{path.name}: record {position} has no 'id'")
         if row["id"] in seen:
-            raise BenchDataError(f"{path.name}: duplicate id {row['id']!r}")
+            raise DatasetError(f"{path.name}: duplicate id {row['id']!r}")
         seen.add(row["id"])
         if row.get("active", True):
             out[row["id"]] = row
@@ -48,6 +48,11 @@ def _answer_order(answers: set[str]) -> list[str]:
     if answers <= {"yes", "no"}:
         return [a for a in ("yes", "no") if a in answers]
     return sorted(answers, key=lambda a: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", a)])
+
+
+def hr_images_dir(folder: Path) -> Path:
+    """RSVQA-HR's image folder: ``Data/`` as published on Zenodo, ``Images/`` in some repackagings."""
+    return next((folder / d for d in ("Data", "Images") if (folder / d).is_dir()), folder / "Data")
 
 
 def read_rsvqa(folder: Path, prefix: str, images_dir: Path, split: str = "test",
@@ -62,22 +67,22 @@ def read_rsvqa(folder: Path, prefix: str, images_dir: Path, split: str = "test",
         label = f"{qname}: question {qid}"
         text, kind, ids = q.get("question"), q.get("type"), q.get("answers_ids")
         if not isinstance(text, str) or not text.strip() or not isinstance(kind, str):
-            raise BenchDataError(f"{label}: needs a non-empty 'question' and a 'type'")
+            raise DatasetError(f"{label}: needs a non-empty 'question' and a 'type'")
         if q.get("img_id") not in images:
-            raise BenchDataError(f"{label} refers to image {q.get('img_id')} which is not an active record of "
-                                 f"{files['images'].name}")
+            raise DatasetError(f"{label} refers to image {q.get('img_id')} which is not an active record of "
+                               f"{files['images'].name}")
         if not isinstance(ids, list) or not ids:
-            raise BenchDataError(f"{label}: has no 'answers_ids'")
+            raise DatasetError(f"{label}: has no 'answers_ids'")
         missing = [a for a in ids if a not in answers]
         if missing:
-            raise BenchDataError(f"{label}: its answer {missing[0]} is not an active record of "
-                                 f"{files['answers'].name}, so the positive is missing")
+            raise DatasetError(f"{label}: its answer {missing[0]} is not an active record of "
+                               f"{files['answers'].name}, so the positive is missing")
         truth = {str(answers[a].get("answer", "")).strip() for a in ids} - {""}
         if not truth:
-            raise BenchDataError(f"{label}: its answers are empty")
+            raise DatasetError(f"{label}: its answers are empty")
         checked.append((qid, q, kind, truth))
     if not checked:
-        raise BenchDataError(f"{qname}: no active question")
+        raise DatasetError(f"{qname}: no active question")
     by_type: dict[str, set[str]] = {}
     for _, _, kind, truth in checked:
         by_type.setdefault(kind, set()).update(truth)

@@ -18,8 +18,8 @@ import os
 import re
 from pathlib import Path
 
-from geovec.bench.data import BenchDataError, CandidateQuery
-from geovec.bench.readers.common import IMAGE_SUFFIXES, image, need_dir, need_file, rng, subsample, with_distractors
+from geovec.datasets.common import IMAGE_SUFFIXES, image, need_dir, need_file, rng, subsample, with_distractors
+from geovec.datasets.samples import CandidateQuery, DatasetError
 from geovec.inputs import ImageSegment, Interleaved, TextSegment
 
 ATTRIBUTES = ("color", "context", "density", "existence", "quantity", "shape")
@@ -45,7 +45,7 @@ def read_rows(csv_path: Path) -> list[tuple[str, str, str]]:
             if line_no == 1 and Path(cells[0]).suffix.lower() not in IMAGE_SUFFIXES:
                 continue
             if len(cells) < 3 or not all(cells[:3]):
-                raise BenchDataError(f"PatternCom/{csv_path.name} line {line_no}: expected image_file,attribute,value")
+                raise DatasetError(f"PatternCom/{csv_path.name} line {line_no}: expected image_file,attribute,value")
             rows.append((cells[0], cells[1], cells[2]))
     return rows
 
@@ -65,7 +65,7 @@ def read_patterncom(folder: Path, attributes: tuple[str, ...] = ATTRIBUTES, limi
         groups: dict[tuple[str, str], dict[str, set[str]]] = {}  # (attribute, class group) -> value -> images
         for line, (name, attr, value) in enumerate(rows, start=1):
             if name not in files:
-                raise BenchDataError(f"PatternCom/{attribute}.csv line {line}: image {name!r} is not in images/")
+                raise DatasetError(f"PatternCom/{attribute}.csv line {line}: image {name!r} is not in images/")
             groups.setdefault((attr, _group(name)), {}).setdefault(value, set()).add(name)
         pools[attribute] = sorted({name for name, _, _ in rows})
         for name, attr, value in rows:
@@ -74,7 +74,7 @@ def read_patterncom(folder: Path, attributes: tuple[str, ...] = ATTRIBUTES, limi
                 if target != value and others:
                     plans.setdefault(f"{attribute}/{name}->{target}", (attribute, name, target, others))
     if not plans:
-        raise BenchDataError(f"{folder / 'PatternCom'}: no query (each class needs two values of an attribute)")
+        raise DatasetError(f"{folder / 'PatternCom'}: no query (each class needs two values of an attribute)")
     segments: dict[str, ImageSegment] = {}
 
     def segment(name: str, record: str) -> Interleaved:

@@ -1,6 +1,6 @@
 """On-disk embedding cache keyed by (model identity, input hash): a second benchmark run re-encodes nothing.
 
-Stored in SQLite; missing inputs are embedded in chunks and each chunk is committed, so an interrupted run keeps
+Shared by the benchmark, the T2T corpora and captioning (nearest-neighbour captions). Stored in SQLite; missing inputs are embedded in chunks and each chunk is committed, so an interrupted run keeps
 what it finished. The model identity is ``name@revision``, where the revision changes whenever the weights do.
 """
 
@@ -13,6 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
+from geovec.config import home_dir
 from geovec.inputs import Interleaved
 from geovec.models.base import Embedder, model_identity
 
@@ -26,6 +27,8 @@ class CacheStats:
 
 
 class EmbeddingCache:
+    """Vectors of ``inputs`` per model identity; ``encode`` embeds only what is not stored yet."""
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -70,3 +73,8 @@ class EmbeddingCache:
         if not keys:
             return np.zeros((0, embedder.dim), dtype=np.float32)
         return np.stack([vectors[key] for key in keys]).astype(np.float32, copy=False)
+
+
+def default_cache() -> EmbeddingCache:
+    """The cache every command shares: ``$GEOVEC_HOME/cache/embeddings.sqlite``."""
+    return EmbeddingCache(home_dir() / "cache" / "embeddings.sqlite")

@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from geovec.bench.data import BenchDataError, CandidateQuery
-from geovec.bench.readers.common import amfmn_records, image, image_files, need_dir, subsample, where
+from geovec.datasets.captions import read_caption_split
+from geovec.datasets.common import image, image_files, need_dir, subsample, where
+from geovec.datasets.samples import CandidateQuery, DatasetError
 from geovec.inputs import Interleaved, TextSegment
 
 # Folder names written as one lowercase word, which no rule can split (keys: lowercase, separators removed).
@@ -39,7 +40,7 @@ def _queries(samples: list[tuple[str, Path, int]], names: list[str], limit: int 
     """One query per (id, image file, class index); the candidate list (all class names) is shared."""
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise BenchDataError(f"{root}: several classes read as {', '.join(map(repr, duplicates))}")
+        raise DatasetError(f"{root}: several classes read as {', '.join(map(repr, duplicates))}")
     candidates = tuple(Interleaved((TextSegment(n),)) for n in names)
     return [CandidateQuery(query_id, Interleaved((image(path, where(path, root)),)), candidates, frozenset({label}))
             for query_id, path, label in subsample(samples, limit, key)]
@@ -53,17 +54,17 @@ def read_scene_folders(folder: Path, limit: int | None = None, *, letter_index: 
     """
     classes = sorted(d for d in need_dir(folder).iterdir() if d.is_dir() and not d.name.startswith("."))
     if not classes:
-        raise BenchDataError(f"{folder}: no class folders")
+        raise DatasetError(f"{folder}: no class folders")
     names = []
     for d in classes:
         if letter_index and not re.match(r"^[a-z][A-Z]", d.name):
-            raise BenchDataError(f"{where(d, folder)}: expected a class folder like 'aGrass' (index letter + class)")
+            raise DatasetError(f"{where(d, folder)}: expected a class folder like 'aGrass' (index letter + class)")
         names.append(class_name(d.name[1:] if letter_index else d.name))
     samples = []
     for label, d in enumerate(classes):
         files = image_files(d)
         if not files:
-            raise BenchDataError(f"{where(d, folder)}: class folder holds no images")
+            raise DatasetError(f"{where(d, folder)}: class folder holds no images")
         samples += [(f"{d.name}/{p.name}", p, label) for p in files]
     return _queries(samples, names, limit, key, folder)
 
@@ -71,10 +72,10 @@ def read_scene_folders(folder: Path, limit: int | None = None, *, letter_index: 
 def read_caption_scenes(caption_root: Path, dataset: str, images_dir: Path, split: str = "test",
                         limit: int | None = None) -> list[CandidateQuery]:
     """Scenes of an AMFMN caption split whose file names carry a class prefix (unprefixed images are left out)."""
-    records = amfmn_records(caption_root, dataset, split)
+    records = read_caption_split(caption_root, dataset, split)
     labelled = [(r.filename, r.scene) for r in records if r.scene]
     if not labelled:
-        raise BenchDataError(f"{caption_root / dataset}/{split}_filename.txt: no file name carries a scene class")
+        raise DatasetError(f"{caption_root / dataset}/{split}_filename.txt: no file name carries a scene class")
     classes = sorted({scene for _, scene in labelled})
     samples = [(name, images_dir / name, classes.index(scene)) for name, scene in labelled]
     return _queries(samples, [class_name(c) for c in classes], limit, f"{dataset}-{split}-scenes", images_dir)

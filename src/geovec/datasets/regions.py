@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from geovec.bench.data import BenchDataError, CandidateQuery
-from geovec.bench.readers.common import image, need_file, subsample, with_distractors
+from geovec.datasets.common import image, need_file, subsample, with_distractors
+from geovec.datasets.samples import CandidateQuery, DatasetError
 from geovec.inputs import BoxSegment, ImageSegment, Interleaved
 
 Box = tuple[int, int, int, int]
@@ -32,12 +32,12 @@ def read_box_csv(csv_path: Path) -> dict[str, list[tuple[int, Box]]]:
         reader = csv.DictReader(handle)
         missing = {"image_path", "xmin", "ymin", "xmax", "ymax"} - set(reader.fieldnames or ())
         if missing:
-            raise BenchDataError(f"{csv_path.name}: missing columns {', '.join(sorted(missing))}")
+            raise DatasetError(f"{csv_path.name}: missing columns {', '.join(sorted(missing))}")
         for line, row in enumerate(reader, start=2):
             try:
                 x1, y1, x2, y2 = (float(row[c]) for c in ("xmin", "ymin", "xmax", "ymax"))
             except (TypeError, ValueError):
-                raise BenchDataError(f"{csv_path.name} line {line}: box coordinates must be numbers") from None
+                raise DatasetError(f"{csv_path.name} line {line}: box coordinates must be numbers") from None
             box = (math.floor(x1), math.floor(y1), math.ceil(x2), math.ceil(y2))
             out.setdefault(row["image_path"], []).append((line, box))
     return out
@@ -48,7 +48,7 @@ def _clip(box: Box, size: tuple[int, int], record: str) -> Box:
     w, h = size
     clipped = (max(0, box[0]), max(0, box[1]), min(w, box[2]), min(h, box[3]))
     if clipped[2] - clipped[0] < 1 or clipped[3] - clipped[1] < 1:
-        raise BenchDataError(f"{record}: box {box} lies outside the {w}x{h} image (or is empty)")
+        raise DatasetError(f"{record}: box {box} lies outside the {w}x{h} image (or is empty)")
     if clipped != box:
         warnings.warn(f"{record}: box {box} runs over the {w}x{h} image; clipped to {clipped}", stacklevel=3)
     return clipped
@@ -70,7 +70,7 @@ def region_matching(folder: Path, csv_name: str, distractors: int = 9,
             with Image.open(path) as im:
                 pixels = np.asarray(im.convert("RGB"))
         except (UnidentifiedImageError, OSError) as exc:
-            raise BenchDataError(f"{csv_name}: image {name} cannot be decoded ({exc})") from None
+            raise DatasetError(f"{csv_name}: image {name} cannot be decoded ({exc})") from None
         boxes = {line: _clip(box, picture.size, f"{csv_name} line {line}") for line, box in rows}
         crops: dict[Box, Interleaved] = {}
         for box in boxes.values():
@@ -84,5 +84,5 @@ def region_matching(folder: Path, csv_name: str, distractors: int = 9,
             out.append(CandidateQuery(f"{name}#{line}", Interleaved((picture, BoxSegment(box, "pixel"))),
                                       tuple(crops[b] for b in chosen), positives))
     if not out:
-        raise BenchDataError(f"{csv_name}: no boxes")
+        raise DatasetError(f"{csv_name}: no boxes")
     return out

@@ -1,13 +1,15 @@
-"""What a benchmark task loads: MMEB-style candidate queries, or a full image-text retrieval split.
+"""What a dataset reader returns (and a benchmark task loads): MMEB-style candidate queries or retrieval splits.
 
-Every RSMEB task is one of two shapes:
+Every RSMEB task is one of these shapes:
 
 * ``CandidateQuery`` lists (scene classification, VQA, compositional, region, geo-localization): each query has its
   own candidate list and the indices of the correct candidates; the score is Precision@1.
 * ``RetrievalSplit`` (RSICD/RSITMD convention): every image has several texts (5); both directions are ranked
   against the whole split and scored by Recall@1/5/10 and their mean (mR).
+* ``TextToTextSplit`` (TRSLLaVA): captions against images represented by descriptions of them, scored like a
+  ``RetrievalSplit``.
 
-Both validate themselves when made, so bad data fails at load time with the task, record and problem named.
+All validate themselves when made, so bad data fails at load time with the task, record and problem named.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from geovec.errors import GeovecError
 from geovec.inputs import Interleaved
 
 
-class BenchDataError(GeovecError):
-    """A dataset on disk is not what its task expects (missing file, answer not among candidates, duplicate id)."""
+class DatasetError(GeovecError):
+    """A dataset on disk is not what its reader expects (missing file, answer not among candidates, duplicate id)."""
 
 
 @dataclass(frozen=True)
@@ -35,13 +37,13 @@ class CandidateQuery:
 
     def __post_init__(self) -> None:
         if not self.candidates:
-            raise BenchDataError(f"query {self.id!r}: has no candidates")
+            raise DatasetError(f"query {self.id!r}: has no candidates")
         if not self.positives:
-            raise BenchDataError(f"query {self.id!r}: its answer is not among its candidates")
+            raise DatasetError(f"query {self.id!r}: its answer is not among its candidates")
         outside = [p for p in self.positives if not 0 <= p < len(self.candidates)]
         if outside:
-            raise BenchDataError(f"query {self.id!r}: positive indices {outside} are outside its "
-                                 f"{len(self.candidates)} candidates")
+            raise DatasetError(f"query {self.id!r}: positive indices {outside} are outside its "
+                               f"{len(self.candidates)} candidates")
 
 
 @dataclass(frozen=True)
@@ -55,17 +57,17 @@ class RetrievalSplit:
 
     def __post_init__(self) -> None:
         if len(self.image_ids) != len(self.images):
-            raise BenchDataError(f"{len(self.image_ids)} image ids for {len(self.images)} images")
+            raise DatasetError(f"{len(self.image_ids)} image ids for {len(self.images)} images")
         duplicates = sorted(name for name, count in Counter(self.image_ids).items() if count > 1)
         if duplicates:
-            raise BenchDataError(f"duplicate image ids: {', '.join(duplicates[:5])}")
+            raise DatasetError(f"duplicate image ids: {', '.join(duplicates[:5])}")
         if len(self.texts) != len(self.text_image):
-            raise BenchDataError(f"{len(self.texts)} texts but {len(self.text_image)} text-to-image links")
+            raise DatasetError(f"{len(self.texts)} texts but {len(self.text_image)} text-to-image links")
         if any(not 0 <= i < len(self.images) for i in self.text_image):
-            raise BenchDataError("a text points at an image index outside the split")
+            raise DatasetError("a text points at an image index outside the split")
         missing = set(range(len(self.images))) - set(self.text_image)
         if missing:
-            raise BenchDataError(f"image {self.image_ids[min(missing)]!r} has no text")
+            raise DatasetError(f"image {self.image_ids[min(missing)]!r} has no text")
 
 
 @dataclass(frozen=True)
@@ -90,15 +92,15 @@ class TextToTextSplit:
 
     def __post_init__(self) -> None:
         if self.images is not None and len(self.images) != len(self.image_ids):
-            raise BenchDataError(f"{len(self.image_ids)} image ids for {len(self.images)} images")
+            raise DatasetError(f"{len(self.image_ids)} image ids for {len(self.images)} images")
         if not (len(self.queries) == len(self.query_image) == len(self.exclude)):
-            raise BenchDataError("queries, query_image and exclude differ in length")
+            raise DatasetError("queries, query_image and exclude differ in length")
         if len(self.descriptions) != len(self.description_image):
-            raise BenchDataError("descriptions and description_image differ in length")
+            raise DatasetError("descriptions and description_image differ in length")
         described = set(self.description_image)
         for index in range(len(self.image_ids)):
             if index not in described:
-                raise BenchDataError(f"image {self.image_ids[index]!r} has no description in corpus {self.corpus}")
+                raise DatasetError(f"image {self.image_ids[index]!r} has no description in corpus {self.corpus}")
 
 
 TaskData = Union[Sequence[CandidateQuery], RetrievalSplit, TextToTextSplit]
@@ -108,5 +110,5 @@ def check_unique_ids(queries: Sequence[CandidateQuery]) -> None:
     seen: set[str] = set()
     for query in queries:
         if query.id in seen:
-            raise BenchDataError(f"duplicate query id {query.id!r}")
+            raise DatasetError(f"duplicate query id {query.id!r}")
         seen.add(query.id)
