@@ -38,7 +38,7 @@ from geovec.models.trainable import TrainableEncoder, architecture_class, load_e
 from geovec.progress import progress_bar
 from geovec.train.config import TrainConfig, changed_keys
 from geovec.train.examples import TrainingExample, read_examples
-from geovec.train.losses import CachedInfoNCELoss, InfoNCELoss
+from geovec.train.losses import CachedInfoNCELoss, ContrastiveOutput, InfoNCELoss
 from geovec.train.validation import Evaluator, RetrievalValidator
 
 STATE_FILE = "trainer_state.json"
@@ -237,7 +237,7 @@ def _cache_features(encoder: TrainableEncoder, config: TrainConfig, paths: list[
 
 @dataclass
 class TrainingRun:
-    """One run between steps: what ``setup`` builds, ``step`` advances, ``log_step`` reports and ``validate``
+    """One run between steps: what ``setup`` builds, ``train_step`` advances, ``log_step`` reports and ``validate``
     scores (see ``train``, which calls them in that order)."""
 
     config: TrainConfig
@@ -269,7 +269,7 @@ class TrainingRun:
         """True on every ``steps``-th step (never when 0) and on the last one."""
         return (steps > 0 and self.step % steps == 0) or self.step == self.config.max_steps
 
-    def train_step(self) -> tuple[str, Any]:
+    def train_step(self) -> tuple[str, ContrastiveOutput]:
         """One optimisation step on the next batch; returns its task and the loss output."""
         rank, world = self.accelerator.process_index, self.accelerator.num_processes
         task, examples = self.sampler.next_batch(self.step)
@@ -285,7 +285,7 @@ class TrainingRun:
         self.window.append((output.loss.item(), output.accuracy.item()))
         return task, output
 
-    def log_step(self, task: str, output: Any) -> None:
+    def log_step(self, task: str, output: ContrastiveOutput) -> None:
         """One ``train_log.jsonl`` record (and line on stdout) averaging the steps since the last one."""
         config, window = self.config, self.window
         seconds = time.perf_counter() - self.window_start
