@@ -106,6 +106,19 @@ def test_models_lists_name_modalities_dim_and_weights(tmp_path):
     assert models["clip"]["modalities"] == ["box", "image", "point", "text"]
 
 
+def test_models_lists_without_loading_torch_or_transformers(tmp_path):
+    """The model table is data: listing it imports no model code (a real interpreter, as `geovec models` runs)."""
+    script = ("import sys\nfrom geovec.cli.main import main\nsys.argv = ['geovec', 'models', '--json']\n"
+              "try:\n    main()\nexcept SystemExit as exit:\n    code = exit.code\n"
+              "print(code, sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env={**os.environ, "GEOVEC_HOME": str(tmp_path)}, timeout=60)
+    listing, outcome = result.stdout.rsplit("\n", 2)[0], result.stdout.strip().splitlines()[-1]
+    assert outcome == "0 []", (result.stdout, result.stderr)
+    names = {m["name"] for m in json.loads(listing)["models"]}
+    assert names == {"clip", "geovec-mini", "minilm", "sentence-transformers", "vlm2geovec"}
+
+
 def test_embed_writes_a_normalised_matrix(tmp_path):
     inputs = tmp_path / "inputs.jsonl"
     inputs.write_text('"a bridge over a river"\n{"segments": [{"type": "point", "lat": 52.0, "lon": 4.0}]}\n')

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_helpers import write_recipe
+from train_helpers import rsicd_pairs, write_recipe
 
 from geovec.config import data_dir
 from geovec.errors import GeovecError, GeovecInputError
@@ -77,3 +77,58 @@ def test_a_feature_cache_for_an_encoder_without_one_is_a_clear_error(held_out, t
     with pytest.raises(GeovecInputError, match="config.feature_cache: .*patch-stem tower has no frozen trunk"):
         train(load_config(recipe, output_dir=tmp_path / "out"), show_progress=False)
     torch.set_grad_enabled(True)
+
+
+class CaptionSimilarity:
+    """A custom evaluator: how close held-out RSICD images lie to their own captions (mean cosine)."""
+
+    metric = "positive_similarity"
+
+    def __init__(self, examples) -> None:
+        self.examples = examples
+        self.calls = 0
+
+    def image_paths(self) -> list[str]:
+        return []
+
+    def evaluate(self, encoder) -> dict[str, float]:
+        self.calls += 1
+        was_training = encoder.training
+        encoder.eval()
+        try:
+            with torch.inference_mode():
+                images = encoder.embed([e.query for e in self.examples])
+                captions = encoder.embed([e.positive for e in self.examples])
+        finally:
+            encoder.train(was_training)
+        similarity = (images @ captions.T).float()
+        return {"positive_similarity": similarity.diagonal().mean().item(),
+                "top1": (similarity.argmax(dim=1) == torch.arange(len(self.examples))).float().mean().item()}
+
+
+def test_a_custom_evaluator_is_called_every_n_steps_and_picks_the_best_encoder(tmp_path, pairs_file):
+    evaluator = CaptionSimilarity(rsicd_pairs(8, skip=8))  # other scenes than the training pairs
+    recipe = write_recipe(tmp_path, pairs_file, max_steps=5, validate_every=2, save_every=5, lr=2e-4)
+    out = train(load_config(recipe, output_dir=tmp_path / "out"), show_progress=False, evaluator=evaluator)
+    log = [json.loads(line) for line in (out.parent / "train_log.jsonl").read_text().splitlines()]
+    curve = {row["step"]: row["validation"] for row in log if "validation" in row}
+    assert sorted(curve) == [2, 4, 5] and evaluator.calls == 3  # every 2 steps and at the end
+    assert all(set(scores) == {"positive_similarity", "top1"} for scores in curve.values())
+    best_step = max(curve, key=lambda s: (curve[s]["positive_similarity"], -s))
+    best = json.loads((out.parent / "checkpoints" / "step-5" / "trainer_state.json").read_text())["best"]
+    assert best["step"] == best_step
+    # OUT/best holds the encoder of that step: it scores what the log says
+    rescored = evaluator.evaluate(load_encoder(out.parent / "best"))
+    assert rescored["positive_similarity"] == pytest.approx(best["positive_similarity"], abs=1e-4)
+    assert rescored["positive_similarity"] == pytest.approx(curve[best_step]["positive_similarity"], abs=1e-3)
+
+
+class NoMetric(CaptionSimilarity):
+    metric = "mean_recall"
+
+
+def test_an_evaluator_without_its_metric_is_a_clear_error(tmp_path, pairs_file):
+    recipe = write_recipe(tmp_path, pairs_file, max_steps=1)
+    with pytest.raises(GeovecError, match="evaluator NoMetric returned no 'mean_recall' score .*positive_similarity"):
+        train(load_config(recipe, output_dir=tmp_path / "out"), show_progress=False,
+              evaluator=NoMetric(rsicd_pairs(2, skip=8)))

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from geovec.cli.common import open_for_writing
 from geovec.config import default_index_path
 from geovec.errors import GeovecError
 
@@ -34,20 +35,16 @@ def ingest_command(
     ray_gpus: float = typer.Option(0.0, "--ray-gpus-per-actor", min=0.0, help="GPUs per embedding actor."),
 ) -> None:
     """Cut rasters into geo-referenced chips, embed them and add them to an index; re-running adds only new chips."""
-    from geovec.cli.main import _open_for_writing
-    from geovec.ingest.archive import REPORT_NAME, ingest_archive
+    from geovec.ingest.archive import REPORT_NAME, check_image_model, ingest_archive
     from geovec.ingest.raster import TileOptions, parse_bands
     from geovec.models import get_spec
 
     options = TileOptions(chip_size=chip_size, overlap=overlap, resolution=resolution, bands=parse_bands(bands),
                           max_nodata=max_nodata)
-    spec = get_spec(model)
-    if "image" not in spec.modalities:  # before loading weights or touching the index
-        raise GeovecError(f"model {model!r} cannot embed images (it takes {', '.join(sorted(spec.modalities))}); "
-                          "use an image model, e.g. --model clip --model-path CHECKPOINT")
+    check_image_model(model, get_spec(model).modalities)  # before loading weights or touching the index
     if not path.exists():
         raise GeovecError(f"archive not found: {path}")
-    embedder, store = _open_for_writing(index, model, model_path)  # on Ray too: a new index needs the model's dim
+    embedder, store = open_for_writing(index, model, model_path)  # on Ray too: a new index needs the model's dim
     with store:
         if ray is None:
             result = ingest_archive(path, store, embedder, options, batch_size=batch_size, thumbnails=thumbnails,

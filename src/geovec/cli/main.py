@@ -7,17 +7,16 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.table import Table
-from typer.exceptions import TyperException
 
 from geovec.cli.bench import bench_app
 from geovec.cli.caption import register as register_caption
+from geovec.cli.common import open_for_writing, run
 from geovec.cli.corpus import corpus_app
 from geovec.cli.data import register as register_train_data
 from geovec.cli.ingest import register as register_ingest
@@ -25,7 +24,6 @@ from geovec.cli.serve import register as register_serve
 from geovec.cli.tables import print_table
 from geovec.cli.train import register as register_train
 from geovec.config import default_index_path
-from geovec.errors import GeovecError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="One embedding space for remote-sensing images, text, boxes and coordinates.")
@@ -92,7 +90,7 @@ def index_build_command(
     """Embed items and add them to an index; re-running skips what is already indexed."""
     from geovec.ingest import index_items, read_items_jsonl
 
-    embedder, store = _open_for_writing(index, model, model_path)
+    embedder, store = open_for_writing(index, model, model_path)
     with store:
         report = index_items(list(read_items_jsonl(items)), embedder, store, batch_size=batch_size)
         if ann and not store.capabilities.build_ann:
@@ -120,7 +118,7 @@ def index_descriptions_command(
     from geovec.t2t.search import attach_thumbnails, description_items
 
     items = description_items(read_corpus(corpus), images_root)
-    embedder, store = _open_for_writing(index, model, model_path, descriptions=True)
+    embedder, store = open_for_writing(index, model, model_path, descriptions=True)
     with store:
         pictures = attach_thumbnails(items, store.folder) if store.folder and images_root else 0
         report = index_items(items, embedder, store, batch_size=batch_size)
@@ -136,35 +134,6 @@ def index_info_command(index: str = typer.Option(str(default_index_path()), "--i
 
     with open_index(index) as store:
         print(json.dumps({**store.info(), "path": str(index)}, indent=2))  # the path as the user wrote it
-
-
-def _open_for_writing(index: str | Path, model: str, model_path: Optional[Path], descriptions: bool = False):
-    """The embedder and a new or existing index for it; a description index is marked so, and must stay one; an
-    index built by another revision of the model is refused."""
-    from geovec.index import create_index, is_chroma_url, open_index
-    from geovec.models import load_model
-    from geovec.models.registry import check_index_revision, index_model_record
-    from geovec.t2t.search import DESCRIPTIONS, REPRESENTS, check_represents
-
-    embedder = load_model(model, model_path)
-    recorded = index_model_record(model, model_path, getattr(embedder, "revision", ""))
-    if descriptions:
-        recorded[REPRESENTS] = DESCRIPTIONS
-    if is_chroma_url(index):
-        store = create_index(index, embedder.dim, model=recorded, exist_ok=True)  # opens an existing collection
-    elif Path(index).is_dir() and any(Path(index).iterdir()):
-        store = open_index(index)  # a folder that holds something must be an index
-    else:
-        return embedder, create_index(index, embedder.dim, model=recorded)
-    try:
-        if store.model.get("name") != model:
-            raise GeovecError(f"index {index} was built with model {store.model.get('name')!r}, not {model!r}")
-        check_represents(store.model, index, descriptions)
-        check_index_revision(store.model, embedder, index)
-    except GeovecError:
-        store.close()
-        raise
-    return embedder, store
 
 
 @app.command("search")
@@ -252,7 +221,7 @@ def quickstart_command(
     started = time.perf_counter()
     items = quickstart_items()
     drop_stale_quickstart_index(Path(index))
-    embedder, store = _open_for_writing(index, QUICKSTART_MODEL, None)
+    embedder, store = open_for_writing(index, QUICKSTART_MODEL, None)
     with store:
         attach_source_thumbnails([item.record for item in items], store.path)  # what the web page shows
         report = index_items(items, embedder, store)
@@ -263,31 +232,6 @@ def quickstart_command(
         hits = searcher.search(SearchRequest(text=question, top_k=top_k)).hits
     _print_results([hit.to_dict() for hit in hits], f"search: {question!r}")
     typer.echo(f'try: geovec search --text "a bridge over a river" --top-k 5 --index {index}', err=True)
-
-
-def run(cli: typer.Typer) -> None:
-    """Run a typer app, turning user errors into one line on stderr and exit code 2.
-
-    Typer's own argument errors (``--top-k abc``) get the same one line instead of its boxed usage message.
-    """
-    try:
-        code = cli(standalone_mode=False)
-    except GeovecError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    except TyperException as exc:
-        if type(exc).__name__ == "NoArgsIsHelpError":  # `geovec` alone: the help, as typer shows it (typer's test)
-            exc.show()  # type: ignore[attr-defined]
-            sys.exit(exc.exit_code)
-        typer.echo(f"error: {' '.join(exc.format_message().split())}", err=True)
-        sys.exit(2)
-    except typer.Abort:
-        typer.echo("aborted", err=True)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        typer.echo("interrupted (long jobs continue where they stopped when re-run)", err=True)
-        sys.exit(130)
-    sys.exit(code if isinstance(code, int) else 0)
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ from typing import List, Optional
 
 import typer
 
+from geovec.cli.common import run
 
 
 def train_command(
@@ -39,8 +40,6 @@ def register(app: typer.Typer) -> None:
 
 def main() -> None:
     """``python -m geovec.cli.train`` (what ``accelerate launch -m geovec.cli.train`` runs on every process)."""
-    from geovec.cli.main import run
-
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     register(app)
     run(app)

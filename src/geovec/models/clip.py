@@ -31,7 +31,6 @@ from geovec.errors import GeovecError, UnsupportedInputError
 from geovec.inputs import BoxSegment, ImageSegment, Interleaved, PointSegment, TextSegment
 from geovec.models.base import (BaseEmbedder, TextWindow, checkpoint_model_type, checkpoint_revision,
                                  l2_normalize)
-from geovec.models.registry import ModelSpec, register
 
 CLIP_MODALITIES = frozenset({"text", "image", "box", "point"})
 
@@ -176,14 +175,6 @@ class CLIPEmbedder(BaseEmbedder):
         return l2_normalize(out)
 
 
-register(ModelSpec(
-    name="clip",
-    loader=lambda path, device: CLIPEmbedder(path, "clip", device),  # type: ignore[arg-type]
-    modalities=CLIP_MODALITIES,
-    dim=None,
-    license="per checkpoint (OpenAI CLIP: MIT; RemoteCLIP/GeoRSCLIP/SkyCLIP: see their releases)",
-    weights="local transformers CLIPModel folder (--model-path): CLIP, RemoteCLIP, GeoRSCLIP, SkyCLIP",
-    description="CLIP-style dual encoder: images and box crops through the image tower, text and points (as "
-                "captions) through the text tower, fused by normalised sum; instructions ignored.",
-    needs_path=True,
-))
+def load_clip(path: str, device: str | None) -> CLIPEmbedder:
+    """The ``clip`` registry entry's loader (see ``geovec.models.registry``)."""
+    return CLIPEmbedder(path, "clip", device)

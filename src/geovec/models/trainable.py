@@ -5,8 +5,9 @@ with gradients. Preparation (tokenising, reading and resizing pixels) is split f
 trainer can prepare on CPU, move tensors to the device and, for GradCache, run the forward pass twice on the same
 prepared batch. Every encoder saves itself as a folder: its weights plus ``geovec_encoder.json``, which names the
 architecture and holds everything needed to reload it (pooling, normalisation, temperature, instruction
-templates, rendering version). ``load_encoder`` reads that file and picks the class from a table of
-architectures, so a new backbone is one new class, not another branch in a chain of ifs.
+templates, rendering version). ``load_encoder`` reads that file and imports the class that the model table
+(``geovec.models.registry``) names for the architecture, so a new backbone is one new class and one row of
+data, not another branch in a chain of ifs.
 
 ``EncoderEmbedder`` wraps any such encoder as a registry ``Embedder`` (batched, de-duplicated, normalised
 ``encode()``), which is how trained checkpoints reach ``geovec search`` and ``geovec bench run``.
@@ -17,7 +18,7 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -25,27 +26,15 @@ import torch
 from geovec.errors import GeovecError
 from geovec.inputs import Interleaved
 from geovec.models.base import BaseEmbedder, TextWindow, checkpoint_revision
+from geovec.models.registry import encoder_class_path, resolve
 
 ENCODER_CONFIG = "geovec_encoder.json"
-
-_ARCHITECTURES: dict[str, type["TrainableEncoder"]] = {}
-
-
-def register_architecture(name: str) -> Callable[[type["TrainableEncoder"]], type["TrainableEncoder"]]:
-    """Class decorator: ``@register_architecture("geovec-mini")`` makes ``load_encoder`` know the class."""
-    def decorate(cls: type[TrainableEncoder]) -> type[TrainableEncoder]:
-        if name in _ARCHITECTURES and _ARCHITECTURES[name] is not cls:
-            raise ValueError(f"encoder architecture {name!r} is already registered")
-        cls.architecture = name
-        _ARCHITECTURES[name] = cls
-        return cls
-    return decorate
 
 
 class TrainableEncoder(torch.nn.Module, ABC):
     """An interleaved-input encoder with gradients; see the module docstring for the contract."""
 
-    architecture: str = ""
+    architecture: str = ""  # the model-table name its checkpoints carry (``ModelSpec.encoder_class_path``)
     dim: int
     modalities: frozenset[str]
 
@@ -124,22 +113,8 @@ def load_encoder(folder: str | Path, device: str | None = None) -> TrainableEnco
 
 
 def architecture_class(name: str) -> type[TrainableEncoder]:
-    """The encoder class registered under ``name``."""
-    _import_builtin_architectures()
-    if name not in _ARCHITECTURES:
-        raise GeovecError(f"unknown encoder architecture {name!r}; known: {', '.join(sorted(_ARCHITECTURES))}")
-    return _ARCHITECTURES[name]
-
-
-def _import_builtin_architectures() -> None:
-    import importlib
-
-    for module in ("geovec.models.mini", "geovec.models.vlm"):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
+    """The encoder class of architecture ``name``, found in the model table and imported now."""
+    return resolve(encoder_class_path(name))
 
 
 class EncoderEmbedder(BaseEmbedder):

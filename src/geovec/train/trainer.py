@@ -10,8 +10,12 @@ data position) resumes *exactly*: step k+1 after a resume is bit-identical to st
 
 Output folder: ``config.yaml`` (the effective config), ``train_log.jsonl``, ``checkpoints/step-N/`` (the last
 ``keep_last``, each written as ``step-N.tmp`` then renamed), ``final/`` (``encoder.save``; load it with
-``load_encoder`` or ``--model geovec-mini --model-path OUT/final``) and, with a ``validation_file``, ``best/``:
-the encoder of the validation with the highest mR (the log's ``validation`` records are the curve).
+``load_encoder`` or ``--model geovec-mini --model-path OUT/final``) and, with a ``validation_file`` (or another
+``Evaluator``, see ``geovec.train.validation``), ``best/``: the encoder of the validation with the highest metric
+(mR by default; the log's ``validation`` records are the curve).
+
+``train`` is ``setup`` (folder, accelerate, data, model, optimizer, resume), then per step ``TrainingRun.train_step``,
+``log_step`` every ``log_every``, ``validate`` every ``validate_every`` and a checkpoint every ``save_every``.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import json
 import re
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -34,8 +38,8 @@ from geovec.models.trainable import TrainableEncoder, architecture_class, load_e
 from geovec.progress import progress_bar
 from geovec.train.config import TrainConfig, changed_keys
 from geovec.train.examples import TrainingExample, read_examples
-from geovec.train.losses import CachedInfoNCELoss, InfoNCELoss
-from geovec.train.validation import RetrievalValidator
+from geovec.train.losses import CachedInfoNCELoss, ContrastiveOutput, InfoNCELoss
+from geovec.train.validation import Evaluator, RetrievalValidator
 
 STATE_FILE = "trainer_state.json"
 LOG_FILE = "train_log.jsonl"
@@ -231,8 +235,104 @@ def _cache_features(encoder: TrainableEncoder, config: TrainConfig, paths: list[
     print(f"feature cache {config.feature_cache}: {len(paths)} images, {added} computed now", flush=True)
 
 
-def train(config: TrainConfig, resume: bool = False, show_progress: bool = True) -> Path:
-    """Run (or resume) training; returns the ``final`` encoder folder."""
+@dataclass
+class TrainingRun:
+    """One run between steps: what ``setup`` builds, ``train_step`` advances, ``log_step`` reports and ``validate``
+    scores (see ``train``, which calls them in that order)."""
+
+    config: TrainConfig
+    accelerator: Any
+    encoder: TrainableEncoder
+    model: torch.nn.Module  # the encoder as trained (LoRA-wrapped, accelerate-prepared)
+    loss_fn: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    sampler: TaskSampler
+    checkpoints: Checkpoints
+    log: TrainLog
+    evaluator: Evaluator | None
+    step: int = 0
+    best: dict[str, Any] = field(default_factory=lambda: {"step": 0})  # step and metric of the best validation
+    started: float = field(default_factory=time.perf_counter)
+    window: list[tuple[float, float]] = field(default_factory=list)  # (loss, accuracy) since the last log line
+    window_start: float = field(default_factory=time.perf_counter)
+
+    @property
+    def out(self) -> Path:
+        return Path(self.config.output_dir)
+
+    @property
+    def finished(self) -> bool:
+        return self.step >= self.config.max_steps
+
+    def every(self, steps: int) -> bool:
+        """True on every ``steps``-th step (never when 0) and on the last one."""
+        return (steps > 0 and self.step % steps == 0) or self.step == self.config.max_steps
+
+    def train_step(self) -> tuple[str, ContrastiveOutput]:
+        """One optimisation step on the next batch; returns its task and the loss output."""
+        rank, world = self.accelerator.process_index, self.accelerator.num_processes
+        task, examples = self.sampler.next_batch(self.step)
+        output = self.loss_fn(_features(examples[rank::world], self.config.hard_negatives), self.encoder, self.model)
+        self.accelerator.backward(output.loss)
+        self.loss_fn.average_gradients_across_processes()
+        if self.config.max_grad_norm > 0:
+            self.accelerator.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        self.window.append((output.loss.item(), output.accuracy.item()))
+        return task, output
+
+    def log_step(self, task: str, output: ContrastiveOutput) -> None:
+        """One ``train_log.jsonl`` record (and line on stdout) averaging the steps since the last one."""
+        config, window = self.config, self.window
+        seconds = time.perf_counter() - self.window_start
+        record = {"step": self.step, "task": task, "loss": float(np.mean([w[0] for w in window])),
+                  "accuracy": float(np.mean([w[1] for w in window])),
+                  "temperature": float(output.temperature), "lr": self.scheduler.get_last_lr()[0],
+                  "epoch": round(self.sampler.epochs(), 4), "steps_per_s": len(window) / seconds,
+                  "examples_per_s": len(window) * config.batch_size / seconds,
+                  "elapsed_s": round(time.perf_counter() - self.started, 2)}
+        self.log.write(record)
+        if self.accelerator.is_main_process:
+            print(f"step {self.step}/{config.max_steps} loss {record['loss']:.4f} acc {record['accuracy']:.3f} "
+                  f"T {record['temperature']:.4f} lr {record['lr']:.2e} "
+                  f"{record['examples_per_s']:.1f} ex/s", flush=True)
+        self.window, self.window_start = [], time.perf_counter()
+
+    def validate(self) -> None:
+        """Score the evaluator (main process), log it, and keep the encoder in ``OUT/best`` if it is the best."""
+        assert self.evaluator is not None
+        metric, best = self.evaluator.metric, self.best
+        if self.accelerator.is_main_process:
+            started = time.perf_counter()
+            scores = self.evaluator.evaluate(self.encoder)
+            if metric not in scores:
+                raise GeovecError(f"the evaluator {type(self.evaluator).__name__} returned no {metric!r} score "
+                                  f"(it returned: {', '.join(sorted(scores)) or 'nothing'})")
+            self.log.write({"step": self.step, "validation": {k: round(v, 3) for k, v in scores.items()},
+                            "validation_s": round(time.perf_counter() - started, 1)})
+            improved = metric not in best or scores[metric] > best[metric]
+            others = ", ".join(f"{k} {v:.2f}" for k, v in scores.items() if k != metric)
+            print(f"step {self.step} validation {metric} {scores[metric]:.2f}{f' ({others})' if others else ''}"
+                  f"{' best so far' if improved else ''}", flush=True)
+            if improved:
+                best = {"step": self.step, metric: scores[metric]}
+        self.best = _broadcast(self.accelerator, best)
+        if self.best["step"] == self.step:
+            _save_final(self.accelerator, self.model, self.out / "best")
+
+    def save_checkpoint(self) -> None:
+        self.checkpoints.save(self.accelerator, self.step, {"step": self.step, "data": self.sampler.state_dict(),
+                                                            "epoch": self.sampler.epochs(), "best": self.best})
+
+
+def setup(config: TrainConfig, resume: bool = False, evaluator: Evaluator | None = None,
+          show_progress: bool = True) -> TrainingRun:
+    """Check the output folder, start accelerate, read the data, build encoder, loss and optimizer, and load the
+    latest checkpoint when resuming."""
     from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
     from accelerate.utils import set_seed
     from transformers import get_cosine_schedule_with_warmup
@@ -267,11 +367,12 @@ def train(config: TrainConfig, resume: bool = False, show_progress: bool = True)
 
     by_task = load_examples(config.train_files)
     sampler = TaskSampler(by_task, config.task_weights, config.batch_size, config.seed)
-    validator = RetrievalValidator(config.validation_file) if config.validation_file else None
+    if evaluator is None and config.validation_file:
+        evaluator = RetrievalValidator(config.validation_file)
     set_seed(config.seed)
     encoder = build_encoder(config)
     if config.feature_cache:
-        paths = _image_paths(by_task, config.hard_negatives) + (validator.image_paths() if validator else [])
+        paths = _image_paths(by_task, config.hard_negatives) + (evaluator.image_paths() if evaluator else [])
         _cache_features(encoder.to(accelerator.device), config, paths, main and show_progress)
     model = adapt_model(encoder, config)
     loss_options = dict(temperature=config.temperature, learnable_temperature=config.learnable_temperature,
@@ -283,78 +384,42 @@ def train(config: TrainConfig, resume: bool = False, show_progress: bool = True)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     accelerator.register_for_checkpointing(loss_fn)
 
-    log = TrainLog(out / LOG_FILE, main)
-    step, best = 0, {"step": 0, "mean_recall": -1.0}
+    run = TrainingRun(config, accelerator, encoder, model, loss_fn, optimizer, scheduler, sampler, checkpoints,
+                      TrainLog(out / LOG_FILE, main), evaluator)
     if resume and latest is not None:
         accelerator.load_state(str(latest))
         state = json.loads((latest / STATE_FILE).read_text())
-        step, best = state["step"], state.get("best", best)
+        run.step, run.best = state["step"], state.get("best", run.best)
         sampler.load_state_dict(state["data"])
-        log.truncate(step)
-        accelerator.print(f"resumed from {latest} at step {step}")
-    elif main and log.path.exists():
-        log.path.unlink()
+        run.log.truncate(run.step)
+        accelerator.print(f"resumed from {latest} at step {run.step}")
+    elif main and run.log.path.exists():
+        run.log.path.unlink()
+    return run
 
-    rank, world = accelerator.process_index, accelerator.num_processes
-    window: list[tuple[float, float]] = []
-    started, window_start = time.perf_counter(), time.perf_counter()
-    model.train()
-    with progress_bar(config.max_steps, "training", enabled=main and show_progress) as bar:
-        bar.advance(step)
-        while step < config.max_steps:
-            task, examples = sampler.next_batch(step)
-            output = loss_fn(_features(examples[rank::world], config.hard_negatives), encoder, model)
-            accelerator.backward(output.loss)
-            loss_fn.average_gradients_across_processes()
-            if config.max_grad_norm > 0:
-                accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            window.append((output.loss.item(), output.accuracy.item()))
+
+def train(config: TrainConfig, resume: bool = False, show_progress: bool = True,
+          evaluator: Evaluator | None = None) -> Path:
+    """Run (or resume) training; returns the ``final`` encoder folder.
+
+    ``evaluator`` is scored every ``validate_every`` steps and at the end, and its best step's encoder kept in
+    ``OUT/best``; by default a ``RetrievalValidator`` on the config's ``validation_file``, if it names one.
+    """
+    run = setup(config, resume, evaluator, show_progress)
+    run.started = run.window_start = time.perf_counter()
+    run.model.train()
+    with progress_bar(config.max_steps, "training", enabled=run.accelerator.is_main_process and show_progress) as bar:
+        bar.advance(run.step)
+        while not run.finished:
+            task, output = run.train_step()
             bar.advance(1)
-            if step % config.log_every == 0 or step == config.max_steps:
-                seconds = time.perf_counter() - window_start
-                record = {"step": step, "task": task, "loss": float(np.mean([w[0] for w in window])),
-                          "accuracy": float(np.mean([w[1] for w in window])),
-                          "temperature": float(output.temperature), "lr": scheduler.get_last_lr()[0],
-                          "epoch": round(sampler.epochs(), 4), "steps_per_s": len(window) / seconds,
-                          "examples_per_s": len(window) * config.batch_size / seconds,
-                          "elapsed_s": round(time.perf_counter() - started, 2)}
-                log.write(record)
-                if main:
-                    print(f"step {step}/{config.max_steps} loss {record['loss']:.4f} acc {record['accuracy']:.3f} "
-                          f"T {record['temperature']:.4f} lr {record['lr']:.2e} "
-                          f"{record['examples_per_s']:.1f} ex/s", flush=True)
-                window, window_start = [], time.perf_counter()
-            if validator and ((config.validate_every and step % config.validate_every == 0)
-                              or step == config.max_steps):
-                best = _validate(validator, accelerator, encoder, model, step, best, out / "best", log)
-            if step % config.save_every == 0 or step == config.max_steps:
-                checkpoints.save(accelerator, step, {"step": step, "data": sampler.state_dict(),
-                                                     "epoch": sampler.epochs(), "best": best})
-    return _save_final(accelerator, model, out / "final")
-
-
-def _validate(validator: RetrievalValidator, accelerator: Any, encoder: TrainableEncoder, model: torch.nn.Module,
-              step: int, best: dict[str, Any], folder: Path, log: TrainLog) -> dict[str, Any]:
-    """Score the validation split (main process), log it, and keep the encoder in ``folder`` if it is the best."""
-    if accelerator.is_main_process:
-        started = time.perf_counter()
-        scores = validator.evaluate(encoder)
-        record = {"step": step, "validation": {k: round(v, 3) for k, v in scores.items()},
-                  "validation_s": round(time.perf_counter() - started, 1)}
-        log.write(record)
-        improved = scores["mean_recall"] > best["mean_recall"]
-        print(f"step {step} validation mR {scores['mean_recall']:.2f} (i2t R@1 {scores['i2t_r1']:.2f}, t2i R@1 "
-              f"{scores['t2i_r1']:.2f}){' best so far' if improved else ''}", flush=True)
-        if improved:
-            best = {"step": step, "mean_recall": scores["mean_recall"]}
-    best = _broadcast(accelerator, best)
-    if best["step"] == step:
-        _save_final(accelerator, model, folder)
-    return best
+            if run.every(config.log_every):
+                run.log_step(task, output)
+            if run.evaluator and run.every(config.validate_every):
+                run.validate()
+            if run.every(config.save_every):
+                run.save_checkpoint()
+    return _save_final(run.accelerator, run.model, run.out / "final")
 
 
 def _broadcast(accelerator: Any, value: dict[str, Any]) -> dict[str, Any]:

@@ -1,6 +1,11 @@
-"""Validation during training: retrieval mR on images held out of the *training* split (``validation.jsonl``).
+"""Validation during training: the ``Evaluator`` hook, and its built-in use, retrieval mR on images held out of
+the *training* split (``validation.jsonl``).
 
-Written by ``geovec train-data build --validation-images N``: one record per held-out image with all its captions,
+The trainer calls an evaluator every ``validate_every`` steps and at the end, logs its scores and keeps the
+encoder with the highest ``metric`` in ``OUT/best``. ``RetrievalValidator`` is the one a recipe's
+``validation_file`` gives; ``train(config, evaluator=...)`` takes any other.
+
+``validation.jsonl`` is written by ``geovec train-data build --validation-images N``: one record per held-out image with all its captions,
 instruction-tagged exactly like the training examples. The score is the RSICD/RSITMD protocol (R@1/5/10 both ways,
 mR) from ``geovec.bench.metrics``, so a validation curve reads like the benchmark it stands in for.
 """
@@ -8,6 +13,7 @@ mR) from ``geovec.bench.metrics``, so a validation curve reads like the benchmar
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -19,8 +25,24 @@ from geovec.inputs import Interleaved
 from geovec.models.trainable import TrainableEncoder
 
 
+class Evaluator(Protocol):
+    """Scores of the encoder being trained, computed on the main process; the higher ``metric``, the better."""
+
+    metric: str  # the key of ``evaluate``'s scores whose best step's encoder is kept
+
+    def evaluate(self, encoder: TrainableEncoder) -> dict[str, float]:
+        """Scores by name; must leave the encoder in the train/eval mode it found it in."""
+        ...
+
+    def image_paths(self) -> list[str]:
+        """The image files ``evaluate`` reads, so a ``feature_cache`` covers them too ([] when none)."""
+        ...
+
+
 class RetrievalValidator:
     """mR of an encoder on a held-out retrieval split; ``evaluate`` leaves the encoder in the mode it found."""
+
+    metric = "mean_recall"
 
     def __init__(self, path: str | Path, batch_size: int = 64) -> None:
         self.images: list[Interleaved] = []

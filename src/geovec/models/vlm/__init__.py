@@ -1,10 +1,9 @@
 """VLM2GeoVec: a vision-language backbone (Qwen2-VL, Qwen2.5-VL) as an encoder of interleaved inputs.
 
-Importing this package registers the ``vlm2geovec`` encoder architecture (for ``load_encoder``) and the
-``vlm2geovec`` model (for ``load_model`` / ``geovec models``), which loads a folder saved by ``VLMEncoder.save``.
+The ``vlm2geovec`` entry of the model table (``geovec.models.registry``) loads a folder saved by
+``VLMEncoder.save`` through ``load_vlm2geovec``.
 """
 
-from geovec.models.registry import ModelSpec, register
 from geovec.models.trainable import EncoderEmbedder
 from geovec.models.vlm.adapters import (
            ADAPTERS,
@@ -22,17 +21,10 @@ __all__ = [
            "Qwen25VLAdapter",
            "VLMEncoder",
            "VLMOptions",
+           "load_vlm2geovec",
 ]
 
-register(ModelSpec(
-    name="vlm2geovec",
-    loader=lambda path, device: EncoderEmbedder.from_folder(path, "vlm2geovec", device),  # type: ignore[arg-type]
-    modalities=VLMEncoder.modalities,
-    dim=None,
-    license="per backbone (Qwen2-VL-2B/7B: Apache-2.0)",
-    weights="local encoder folder saved by VLMEncoder.save (--model-path); built from a Qwen2-VL / Qwen2.5-VL "
-            "checkpoint, optionally with a LoRA adapter",
-    description="VLM2Vec-style encoder: instruction + interleaved images, text, boxes and points in one prompt of a "
-                "vision-language model; last-token hidden state, L2-normalised.",
-    needs_path=True,
-))
+
+def load_vlm2geovec(path: str, device: str | None) -> EncoderEmbedder:
+    """The ``vlm2geovec`` registry entry's loader."""
+    return EncoderEmbedder.from_folder(path, "vlm2geovec", device)

@@ -39,7 +39,7 @@ from geovec.inputs import (
 )
 from geovec.instructions import CATEGORIES
 from geovec.models.base import checkpoint_model_type, checkpoint_revision
-from geovec.models.trainable import TrainableEncoder, register_architecture
+from geovec.models.trainable import TrainableEncoder
 from geovec.models.vlm.adapters import BackboneAdapter, adapter_class
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
@@ -143,10 +143,10 @@ def _check_checkpoint(folder: Path) -> str:
     return model_type
 
 
-@register_architecture("vlm2geovec")
 class VLMEncoder(TrainableEncoder):
     """A vision-language backbone (through its adapter) as an interleaved-input encoder; see the module docstring."""
 
+    architecture = "vlm2geovec"
     modalities = frozenset({"text", "image", "box", "point"})
 
     def __init__(self, backbone: torch.nn.Module, adapter: BackboneAdapter, options: VLMOptions,

@@ -1,0 +1,1 @@
+"""The ``geovec`` command line (``geovec.cli.main``) and its sub-commands, one module each."""
