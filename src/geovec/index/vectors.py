@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -83,9 +84,10 @@ class LiveVectors:
 
     def bfloat16_matrix(self) -> Any:
         """A bfloat16 torch copy of the matrix for the first pass of ``bfloat16_top_k``, or None where that does not
-        pay: fewer than ``BFLOAT16_MIN_ROWS`` rows, or no native bfloat16 on this CPU. Costs half the float32
+        pay: fewer than ``BFLOAT16_MIN_ROWS`` rows, no native bfloat16 on this CPU, or torch not loaded yet (a
+        process that searches vectors it did not embed should not pay ~1 s to import it). Costs half the float32
         matrix's memory; rebuilt after the vectors change."""
-        if self.size < BFLOAT16_MIN_ROWS or not native_bfloat16("cpu"):
+        if self.size < BFLOAT16_MIN_ROWS or "torch" not in sys.modules or not native_bfloat16("cpu"):
             return None
         if self._bfloat16 is None or self._bfloat16[0] != self._changes:
             import torch
