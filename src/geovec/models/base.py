@@ -17,9 +17,13 @@ from typing import Callable, Protocol, Sequence, runtime_checkable
 import numpy as np
 
 from geovec.errors import GeovecError, GeovecInputError, UnsupportedInputError
-from geovec.inputs import InputLike, Interleaved, as_input
+from geovec.inputs import SEGMENT_KINDS, InputLike, Interleaved, as_input
 from geovec.precision import PRECISIONS, native_bfloat16
 from geovec.progress import progress_bar
+
+
+ALL_MODALITIES = frozenset(SEGMENT_KINDS)
+TEXT_MODALITIES = ALL_MODALITIES - {"image"}  # text models take boxes and points as canonical text
 
 
 @runtime_checkable

@@ -29,10 +29,8 @@ from PIL import Image as PILImage
 
 from geovec.errors import GeovecError, UnsupportedInputError
 from geovec.inputs import BoxSegment, ImageSegment, Interleaved, PointSegment, TextSegment
-from geovec.models.base import (BaseEmbedder, TextWindow, checkpoint_model_type, checkpoint_revision,
+from geovec.models.base import (ALL_MODALITIES, BaseEmbedder, TextWindow, checkpoint_model_type, checkpoint_revision,
                                  l2_normalize)
-
-CLIP_MODALITIES = frozenset({"text", "image", "box", "point"})
 
 
 def render_point_caption(lat: float, lon: float) -> str:
@@ -80,7 +78,7 @@ def _features(output: Any, dim: int) -> Any:
 class CLIPEmbedder(BaseEmbedder):
     """A transformers ``CLIPModel`` with its tokenizer and image processor; see the module docstring for fusion."""
 
-    modalities = CLIP_MODALITIES
+    modalities = ALL_MODALITIES
 
     def __init__(self, model_path: str | Path, name: str = "clip", device: str | None = None) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -31,14 +31,13 @@ from torch import nn
 from geovec.errors import GeovecError, GeovecInputError
 from geovec.inputs import BoxSegment, ImageSegment, Interleaved, render_segments
 from geovec.inputs.render import RENDERING_VERSION
-from geovec.models.base import checkpoint_revision
+from geovec.models.base import ALL_MODALITIES, checkpoint_revision
 from geovec.models.text import minilm_path
 from geovec.models.trainable import (ENCODER_CONFIG, EncoderEmbedder, TrainableEncoder, load_encoder,
                                      read_encoder_config)
 from geovec.models.vision import LITE_MEAN, LITE_STD, VISION_CHOICES, EfficientNetTower, FeatureCache, PatchStem
 
 WEIGHTS_FILE = "model.safetensors"
-MODALITIES = frozenset({"text", "image", "box", "point"})
 
 
 @dataclass(frozen=True)
@@ -104,7 +103,7 @@ class GeovecMini(TrainableEncoder):
     """MiniLM-L6 text transformer + patch stem; see the module docstring."""
 
     architecture = "geovec-mini"
-    modalities = MODALITIES
+    modalities = ALL_MODALITIES
 
     def __init__(self, settings: MiniSettings, tokenizer: Any, bert: nn.Module | None = None,
                  pretrained_vision: bool = True) -> None:

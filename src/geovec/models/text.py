@@ -15,9 +15,7 @@ import numpy as np
 
 from geovec.errors import GeovecError
 from geovec.inputs import Interleaved, render_text
-from geovec.models.base import BaseEmbedder, TextWindow, checkpoint_revision
-
-TEXT_MODALITIES = frozenset({"text", "box", "point"})
+from geovec.models.base import TEXT_MODALITIES, BaseEmbedder, TextWindow, checkpoint_revision
 
 
 class SentenceTransformerEmbedder(BaseEmbedder):

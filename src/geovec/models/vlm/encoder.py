@@ -38,7 +38,7 @@ from geovec.inputs import (
     render_text,
 )
 from geovec.instructions import CATEGORIES
-from geovec.models.base import checkpoint_model_type, checkpoint_revision
+from geovec.models.base import ALL_MODALITIES, checkpoint_model_type, checkpoint_revision
 from geovec.models.trainable import TrainableEncoder
 from geovec.models.vlm.adapters import BackboneAdapter, adapter_class
 
@@ -147,7 +147,7 @@ class VLMEncoder(TrainableEncoder):
     """A vision-language backbone (through its adapter) as an interleaved-input encoder; see the module docstring."""
 
     architecture = "vlm2geovec"
-    modalities = frozenset({"text", "image", "box", "point"})
+    modalities = ALL_MODALITIES
 
     def __init__(self, backbone: torch.nn.Module, adapter: BackboneAdapter, options: VLMOptions,
                  base_path: Path, backbone_type: str) -> None:
