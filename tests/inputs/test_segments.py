@@ -8,7 +8,7 @@ from PIL import Image
 
 from geovec.errors import GeovecInputError
 from geovec.inputs import (BoxSegment, GeoRef, ImageSegment, Interleaved, PointSegment, TextSegment, as_input,
-                           segment_from_dict)
+                           image_files, segment_from_dict)
 
 
 @pytest.fixture
@@ -121,3 +121,13 @@ def test_empty_text_and_unknown_segment_type():
     assert err.field == "segments[0].type" and "unknown segment type 'video'" in str(err)
     err = error_of(lambda: Interleaved.from_dict({"segments": [{"type": "point", "lat": 100, "lon": 0}]}))
     assert err.field == "segments[0].lat"
+
+
+def test_image_files_lists_each_file_once_in_order_and_skips_in_memory_images(tmp_path):
+    first, second = tmp_path / "a.png", tmp_path / "b.png"
+    for path in (first, second):
+        Image.new("RGB", (8, 8)).save(path)
+    items = [Interleaved((ImageSegment(str(second)), TextSegment("x"))),
+             Interleaved((ImageSegment(np.zeros((8, 8, 3), np.uint8)),)),
+             Interleaved((ImageSegment(str(first)), BoxSegment((0, 0, 4, 4), "pixel"), ImageSegment(str(second))))]
+    assert image_files(items) == [str(second), str(first)]  # what a feature cache must hold, no more

@@ -12,11 +12,12 @@ from geovec.inputs.segments import (
     Segment,
     TextSegment,
     as_input,
+    image_files,
     segment_from_dict,
 )
 
 __all__ = [
     "SEGMENT_KINDS", "BoxSegment", "GeoRef", "ImageSegment", "InputLike", "Interleaved", "PointSegment", "Segment",
-    "TextSegment", "as_input", "segment_from_dict", "RENDERING_VERSION", "render_box", "render_point",
+    "TextSegment", "as_input", "image_files", "segment_from_dict", "RENDERING_VERSION", "render_box", "render_point",
     "render_segments", "render_text",
 ]

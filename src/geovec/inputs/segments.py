@@ -14,7 +14,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Sequence, Union
+from typing import Any, Iterable, Literal, Sequence, Union
 
 import numpy as np
 from PIL import Image as PILImage
@@ -380,3 +380,10 @@ def as_input(value: InputLike, instruction: str | None = None) -> Interleaved:
     if isinstance(value, (list, tuple)):
         return Interleaved(tuple(value), instruction)
     raise GeovecInputError("query", f"cannot embed a {type(value).__name__}; give text, segments or Interleaved")
+
+
+def image_files(items: Iterable[Interleaved]) -> list[str]:
+    """The distinct image files the ``items`` read, in first-seen order (in-memory images have none): what a
+    feature cache must cover."""
+    return list(dict.fromkeys(segment.path for item in items for segment in item.segments
+                              if isinstance(segment, ImageSegment) and segment.path is not None))

@@ -34,6 +34,7 @@ import torch
 
 from geovec.errors import GeovecError, GeovecInputError
 from geovec.fileio import write_text_atomic
+from geovec.inputs import image_files
 from geovec.models.trainable import TrainableEncoder, architecture_class, load_encoder
 from geovec.progress import progress_bar
 from geovec.train.config import TrainConfig, changed_keys
@@ -221,10 +222,8 @@ def _features(examples: list[TrainingExample], hard_negatives: int) -> list[list
 
 def _image_paths(by_task: dict[str, list[TrainingExample]], hard_negatives: int) -> list[str]:
     """Every image file a training step can read (queries, positives and the hard negatives used)."""
-    items = (item for examples in by_task.values() for e in examples
-             for item in (e.query, e.positive, *e.negatives[:hard_negatives]))
-    return list(dict.fromkeys(s.source for item in items for s in item.segments
-                              if s.kind == "image" and isinstance(s.source, str)))
+    return image_files(item for examples in by_task.values() for e in examples
+                       for item in (e.query, e.positive, *e.negatives[:hard_negatives]))
 
 
 def _cache_features(encoder: TrainableEncoder, config: TrainConfig, paths: list[str], show: bool) -> None:

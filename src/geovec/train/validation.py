@@ -21,7 +21,7 @@ import torch
 from geovec.bench.metrics import retrieval_scores
 from geovec.errors import GeovecInputError
 from geovec.ingest.jsonl import iter_jsonl
-from geovec.inputs import Interleaved
+from geovec.inputs import Interleaved, image_files
 from geovec.models.trainable import TrainableEncoder
 
 
@@ -61,7 +61,7 @@ class RetrievalValidator:
         self.batch_size = batch_size
 
     def image_paths(self) -> list[str]:
-        return [s.source for item in self.images for s in item.segments if isinstance(getattr(s, "source", None), str)]
+        return image_files(self.images)
 
     def _embed(self, encoder: TrainableEncoder, items: list[Interleaved]) -> np.ndarray:
         return np.concatenate([encoder.embed(items[i:i + self.batch_size]).float().cpu().numpy()
