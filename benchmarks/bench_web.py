@@ -200,11 +200,9 @@ def latency_rows(index: Path, clients: int, seconds: float, short_seconds: float
 
 
 def batched_qps(sizes: list[int], folder: Path, rounds: int = 3) -> list[tuple]:
-    """Exact top-10 queries/s through ``search_many`` at 1, 8 and 64 queries at once, float32 and with the bfloat16
-    first pass (where this CPU has native bfloat16), against float32 queries one by one."""
-    modes = {"float32": 1 << 62, "bfloat16 pass": vectors.BFLOAT16_MIN_ROWS}  # rows from which the pass is used
-    if not native_bfloat16("cpu"):
-        modes.pop("bfloat16 pass")
+    """Exact top-10 queries/s through ``search_many`` at 1, 8 and 64 queries at once, float32 and with the int8
+    first pass, against float32 queries one by one."""
+    modes = {"float32": 1 << 62, "int8 pass": vectors.FIRST_PASS_MIN_ROWS}  # rows from which the pass is used
     rows = []
     rng = np.random.default_rng(7)
     for size in sizes:
@@ -213,14 +211,14 @@ def batched_qps(sizes: list[int], folder: Path, rounds: int = 3) -> list[tuple]:
         with VectorIndex.open(path) as store:
             queries = rng.standard_normal((128, DIM)).astype(np.float32)
             queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-            vectors.BFLOAT16_MIN_ROWS = modes["float32"]
+            vectors.FIRST_PASS_MIN_ROWS = modes["float32"]
             store.search(queries[0], k=10, exact=True)  # loads the matrix
             started = time.perf_counter()
             for query in queries[:64]:
                 store.search(query, k=10, exact=True)
             one_by_one = 64 / (time.perf_counter() - started)
             for mode, min_rows in modes.items():
-                vectors.BFLOAT16_MIN_ROWS = min_rows
+                vectors.FIRST_PASS_MIN_ROWS = min_rows
                 for batch in (1, 8, 64):
                     best = 0.0
                     for _ in range(rounds):
@@ -230,7 +228,7 @@ def batched_qps(sizes: list[int], folder: Path, rounds: int = 3) -> list[tuple]:
                             store.search_many(chunk, [10] * len(chunk), [None] * len(chunk), [True] * len(chunk))
                         best = max(best, 64 / (time.perf_counter() - started))
                     rows.append((size, mode, batch, best, one_by_one))
-        vectors.BFLOAT16_MIN_ROWS = modes.get("bfloat16 pass", modes["float32"])
+        vectors.FIRST_PASS_MIN_ROWS = modes["int8 pass"]
     return rows
 
 
