@@ -37,6 +37,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Sequence
 
 import httpx
 import numpy as np
@@ -44,7 +45,6 @@ import torch
 
 from geovec.index import Record, VectorIndex, vectors
 from geovec.models.registry import index_model_record
-from geovec.precision import native_bfloat16
 from geovec.progress import progress_bar
 from geovec.query import Searcher, SearchRequest
 from geovec.threads import server_threads, use_threads
@@ -167,7 +167,8 @@ def load(url: str, clients: int, seconds: float, within, texts) -> tuple[list[fl
     return latencies, errors[0], time.perf_counter() - started
 
 
-def latency_rows(index: Path, clients: int, seconds: float, short_seconds: float) -> list[tuple]:
+def latency_rows(index: Path, clients: int, seconds: float, short_seconds: float,
+                 paths: Sequence[str] = ("old", "new")) -> list[tuple]:
     """``seconds`` for the many-client text row of each path, ``short_seconds`` for the others."""
     texts = distinct_queries()
     with Searcher(index) as searcher:  # reference: the same search, in this process, one at a time
@@ -176,7 +177,7 @@ def latency_rows(index: Path, clients: int, seconds: float, short_seconds: float
                                           for _ in range(40))
                   for name, within in (("text", None), ("text + within", WITHIN))}
     rows = []
-    for path in ("old", "new"):
+    for path in paths:
         process, url = start_server(index, path)
         try:
             runs = [(f"{clients} clients, text", clients, seconds, None, texts),
@@ -244,6 +245,7 @@ def main() -> None:
     parser.add_argument("--no-qps", action="store_true", help="only the HTTP latency rows")
     parser.add_argument("--ann", action="store_true", help="search through an HNSW graph (built if missing)")
     parser.add_argument("--new-args", default="", help="extra `geovec serve` options for the new path")
+    parser.add_argument("--paths", nargs="+", choices=list(PATHS), default=list(PATHS), help="server paths to run")
     args = parser.parse_args()
     PATHS["new"] += args.new_args.split()
 
@@ -253,7 +255,7 @@ def main() -> None:
         if not args.no_latency:
             build(index, args.size, ann=args.ann)
             recall = ann_recall(index) if args.ann else None
-            rows = latency_rows(index, args.clients, args.seconds, args.short_seconds)
+            rows = latency_rows(index, args.clients, args.seconds, args.short_seconds, args.paths)
         threads = server_threads()
         use_threads(threads)
         if not args.no_qps:

@@ -1,5 +1,8 @@
 """The shared search implementation (Python API = CLI = web) on a real index embedded with minilm."""
 
+import os
+import signal
+
 import numpy as np
 import pytest
 
@@ -8,7 +11,7 @@ from geovec.index import Record, VectorIndex
 from geovec.ingest import IndexItem, index_items
 from geovec.inputs import as_input
 from geovec.models import load_model
-from geovec.query import QueryBatcher, Searcher, SearchRequest
+from geovec.query import QueryBatcher, Searcher, SearchRequest, SearchWorkers
 
 PLACES = [  # (id, caption, lat, lon)
     ("harbour-nl", "many boats moored in a harbour", 52.37, 4.90),
@@ -107,6 +110,34 @@ def test_concurrent_requests_are_batched_and_each_gets_its_one_at_a_time_result(
         assert [h.id for h in many.hits] == [h.id for h in one.hits]
         assert [h.score for h in many.hits] == pytest.approx([h.score for h in one.hits], abs=1e-5)
     assert all(4 <= int(h.id.split("-")[1]) <= 8 for h in batched[1].hits)  # its area filter held
+
+
+def test_worker_processes_answer_as_this_process_does_and_survive_losing_one(scenes_path):
+    """A batch split over processes: the same hits and scores, errors stay with their query, the server's cache
+    keeps what the workers embedded, and a worker that dies only costs its share being computed here."""
+    texts = ["boats", "a plane on a runway", "trees", "a river crossing", "ships", "houses"]
+    with Searcher(scenes_path, query_cache=32) as searcher:
+        requests = [SearchRequest(text=text, top_k=3, within=(3.5, 0.0, 8.5, 20.0) if n == 2 else None)
+                    for n, text in enumerate(texts)] + [SearchRequest(image=np.zeros((8, 8, 3), np.uint8))]
+        prepared = [searcher.prepare(request) for request in requests]
+        alone = [searcher.search(request) for request in requests[:-1]]
+        searcher.cache = type(searcher.cache)(32)  # forget them: the workers must embed
+        workers = SearchWorkers(searcher, 2)
+        try:
+            assert len(workers) == 2 and len(set(workers.pids)) == 2
+            results = workers.search_batch(prepared)
+            assert isinstance(results[-1], GeovecError) and "cannot embed image" in str(results[-1])
+            for one, split in zip(alone, results):
+                assert split.request is not None and [h.id for h in split.hits] == [h.id for h in one.hits]
+                assert [h.score for h in split.hits] == pytest.approx([h.score for h in one.hits], abs=1e-5)
+            assert searcher.cache.stats()["entries"] == len(texts)  # vectors embedded elsewhere, kept here
+            os.kill(workers.pids[0], signal.SIGKILL)
+            searcher.cache = type(searcher.cache)(32)
+            again = workers.search_batch(prepared)
+            assert len(workers) == 1
+            assert [[h.id for h in r.hits] for r in again[:-1]] == [[h.id for h in r.hits] for r in alone]
+        finally:
+            workers.close()
 
 
 def test_a_query_the_model_cannot_embed_fails_alone_in_its_batch(scenes_path):

@@ -22,6 +22,9 @@ class GeovecInputError(GeovecError, ValueError):
         self.problem = problem
         super().__init__(f"{field}: {problem}")
 
+    def __reduce__(self):  # pickled whole (it crosses from a search worker process), not as its one message
+        return type(self), (self.field, self.problem)
+
 
 class UnsupportedInputError(GeovecError):
     """An embedder was given a segment kind it cannot embed (never silently dropped)."""

@@ -6,18 +6,25 @@ model that built it open, so repeated queries (a web server) pay for loading onc
 
 Many users at once: ``QueryBatcher`` gathers concurrent requests for a few milliseconds, embeds them in one
 forward pass and ranks them with one matrix product (``Searcher.search_batch``), because on a CPU one batched
-pass costs far less than the same queries one by one. ``QueryEmbeddingCache`` lets a repeated query skip the
-encoder altogether.
+pass costs far less than the same queries one by one. ``SearchWorkers`` splits each batch over more processes,
+one per core, since one Python process computes a small batch on about one core. ``QueryEmbeddingCache`` lets a
+repeated query skip the encoder altogether.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import queue
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -31,9 +38,10 @@ from geovec.models.registry import check_index_revision
 from geovec.models.base import Embedder, check_text_fits, model_identity
 from geovec.search_request import MAX_QUERY_CHARS, MAX_TOP_K, SearchRequest, parse_numbers
 from geovec.t2t.search import DescriptionSearch, check_text_query, is_description_index
+from geovec.threads import pin_to_cores, use_threads
 
 __all__ = ["MAX_QUERY_CHARS", "MAX_TOP_K", "PreparedQuery", "QueryBatcher", "QueryEmbeddingCache", "SearchRequest",
-           "SearchResult", "Searcher", "open_index", "parse_numbers"]  # open_index: from geovec.index, kept here
+           "SearchResult", "SearchWorkers", "Searcher", "open_index", "parse_numbers"]  # open_index: from geovec.index, kept here
 
 
 @dataclass
@@ -41,6 +49,7 @@ class SearchResult:
     hits: list[Hit]
     elapsed_ms: float
     request: SearchRequest = field(repr=False)
+    vector: np.ndarray | None = field(default=None, repr=False)  # the query's embedding (None: a ready answer)
 
     def to_dict(self) -> dict[str, Any]:
         return {"results": [hit.to_dict() for hit in self.hits], "elapsed_ms": round(self.elapsed_ms, 2)}
@@ -110,7 +119,8 @@ class Searcher:
         self.item_instruction: str | None = recorded.get("item_instruction")
         self.descriptions = DescriptionSearch(self.store) if is_description_index(recorded) else None
         self.cache = QueryEmbeddingCache(query_cache)
-        self._identity = model_identity(self.embedder)
+        self.identity = model_identity(self.embedder)  # what cache keys and worker processes must agree on
+        self.location, self.model_path = str(index), model_path and str(model_path)
         self._lock = threading.Lock()  # the SQLite connection and torch model are used one batch at a time
 
     def prepare(self, request: SearchRequest) -> PreparedQuery:
@@ -124,7 +134,7 @@ class Searcher:
             if default:
                 request = replace(request, instruction=default)
         query = request.query()
-        return PreparedQuery(request, query, request.geo_filter(), f"{self._identity}\x1f{query.cache_key()}")
+        return PreparedQuery(request, query, request.geo_filter(), f"{self.identity}\x1f{query.cache_key()}")
 
     def search(self, request: SearchRequest) -> SearchResult:
         (result,) = self.search_batch([self.prepare(request)])
@@ -132,26 +142,31 @@ class Searcher:
             raise result
         return result
 
-    def search_batch(self, prepared: Sequence[PreparedQuery]) -> list[SearchResult | GeovecError]:
-        """Every query embedded in one forward pass and ranked together; each gets its own result or error."""
+    def search_batch(self, prepared: Sequence[PreparedQuery], known: Sequence[np.ndarray | None] | None = None
+                     ) -> list[SearchResult | GeovecError]:
+        """Every query embedded in one forward pass and ranked together; each gets its own result or error.
+
+        ``known``: per query, its vector if the caller already has it (then the cache is not asked), else None.
+        """
         started = time.perf_counter()
         with self._lock:
-            vectors = self._embed(prepared)
+            vectors = self._embed(prepared, known)
             found = self._find(prepared, vectors)
         elapsed = (time.perf_counter() - started) * 1000
-        return [hits if isinstance(hits, GeovecError) else SearchResult(hits, elapsed, p.request)
-                for p, hits in zip(prepared, found)]
+        return [hits if isinstance(hits, GeovecError) else SearchResult(hits, elapsed, p.request, vector)
+                for p, hits, vector in zip(prepared, found, vectors)]
 
-    def _embed(self, prepared: Sequence[PreparedQuery]) -> list[np.ndarray | GeovecError]:
-        """Vectors from the cache, the rest encoded at once (one by one only to tell whose input fails).
+    def _embed(self, prepared: Sequence[PreparedQuery], given: Sequence[np.ndarray | None] | None
+               ) -> list[np.ndarray | GeovecError]:
+        """Vectors given or from the cache, the rest encoded at once (one by one only to tell whose input fails).
 
         Text is checked against the model's window here, under the lock: tokenizers are not thread-safe.
         """
         known: dict[str, np.ndarray | GeovecError] = {}
         todo: dict[str, Interleaved] = {}
-        for p in prepared:
+        for n, p in enumerate(prepared):
             if p.key not in known and p.key not in todo:
-                cached = self.cache.get(p.key)
+                cached = self.cache.get(p.key) if given is None else given[n]
                 if cached is not None:
                     known[p.key] = cached
                     continue
@@ -212,19 +227,22 @@ class Searcher:
 class QueryBatcher:
     """Serves one ``Searcher`` to many concurrent callers from one worker thread, in batches.
 
-    The worker takes the first waiting request and, when recent batches held more than one (users are
-    concurrent), waits up to ``max_wait_ms`` for as many as the largest recent batch, up to ``max_batch``; a lone
-    user never waits. Requests are validated in the caller's thread, so a bad one fails at once and never delays
-    the others.
+    The worker takes the first waiting request and, when users were recently concurrent, waits up to
+    ``max_wait_ms`` for as many requests as were recently outstanding at once (a batch plus those that queued
+    while it ran), up to ``max_batch``; a lone user never waits. Counting the queued ones matters: users split
+    into two groups that take turns would otherwise stay split, each waiting a whole extra batch every time.
+    Requests are validated in the caller's thread, so a bad one fails at once and never delays the others.
     """
 
     RECENT_BATCHES = 8  # batches remembered when deciding whether users are concurrent
 
-    def __init__(self, searcher: Searcher, max_batch: int = 32, max_wait_ms: float = 5.0) -> None:
+    def __init__(self, searcher: Searcher, max_batch: int = 32, max_wait_ms: float = 5.0,
+                 workers: "SearchWorkers | None" = None) -> None:
         if max_batch < 1 or max_wait_ms < 0:
             raise GeovecInputError("batching", f"max_batch must be >= 1 and max_wait_ms >= 0, got {max_batch} "
                                                f"and {max_wait_ms}")
         self.searcher, self.max_batch, self.max_wait_s = searcher, max_batch, max_wait_ms / 1000
+        self.workers = workers
         self.batches = self.queries = self.largest = 0
         self._recent: list[int] = []
         self._queue: queue.SimpleQueue[tuple[PreparedQuery, Future] | None] = queue.SimpleQueue()
@@ -243,18 +261,22 @@ class QueryBatcher:
 
     def stats(self) -> dict[str, Any]:
         return {"max_batch": self.max_batch, "max_wait_ms": self.max_wait_s * 1000, "batches": self.batches,
-                "queries": self.queries, "largest_batch": self.largest}
+                "queries": self.queries, "largest_batch": self.largest,
+                "processes": 1 + (len(self.workers) if self.workers else 0)}
 
     def close(self) -> None:
-        """Finish what is queued, then stop the worker."""
+        """Finish what is queued, then stop the worker (and the worker processes)."""
         self._queue.put(None)
         self._worker.join()
+        if self.workers:
+            self.workers.close()
 
     def _gather(self, first: tuple[PreparedQuery, Future]) -> tuple[list[tuple[PreparedQuery, Future]], bool]:
         """The batch that starts with ``first``, and whether the worker was told to stop meanwhile.
 
-        While users are concurrent it waits (up to ``max_wait_ms``) until as many requests as the largest recent
-        batch have come, since clients answered together come back together; then it takes only what is queued.
+        While users are concurrent it waits (up to ``max_wait_ms``) until as many requests as were recently
+        outstanding have come, since clients answered together come back together; then it takes only what is
+        queued.
         """
         batch = [first]
         peak = min(self.max_batch, max(self._recent, default=1))
@@ -271,21 +293,168 @@ class QueryBatcher:
         return batch, False
 
     def _serve(self) -> None:
+        if self.workers:  # this thread computes one share of each batch; each worker process another
+            pin_to_cores(0, len(self.workers) + 1)
         stopping = False
         while not stopping:
             first = self._queue.get()
             if first is None:
                 return
             batch, stopping = self._gather(first)
-            self._recent = [*self._recent[-(self.RECENT_BATCHES - 1):], len(batch)]
             self.batches, self.queries = self.batches + 1, self.queries + len(batch)
             self.largest = max(self.largest, len(batch))
+            prepared = [p for p, _ in batch]
             try:
-                results: list[SearchResult | GeovecError] = self.searcher.search_batch([p for p, _ in batch])
+                results: list[SearchResult | GeovecError] = (self.workers or self.searcher).search_batch(prepared)
             except Exception as exc:  # a bug, not bad input: every caller of this batch sees it
                 results = [exc] * len(batch)  # type: ignore[list-item]
+            outstanding = len(batch) + self._queue.qsize()  # this batch's users and those who came meanwhile
+            self._recent = [*self._recent[-(self.RECENT_BATCHES - 1):], outstanding]
             for (_, future), result in zip(batch, results):
                 if isinstance(result, Exception):
                     future.set_exception(result)
                 else:
                     future.set_result(result)
+
+
+class SearchWorkers:
+    """Processes that each open the searcher's index and load its model, so a batch is computed on many cores.
+
+    Why: one Python process embeds a small batch on about one core (more intra-op threads barely help at a few
+    dozen tokens, and threads of one process contend for the GIL); a batch split over processes finishes sooner.
+    ``search_batch`` computes one share of the batch with ``searcher`` in this process and sends the others out. A
+    worker that dies is dropped and its share computed here, so the server goes on with fewer processes.
+    """
+
+    def __init__(self, searcher: Searcher, count: int, threads: int = 1) -> None:
+        if count < 1:
+            raise GeovecInputError("workers", f"must be >= 1 extra process, got {count}")
+        self.searcher = searcher
+        settings = [searcher.location, searcher.model_path, searcher.precision, threads]
+        # A fresh interpreter, not multiprocessing: forking would copy torch's running threads, and its "spawn"
+        # re-runs the caller's main script, which a script without a __main__ guard cannot survive.
+        source = str(Path(__file__).resolve().parents[1])  # the folder geovec is imported from
+        environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [source,
+                                                                                 os.environ.get("PYTHONPATH")]))}
+        self._workers: list[tuple[subprocess.Popen, Connection]] = []
+        for number in range(1, count + 1):  # share 0 of the cores is the batcher thread's
+            here, there = socket.socketpair()
+            process = subprocess.Popen([sys.executable, "-c", WORKER_COMMAND, str(there.fileno()),
+                                        json.dumps([*settings, number, count + 1])],
+                                       pass_fds=[there.fileno()], env=environment)
+            there.close()
+            self._workers.append((process, Connection(here.detach())))
+        identities = [_receive(connection) for _, connection in self._workers]
+        problem = next((answer for answer in identities if isinstance(answer, BaseException)), None)
+        if problem is None and set(identities) != {searcher.identity}:
+            problem = GeovecInputError("workers", f"worker processes load {identities[0]!r} (what the index "
+                                                  f"records), not this searcher's {searcher.identity!r}")
+        if problem is not None:
+            self.close()
+            raise problem if isinstance(problem, GeovecError) else GeovecError(f"search worker: {problem}")
+
+    def __len__(self) -> int:
+        return len(self._workers)
+
+    @property
+    def pids(self) -> list[int]:
+        """The worker processes' ids (for an operator's ``ps``/``kill``, and tests)."""
+        return [process.pid for process, _ in self._workers]
+
+    def search_batch(self, prepared: Sequence[PreparedQuery]) -> list[SearchResult | GeovecError]:
+        """Like ``Searcher.search_batch``, with the queries to embed dealt out evenly over the processes; this
+        process's cache answers first and keeps the vectors the workers computed."""
+        started = time.perf_counter()
+        known = [self.searcher.cache.get(p.key) for p in prepared]
+        order = sorted(range(len(prepared)), key=lambda n: known[n] is not None)  # the queries to embed first
+        shares = [order[start::len(self._workers) + 1] for start in range(len(self._workers) + 1)]
+        sent = []
+        for (process, connection), share in zip(list(self._workers), shares[1:]):
+            if not share:
+                continue
+            try:
+                connection.send(([prepared[n] for n in share], [known[n] for n in share]))
+                sent.append((process, connection, share))
+            except OSError:
+                self._drop(process)
+                shares[0] += share
+        results: list[SearchResult | GeovecError] = [None] * len(prepared)  # type: ignore[list-item]
+        for n, result in zip(shares[0], self._here(prepared, known, shares[0])):
+            results[n] = result
+        for process, connection, share in sent:
+            answers = _receive(connection)
+            if isinstance(answers, BaseException):
+                if not isinstance(answers, RuntimeError):  # the process is gone, not a bug in it
+                    self._drop(process)
+                answers = self._here(prepared, known, share)
+            for n, answer in zip(share, answers):
+                results[n] = answer
+                if known[n] is None and isinstance(answer, SearchResult):
+                    self.searcher.cache.put(prepared[n].key, answer.vector)  # type: ignore[arg-type]
+        elapsed = (time.perf_counter() - started) * 1000
+        return [replace(r, elapsed_ms=elapsed, request=p.request) if isinstance(r, SearchResult) else r
+                for p, r in zip(prepared, results)]
+
+    def close(self) -> None:
+        """Tell every worker to stop, and wait for it (a few seconds at most)."""
+        for _, connection in self._workers:
+            try:
+                connection.send(None)
+            except OSError:
+                pass
+        for process, connection in self._workers:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            connection.close()
+        self._workers = []
+
+    def _here(self, prepared: Sequence[PreparedQuery], known: Sequence[np.ndarray | None], share: Sequence[int]
+              ) -> list[SearchResult | GeovecError]:
+        return self.searcher.search_batch([prepared[n] for n in share], [known[n] for n in share])
+
+    def _drop(self, process: subprocess.Popen) -> None:
+        print(f"geovec: search worker process {process.pid} stopped (exit code {process.poll()}); going on "
+              "without it", file=sys.stderr)
+        self._workers = [(p, c) for p, c in self._workers if p is not process]
+
+
+def _receive(connection: Any) -> Any:
+    """The next message, or the exception that says the other end is gone."""
+    try:
+        return connection.recv()
+    except (EOFError, OSError) as exc:
+        return exc
+
+
+WORKER_COMMAND = "import sys; from geovec.query import serve_searches; serve_searches(int(sys.argv[1]), sys.argv[2])"
+
+
+def serve_searches(descriptor: int, settings: str) -> None:
+    """A worker process (``SearchWorkers``): open the index and model, say ready (its model identity) or why not,
+    then answer batches with ``SearchResult``s or the queries' errors until told to stop or the server is gone.
+
+    ``descriptor``: its end of the socket to the server; ``settings``: JSON [index, model path, precision, threads,
+    its share of the cores, how many shares].
+    """
+    connection = Connection(descriptor)
+    location, model_path, precision, threads, share, shares = json.loads(settings)
+    try:
+        pin_to_cores(share, shares)
+        use_threads(threads)
+        searcher = Searcher(location, model_path=model_path, precision=precision)
+        connection.send(searcher.identity)
+    except Exception as exc:
+        connection.send(exc if isinstance(exc, GeovecError) else GeovecError(f"{type(exc).__name__}: {exc}"))
+        return
+    with searcher:
+        while (job := _receive(connection)) is not None and not isinstance(job, BaseException):
+            prepared, known = job
+            try:
+                results = searcher.search_batch(prepared, known)
+            except Exception as exc:  # a bug, not bad input: the server computes this share itself
+                connection.send(RuntimeError(f"{type(exc).__name__}: {exc}"))
+                continue
+            # the request goes back stripped of any image: the server has its own
+            connection.send([replace(r, request=None) if isinstance(r, SearchResult) else r for r in results])

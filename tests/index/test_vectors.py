@@ -7,7 +7,7 @@ import pytest
 import torch  # noqa: F401  (the index takes its int8 first pass only where torch is loaded)
 
 from geovec.index import Record, VectorIndex
-from geovec.index.vectors import FIRST_PASS_MIN_ROWS, Int8Copy, int8_top_k, quantize, top_k
+from geovec.index.vectors import FIRST_PASS_MIN_ROWS, Int8Copy, int8_top_k, onednn_int8, quantize, top_k
 
 
 def clustered(rows: int, seed: int = 0) -> np.ndarray:
@@ -18,13 +18,14 @@ def clustered(rows: int, seed: int = 0) -> np.ndarray:
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
+@pytest.mark.parametrize("packed", [True, False], ids=["onednn", "int_mm"])
 @pytest.mark.parametrize("exclude", [False, True])
-def test_int8_first_pass_finds_exactly_the_float32_top_k(exclude):
+def test_int8_first_pass_finds_exactly_the_float32_top_k(exclude, packed):
     matrix = clustered(20_000)
     queries = clustered(12, seed=1)
     excluded = np.random.default_rng(2).random(len(matrix)) < 0.4 if exclude else None
     ks = [1, 10, 100] * 4
-    found = int8_top_k(queries, matrix, Int8Copy.of(matrix, chunk=7_000), ks, excluded)
+    found = int8_top_k(queries, matrix, Int8Copy.of(matrix, chunk=7_000, pack=packed), ks, excluded)
     scores = queries @ matrix.T
     if excluded is not None:
         scores[:, excluded] = -np.inf
@@ -58,6 +59,18 @@ def test_a_large_index_searches_exactly_after_it_changes(tmp_path):
     columns, values = top_k((vectors[live] @ query)[None], 25)
     assert {hit.id for hit in hits} == {f"i{n}" for n in live[columns[0]]}  # near-ties may swap places
     assert [hit.score for hit in hits] == pytest.approx(values[0], abs=1e-6)
+
+
+@pytest.mark.parametrize("packed", [True, False], ids=["onednn", "int_mm"])
+def test_approximate_scores_are_within_their_bounds(packed):
+    matrix = clustered(5_000) * np.linspace(0.5, 1.5, 5_000, dtype=np.float32)[:, None]  # any norms, not only 1
+    queries = np.vstack([clustered(5, seed=3), -clustered(2, seed=4) * 0.1])
+    copy = Int8Copy.of(matrix, pack=packed)
+    approx, bounds = copy.scores(queries)
+    error = np.abs(approx.numpy() - queries @ matrix.T)
+    assert np.all(error <= bounds[:, None]) and bounds.max() < 0.05
+    if packed:
+        assert copy.packed == onednn_int8()  # packed where oneDNN is exact here, else the int_mm form
 
 
 def test_int8_rows_are_within_the_error_the_first_pass_allows_for():

@@ -23,8 +23,11 @@ def register(app: typer.Typer) -> None:
         model_path: Optional[Path] = typer.Option(None, "--model-path",
                                                   help="Override the checkpoint path the index recorded."),
         max_upload_mb: float = typer.Option(10.0, "--max-upload-mb", min=0.001, help="Largest image upload."),
-        threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch/BLAS threads (default: "
-                                              "OMP_NUM_THREADS if set, else half the usable cores, 1-8)."),
+        workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Processes that compute each batch "
+                                              "of queries together (default: one per usable core, at most 4)."),
+        threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch/BLAS threads of each process "
+                                              "(default: OMP_NUM_THREADS if set, else 1 per 2 usable cores a "
+                                              "process has, 1-8)."),
         max_batch: int = typer.Option(32, "--max-batch", min=1, help="Most concurrent queries embedded together "
                                       "(1: one at a time)."),
         batch_wait_ms: float = typer.Option(5.0, "--batch-wait-ms", min=0.0, help="Longest wait for more "
@@ -42,11 +45,14 @@ def register(app: typer.Typer) -> None:
         except ImportError as exc:
             raise GeovecError(f"`geovec serve` needs the web extra ({exc.name} is missing): "
                               "pip install 'geovec[web]'") from None
-        from geovec.threads import server_threads, use_threads
+        from geovec.threads import server_processes, server_threads, use_threads
 
-        use_threads(server_threads(threads))
+        processes = server_processes(workers)
+        use_threads(server_threads(threads, processes))
         web_app = create_app(index, model_path=model_path, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
-                             max_batch=max_batch, max_wait_ms=batch_wait_ms, query_cache=query_cache, precision=precision)
+                             max_batch=max_batch, max_wait_ms=batch_wait_ms, query_cache=query_cache, precision=precision,
+                             workers=processes)
         typer.echo(f"serving {index} ({len(web_app.state.web.searcher.store)} items) at http://{host}:{port}/ "
-                   f"with {server_threads(threads)} threads, {web_app.state.web.searcher.precision} queries", err=True)
+                   f"with {processes} process(es) of {server_threads(threads, processes)} thread(s), "
+                   f"{web_app.state.web.searcher.precision} queries", err=True)
         uvicorn.run(web_app, host=host, port=port, log_level="warning")

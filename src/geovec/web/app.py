@@ -33,7 +33,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from geovec.errors import GeovecError, GeovecInputError
 from geovec.index import Record
 from geovec.models.base import Embedder
-from geovec.query import MAX_TOP_K, QueryBatcher, Searcher, SearchRequest, SearchResult, parse_numbers
+from geovec.query import (MAX_TOP_K, QueryBatcher, Searcher, SearchRequest, SearchResult, SearchWorkers,
+                          parse_numbers)
 from geovec.threads import current_threads
 
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
@@ -164,14 +165,18 @@ def _validation_message(exc: RequestValidationError) -> str:
 def create_app(index_path: str | Path, model_path: str | Path | None = None,
                max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, *, embedder: Embedder | None = None,
                max_batch: int = 32, max_wait_ms: float = 5.0, query_cache: int = DEFAULT_QUERY_CACHE,
-               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, precision: str = "auto") -> FastAPI:
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, precision: str = "auto", workers: int = 1) -> FastAPI:
     """The FastAPI app over the index at ``index_path`` (opened and its model loaded now, once).
 
     ``max_batch=1, query_cache=0`` answers one request at a time with no cache (the path before batching).
+    ``workers``: processes that compute a batch together (see ``SearchWorkers``; 1: this one alone).
     """
     searcher = Searcher(index_path, embedder=embedder, model_path=model_path, query_cache=query_cache,
                         precision=precision)
-    web = WebSearch(searcher, QueryBatcher(searcher, max_batch=max_batch, max_wait_ms=max_wait_ms))
+    if workers < 1:
+        raise GeovecInputError("workers", f"must be >= 1 process, got {workers}")
+    pool = SearchWorkers(searcher, workers - 1, threads=current_threads()) if workers > 1 else None
+    web = WebSearch(searcher, QueryBatcher(searcher, max_batch=max_batch, max_wait_ms=max_wait_ms, workers=pool))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
