@@ -31,10 +31,14 @@ def test_bfloat16_queries_rank_images_as_float32_queries_do(mini):
     try:
         assert mini.use_precision("bfloat16") == "bfloat16"
         fast = mini.encode(CAPTIONS, instruction="Represent the caption for retrieving the image:")
+        fast_images = mini.encode([ImageSegment(str(path)) for path in IMAGES[:2]])
         assert model_identity(mini) == identity + "+bfloat16"  # caches never mix the two kinds of vectors
     finally:
         mini.use_precision("float32")
+    back = mini.encode(CAPTIONS, instruction="Represent the caption for retrieving the image:")
+    assert np.array_equal(back, reference)  # float32 again: the very same vectors as before
     assert np.min(np.sum(fast * reference, axis=1)) > 0.9999
+    assert np.min(np.sum(fast_images * images[:2], axis=1)) > 0.9999  # the vision tower stays float32
     assert (np.argsort(-(fast @ images.T), axis=1) == np.argsort(-(reference @ images.T), axis=1)).all()
 
 

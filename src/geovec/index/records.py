@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Sequence
 
 from geovec.errors import GeovecInputError
@@ -27,11 +27,13 @@ class Record:
     extra: dict = field(default_factory=dict)  # JSON-serialisable
 
     def to_dict(self) -> dict:
-        data = asdict(self)
-        for name in ("bbox", "footprint"):
-            if data[name] is not None:
-                data[name] = list(data[name])
-        return data
+        """Plain JSON-ready fields (built directly: ``dataclasses.asdict`` costs a server ~5 % of its HTTP time)."""
+        return {"id": self.id, "source": self.source, "bbox": _listed(self.bbox), "lat": self.lat, "lon": self.lon,
+                "footprint": _listed(self.footprint), "captions": list(self.captions), "extra": dict(self.extra)}
+
+
+def _listed(box: tuple | None) -> list | None:
+    return None if box is None else list(box)
 
 
 @dataclass

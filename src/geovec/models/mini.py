@@ -104,6 +104,8 @@ class GeovecMini(TrainableEncoder):
 
     architecture = "geovec-mini"
     modalities = ALL_MODALITIES
+    # The vision tower in bfloat16 moved image vectors to cosine ~0.995 of float32; the text side stays > 0.9999.
+    float32_parts = ("vision",)
 
     def __init__(self, settings: MiniSettings, tokenizer: Any, bert: nn.Module | None = None,
                  pretrained_vision: bool = True) -> None:
@@ -233,9 +235,10 @@ class GeovecMini(TrainableEncoder):
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         embeds = self.bert.get_input_embeddings()(batch["input_ids"])
         slots = batch["image_slots"]
-        tokens = [self.vision(batch["pixel_values"])] if batch["pixel_values"].shape[0] else []
-        if "image_features" in batch:
-            tokens.append(self.vision.top(batch["image_features"].to(embeds.dtype)))
+        with torch.autocast(embeds.device.type, enabled=False):  # see float32_parts
+            tokens = [self.vision(batch["pixel_values"].float())] if batch["pixel_values"].shape[0] else []
+            if "image_features" in batch:
+                tokens.append(self.vision.top(batch["image_features"].float()))
         if tokens:
             image_tokens = torch.cat(tokens).flatten(0, 1).to(embeds.dtype)
             is_image = (slots >= 0).unsqueeze(-1)
