@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import signal
 import socket
 import subprocess
 import sys
@@ -438,6 +439,7 @@ def serve_searches(descriptor: int, settings: str) -> None:
     ``descriptor``: its end of the socket to the server; ``settings``: JSON [index, model path, precision, threads,
     its share of the cores, how many shares].
     """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the server stops us
     connection = Connection(descriptor)
     location, model_path, precision, threads, share, shares = json.loads(settings)
     try:

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -36,3 +42,48 @@ def test_concurrent_requests_share_batches_and_get_their_own_results(web_index, 
             assert [row["id"] for row in answer["results"]] == [hit.id for hit in alone.hits]
             assert [row["score"] for row in answer["results"]] == pytest.approx([h.score for h in alone.hits],
                                                                                 abs=1e-5)
+
+
+def test_geovec_serve_splits_batches_over_worker_processes_and_ctrl_c_stops_them_all(web_index):
+    """The real command: its worker processes answer with it, and one Ctrl-C (SIGINT to the terminal's process
+    group) stops every process cleanly, with no traceback."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "geovec.cli.main", "serve", "--index", str(web_index.path),
+                               "--port", str(port), "--workers", "2", "--precision", "float32"],
+                              stderr=subprocess.PIPE, text=True, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                info = httpx.get(f"{url}/api/info", timeout=30).json()
+                break
+            except httpx.TransportError:
+                assert server.poll() is None and time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.3)
+        assert info["batching"]["processes"] == 2
+
+        def ask(text: str) -> list[str]:
+            with httpx.Client(base_url=url, timeout=30) as client:
+                response = client.post("/api/search", json={"text": text, "top_k": 3})
+                response.raise_for_status()
+                return [row["id"] for row in response.json()["results"]]
+
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(ask, TEXTS))
+        with Searcher(web_index.path) as searcher:
+            assert answers == [[h.id for h in searcher.search(SearchRequest(text=t, top_k=3)).hits] for t in TEXTS]
+    finally:
+        os.killpg(server.pid, signal.SIGINT)
+        _, errors = server.communicate(timeout=60)
+    assert "Traceback" not in errors, errors
+    deadline = time.monotonic() + 20
+    while True:  # the worker processes are in the server's group: once they are gone, so is the group
+        try:
+            os.killpg(server.pid, 0)
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline, "a worker process outlived the server"
+        time.sleep(0.2)
