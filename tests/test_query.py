@@ -2,6 +2,8 @@
 
 import os
 import signal
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -110,6 +112,32 @@ def test_concurrent_requests_are_batched_and_each_gets_its_one_at_a_time_result(
         assert [h.id for h in many.hits] == [h.id for h in one.hits]
         assert [h.score for h in many.hits] == pytest.approx([h.score for h in one.hits], abs=1e-5)
     assert all(4 <= int(h.id.split("-")[1]) <= 8 for h in batched[1].hits)  # its area filter held
+
+
+def test_users_who_queued_behind_a_batch_count_as_concurrent_so_the_next_batch_waits_for_all(scenes_path):
+    """Users split into groups that take turns would stay split (each waiting a whole extra batch) if the batcher
+    only remembered batch sizes: here 7 requests queue behind a batch of 1, and the next batch waits for the 8th."""
+    gate = threading.Event()
+
+    class GatedSearcher(Searcher):  # the real searcher, held at the door until the test lets it in
+        def search_batch(self, prepared, known=None):
+            gate.wait(30)
+            return super().search_batch(prepared, known)
+
+    with GatedSearcher(scenes_path) as searcher:
+        batcher = QueryBatcher(searcher, max_batch=32, max_wait_ms=5_000)
+        try:
+            futures = [batcher.submit(SearchRequest(text="boats"))]
+            time.sleep(0.2)  # the first batch (of 1) is at the gate
+            futures += [batcher.submit(SearchRequest(text=f"boats {n}")) for n in range(7)]
+            gate.set()
+            futures[0].result(timeout=30)
+            time.sleep(0.3)  # the next batch has taken the 7 and waits for one more
+            futures.append(batcher.submit(SearchRequest(text="trees")))
+            assert all(future.result(timeout=30).hits for future in futures)
+        finally:
+            batcher.close()
+    assert batcher.stats()["batches"] == 2 and batcher.stats()["largest_batch"] == 8
 
 
 def test_worker_processes_answer_as_this_process_does_and_survive_losing_one(scenes_path):
