@@ -8,18 +8,19 @@ server never shares its interpreter with them):
 
 * ``old``: one request at a time, no query cache, float32 queries, torch's default threads (what ``geovec serve`` did
   before batching, run as a new user would, without ``OMP_NUM_THREADS``);
-* ``new``: the defaults: dynamic batching, the query-embedding cache, the server's own thread choice and query
-  precision (bfloat16 where the CPU computes it natively; exact search then takes a bfloat16 first pass too).
+* ``new``: the defaults: dynamic batching split over the server's own choice of processes and threads, the
+  query-embedding cache, and its query precision (bfloat16 where the CPU computes it natively); exact search takes
+  an int8 first pass.
 
 Every request carries a distinct query text, so the cache never answers (a separate ``new, repeated`` row shows what
 it does for a small pool of repeated queries). Rows: 8 clients text, 8 clients text + area filter, 1 client text.
 The reference is ``Searcher.search`` called directly in this process, one query at a time; ratios are against it.
 Then batched exact search throughput (``VectorIndex.search_many``) at 100k and 1M items for 1, 8 and 64 queries
-at once, against the same queries searched one by one. Not a test.
+at once, float32 and with the int8 first pass, against the same queries searched one by one. Not a test.
 
     python benchmarks/bench_web.py [--size 100000] [--clients 8] [--seconds 60] [--short-seconds 20] [--ann]
                                    [--qps-sizes 100000 1000000] [--no-latency] [--no-qps] [--index DIR]
-                                   [--new-args "--threads 2"]
+                                   [--new-args "--workers 1"] [--paths new]
 """
 
 from __future__ import annotations
