@@ -14,7 +14,7 @@ pytest.importorskip("chromadb")
 from geovec.errors import GeovecIndexError, GeovecInputError  # noqa: E402
 from geovec.index import ChromaIndex, GeoFilter, Record, VectorIndex, open_index  # noqa: E402
 from geovec.index.chroma import geo_where  # noqa: E402
-from geovec.query import Searcher, SearchRequest  # noqa: E402
+from geovec.query import Searcher, SearchRequest, SearchWorkers  # noqa: E402
 
 DIM = 16
 EF_SEARCH = 400  # above the collection sizes used here, so HNSW visits every item and ranks exactly
@@ -176,6 +176,13 @@ def test_index_items_then_search_with_minilm_end_to_end(url):
         assert [h.id for h in in_nl.hits] == ["harbour-nl", "forest-nl"]
         near = searcher.search(SearchRequest(text="trees", near=(52.0, 5.5), radius_km=30, exact=True))
         assert [h.id for h in near.hits] == ["forest-nl"]
+        workers = SearchWorkers(searcher, 1)  # a server's worker process opens the same collection
+        try:
+            split = workers.search_batch([searcher.prepare(SearchRequest(text=t, top_k=1)) for t in
+                                          ("planes at an airfield", "boats in a port", "sand")])
+        finally:
+            workers.close()
+        assert [r.hits[0].id for r in split] == ["airport-fr", "harbour-nl", "desert"]
     pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient
 
