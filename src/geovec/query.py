@@ -42,7 +42,8 @@ from geovec.t2t.search import DescriptionSearch, check_text_query, is_descriptio
 from geovec.threads import pin_to_cores, use_threads
 
 __all__ = ["MAX_QUERY_CHARS", "MAX_TOP_K", "PreparedQuery", "QueryBatcher", "QueryEmbeddingCache", "SearchRequest",
-           "SearchResult", "SearchWorkers", "Searcher", "open_index", "parse_numbers"]  # open_index: from geovec.index, kept here
+           "SearchResult", "SearchWorkers", "Searcher",
+           "open_index", "parse_numbers"]  # open_index: from geovec.index, kept here
 
 
 @dataclass

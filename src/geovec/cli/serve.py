@@ -50,8 +50,8 @@ def register(app: typer.Typer) -> None:
         processes = server_processes(workers)
         use_threads(server_threads(threads, processes))
         web_app = create_app(index, model_path=model_path, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
-                             max_batch=max_batch, max_wait_ms=batch_wait_ms, query_cache=query_cache, precision=precision,
-                             workers=processes)
+                             max_batch=max_batch, max_wait_ms=batch_wait_ms, query_cache=query_cache,
+                             precision=precision, workers=processes)
         typer.echo(f"serving {index} ({len(web_app.state.web.searcher.store)} items) at http://{host}:{port}/ "
                    f"with {processes} process(es) of {server_threads(threads, processes)} thread(s), "
                    f"{web_app.state.web.searcher.precision} queries", err=True)
