@@ -168,6 +168,33 @@ def test_worker_processes_answer_as_this_process_does_and_survive_losing_one(sce
             workers.close()
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="finds the worker through Linux's /proc")
+def test_a_worker_killed_while_loading_says_what_to_do(scenes_path):
+    """What the out-of-memory killer does to a worker that cannot fit one more copy of the index: a one-line error
+    that names the way out, and no process left behind."""
+    def kill_workers_as_they_start() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            for entry in os.listdir("/proc"):
+                try:
+                    stat = open(f"/proc/{entry}/stat").read()
+                    if int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid() and \
+                            b"serve_searches" in open(f"/proc/{entry}/cmdline", "rb").read():
+                        os.kill(int(entry), signal.SIGKILL)
+                        return
+                except (OSError, ValueError, IndexError):
+                    continue
+            time.sleep(0.01)
+
+    killer = threading.Thread(target=kill_workers_as_they_start)
+    with Searcher(scenes_path) as searcher:
+        killer.start()
+        with pytest.raises(GeovecError, match=r"exited while opening the index and model \(exit code -9; out of "
+                                              r"memory\?\).*--workers 1"):
+            SearchWorkers(searcher, 1)
+        killer.join()
+
+
 def test_a_query_the_model_cannot_embed_fails_alone_in_its_batch(scenes_path):
     with Searcher(scenes_path) as searcher:
         good = searcher.prepare(SearchRequest(text="boats"))

@@ -348,7 +348,16 @@ class SearchWorkers:
             self._workers.append((process, Connection(here.detach())))
         identities = [_receive(connection) for _, connection in self._workers]
         problem = next((answer for answer in identities if isinstance(answer, BaseException)), None)
-        if problem is None and set(identities) != {searcher.identity}:
+        if isinstance(problem, (EOFError, OSError)):  # it died: most often the memory for one more copy ran out
+            dead = next(process for (process, _), answer in zip(self._workers, identities) if answer is problem)
+            try:
+                code: int | str = dead.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                code = "unknown"
+            problem = GeovecError(f"a search worker process exited while opening the index and model (exit code "
+                                  f"{code}; out of memory?): each holds its own copy, so serve with fewer "
+                                  "(--workers 1 for none)")
+        elif problem is None and set(identities) != {searcher.identity}:
             problem = GeovecInputError("workers", f"worker processes load {identities[0]!r} (what the index "
                                                   f"records), not this searcher's {searcher.identity!r}")
         if problem is not None:
