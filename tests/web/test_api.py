@@ -193,3 +193,5 @@ def test_serve_refuses_a_missing_index_with_a_geovec_error(tmp_path):
 def test_json_errors_are_json(client):
     response = client.get("/api/nothing-here")
     assert response.status_code == 404 and json.loads(response.content) == {"error": "Not Found"}
+    wrong_method = client.get("/api/search", params={"text": "boats"})
+    assert wrong_method.status_code == 405 and "POST a JSON search" in wrong_method.json()["error"]

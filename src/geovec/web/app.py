@@ -106,11 +106,12 @@ class JsonSearch:
         self.app, self.web, self.max_body_bytes = app, web, max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != "/api/search" or scope["method"] != "POST":
+        if scope["type"] != "http" or scope["path"] != "/api/search":
             await self.app(scope, receive, send)
             return
         try:
-            response = await self.answer(scope, receive)
+            response = await self.answer(scope, receive) if scope["method"] == "POST" else \
+                _error(405, f"method {scope['method']} is not allowed here: POST a JSON search like {JSON_EXAMPLE}")
         except GeovecError as exc:
             response = _error(400, str(exc))
         await response(scope, receive, send)
@@ -204,10 +205,10 @@ def create_app(index_path: str | Path, model_path: str | Path | None = None,
     ``max_batch=1, query_cache=0`` answers one request at a time with no cache (the path before batching).
     ``workers``: processes that compute a batch together (see ``SearchWorkers``; 1: this one alone).
     """
-    searcher = Searcher(index_path, embedder=embedder, model_path=model_path, query_cache=query_cache,
-                        precision=precision)
     if workers < 1:
         raise GeovecInputError("workers", f"must be >= 1 process, got {workers}")
+    searcher = Searcher(index_path, embedder=embedder, model_path=model_path, query_cache=query_cache,
+                        precision=precision)
     pool = SearchWorkers(searcher, workers - 1, threads=current_threads()) if workers > 1 else None
     web = WebSearch(searcher, QueryBatcher(searcher, max_batch=max_batch, max_wait_ms=max_wait_ms, workers=pool))
 
