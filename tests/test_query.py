@@ -146,15 +146,18 @@ def test_worker_processes_answer_as_this_process_does_and_survive_losing_one(sce
     texts = ["boats", "a plane on a runway", "trees", "a river crossing", "ships", "houses"]
     with Searcher(scenes_path, query_cache=32) as searcher:
         requests = [SearchRequest(text=text, top_k=3, within=(3.5, 0.0, 8.5, 20.0) if n == 2 else None)
-                    for n, text in enumerate(texts)] + [SearchRequest(image=np.zeros((8, 8, 3), np.uint8))]
+                    for n, text in enumerate(texts)] + [SearchRequest(image=np.zeros((8, 8, 3), np.uint8)),
+                                                        SearchRequest(text="boats " * 300)]  # over minilm's window
         prepared = [searcher.prepare(request) for request in requests]
-        alone = [searcher.search(request) for request in requests[:-1]]
+        alone = [searcher.search(request) for request in requests[:-2]]
         searcher.cache = type(searcher.cache)(32)  # forget them: the workers must embed
         workers = SearchWorkers(searcher, 2)
         try:
             assert len(workers) == 2 and len(set(workers.pids)) == 2
             results = workers.search_batch(prepared)
-            assert isinstance(results[-1], GeovecError) and "cannot embed image" in str(results[-1])
+            assert isinstance(results[-2], GeovecError) and "cannot embed image" in str(results[-2])
+            too_long = results[-1]  # computed in a worker: the error crosses back whole, field and all
+            assert isinstance(too_long, GeovecInputError) and too_long.field == "text" and "256" in str(too_long)
             for one, split in zip(alone, results):
                 assert split.request is not None and [h.id for h in split.hits] == [h.id for h in one.hits]
                 assert [h.score for h in split.hits] == pytest.approx([h.score for h in one.hits], abs=1e-5)
@@ -163,7 +166,7 @@ def test_worker_processes_answer_as_this_process_does_and_survive_losing_one(sce
             searcher.cache = type(searcher.cache)(32)
             again = workers.search_batch(prepared)
             assert len(workers) == 1
-            assert [[h.id for h in r.hits] for r in again[:-1]] == [[h.id for h in r.hits] for r in alone]
+            assert [[h.id for h in r.hits] for r in again[:-2]] == [[h.id for h in r.hits] for r in alone]
         finally:
             workers.close()
 
