@@ -6,8 +6,8 @@ import threading
 import pytest
 
 from geovec.errors import GeovecInputError
-from geovec.threads import (MAX_SERVER_PROCESSES, MAX_SERVER_THREADS, pin_to_cores, server_processes, server_threads,
-                            usable_cores)
+from geovec.threads import (MAX_SERVER_PROCESSES, MAX_SERVER_THREADS, available_memory, pin_to_cores,
+                            processes_that_fit, resident_memory, server_processes, server_threads, usable_cores)
 
 
 def test_server_runs_a_process_per_core_and_takes_half_the_cores_each_has_unless_told(monkeypatch):
@@ -43,3 +43,13 @@ def test_pinning_gives_each_share_its_own_cores_and_leaves_other_threads_alone()
     assert shares == 1 or not found[0][0] & found[1][0]  # two shares never share a core
     assert os.sched_getaffinity(0) == before  # the calling thread is not moved
     assert pin_to_cores(0, len(before) + 1) is None  # more shares than cores: no pinning
+
+
+def test_worker_processes_are_only_as_many_as_memory_holds():
+    gib = 1 << 30
+    assert processes_that_fit(4, each=2 * gib, available=64 * gib) == 4
+    assert processes_that_fit(4, each=2 * gib, available=5 * gib) == 3  # 2 more copies fit with a quarter spare
+    assert processes_that_fit(4, each=2 * gib, available=gib) == 1  # this process alone, never none
+    assert processes_that_fit(4, each=None, available=gib) == 4  # unknown: as asked
+    if os.path.exists("/proc/meminfo"):
+        assert 0 < resident_memory() < available_memory() + resident_memory()

@@ -138,6 +138,13 @@ class Searcher:
         query = request.query()
         return PreparedQuery(request, query, request.geo_filter(), f"{self.identity}\x1f{query.cache_key()}")
 
+    def warm_up(self) -> None:
+        """Load what the first search would (the index's vectors and their int8 copy) now, not on a user's time."""
+        if self.store.dim:
+            probe = np.zeros(self.store.dim, np.float32)
+            probe[0] = 1.0
+            self.store.search(probe, 1)  # the mode serving uses: exact, or the ANN graph where built
+
     def search(self, request: SearchRequest) -> SearchResult:
         (result,) = self.search_batch([self.prepare(request)])
         if isinstance(result, GeovecError):

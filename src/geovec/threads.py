@@ -31,6 +31,36 @@ def server_processes(requested: int | None = None) -> int:
     return min(MAX_SERVER_PROCESSES, usable_cores())
 
 
+def processes_that_fit(wanted: int, each: int | None, available: int | None) -> int:
+    """``wanted`` processes, or fewer (at least 1) where ``available`` bytes of memory cannot hold each extra one at
+    ``each`` bytes with a quarter to spare; ``wanted`` where either is unknown."""
+    if not each or available is None:
+        return wanted
+    return max(1, min(wanted, 1 + int(available / (each * 1.25))))
+
+
+def _kibibytes(path: str, key: str) -> int | None:
+    """A ``key: N kB`` line of a Linux /proc file, in bytes (None where there is no such file or line)."""
+    try:
+        with open(path, encoding="ascii") as lines:
+            for line in lines:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def available_memory() -> int | None:
+    """Memory the OS can give new processes without swapping (Linux's MemAvailable), or None where unknown."""
+    return _kibibytes("/proc/meminfo", "MemAvailable")
+
+
+def resident_memory() -> int | None:
+    """This process's resident memory (Linux's VmRSS), or None where unknown."""
+    return _kibibytes("/proc/self/status", "VmRSS")
+
+
 def server_threads(requested: int | None = None, processes: int = 1) -> int:
     """``requested`` if given, else ``OMP_NUM_THREADS`` if set to a number, else half the usable cores each of
     ``processes`` has (1-8)."""

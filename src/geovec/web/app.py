@@ -37,7 +37,7 @@ from geovec.index import Record
 from geovec.models.base import Embedder
 from geovec.query import (MAX_TOP_K, QueryBatcher, Searcher, SearchRequest, SearchResult, SearchWorkers,
                           parse_numbers)
-from geovec.threads import current_threads
+from geovec.threads import available_memory, current_threads, processes_that_fit, resident_memory
 
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024  # a JSON search is a few hundred bytes; this leaves room for long texts
@@ -203,12 +203,16 @@ def create_app(index_path: str | Path, model_path: str | Path | None = None,
     """The FastAPI app over the index at ``index_path`` (opened and its model loaded now, once).
 
     ``max_batch=1, query_cache=0`` answers one request at a time with no cache (the path before batching).
-    ``workers``: processes that compute a batch together (see ``SearchWorkers``; 1: this one alone).
+    ``workers``: processes that compute a batch together (see ``SearchWorkers``; 1: this one alone), fewer where
+    the memory available cannot hold their copies of the model and vectors (``/api/info`` says how many run).
     """
     if workers < 1:
         raise GeovecInputError("workers", f"must be >= 1 process, got {workers}")
     searcher = Searcher(index_path, embedder=embedder, model_path=model_path, query_cache=query_cache,
                         precision=precision)
+    if workers > 1:  # each worker needs about what this process holds once its vectors are loaded
+        searcher.warm_up()
+        workers = processes_that_fit(workers, resident_memory(), available_memory())
     pool = SearchWorkers(searcher, workers - 1, threads=current_threads()) if workers > 1 else None
     web = WebSearch(searcher, QueryBatcher(searcher, max_batch=max_batch, max_wait_ms=max_wait_ms, workers=pool))
 
