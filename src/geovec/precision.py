@@ -1,4 +1,4 @@
-"""Which number formats this machine computes fast: shared by query embedding and exact vector search.
+"""Which number formats this machine computes fast: what query embedding's "auto" precision picks.
 
 Why: on a CPU with AVX512-BF16 or AMX (and CUDA GPUs from Ampere on) bfloat16 matrix products run natively, at
 about twice the speed of float32 for the same bytes; elsewhere torch emulates them, slower than float32.

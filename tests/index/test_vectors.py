@@ -75,8 +75,9 @@ def test_approximate_scores_are_within_their_bounds(packed):
 
 def test_int8_rows_are_within_the_error_the_first_pass_allows_for():
     matrix = np.vstack([clustered(300), np.zeros((1, 32), np.float32), np.full((1, 32), 0.5, np.float32)])
-    values, scales, errors = quantize(matrix)
+    values, scales, errors, norms = quantize(matrix)
     assert values.dtype == np.int8 and np.abs(values).max() == 127
     assert np.allclose(np.linalg.norm(matrix - values * scales[:, None], axis=1), errors)
+    assert np.allclose(np.linalg.norm(values * scales[:, None], axis=1), norms)
     assert errors.max() < 0.05 * np.linalg.norm(matrix, axis=1).max()  # 8 bits a component, scaled per row
     assert errors[-2] == 0 and errors[-1] == 0  # an all-zero row and an exactly representable one

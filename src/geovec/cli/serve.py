@@ -48,7 +48,8 @@ def register(app: typer.Typer) -> None:
         from geovec.threads import server_processes, server_threads, use_threads
 
         processes = server_processes(workers)
-        use_threads(server_threads(threads, processes))
+        threads_each = server_threads(threads, processes)
+        use_threads(threads_each)
         web_app = create_app(index, model_path=model_path, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
                              max_batch=max_batch, max_wait_ms=batch_wait_ms, query_cache=query_cache,
                              precision=precision, workers=processes)
@@ -57,6 +58,6 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"note: {running} of {processes} processes: the memory available holds no more copies of the "
                        "model and vectors", err=True)
         typer.echo(f"serving {index} ({len(web_app.state.web.searcher.store)} items) at http://{host}:{port}/ "
-                   f"with {running} process(es) of {server_threads(threads, processes)} thread(s), "
+                   f"with {running} process(es) of {threads_each} thread(s), "
                    f"{web_app.state.web.searcher.precision} queries", err=True)
         uvicorn.run(web_app, host=host, port=port, log_level="warning")

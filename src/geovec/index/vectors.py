@@ -107,14 +107,14 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.take_along_axis(columns, order, axis=1), np.take_along_axis(values, order, axis=1)
 
 
-def quantize(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def quantize(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Each row scaled to int8 (its largest component to +-127): values, the scale back to floats, and each row's
-    rounding error ||row - values * scale||."""
+    rounding error ||row - values * scale|| and norm ||values * scale||."""
     peak = np.abs(matrix).max(axis=1)
     scales = np.where(peak > 0, peak / 127, 1).astype(np.float32)
     values = np.rint(matrix / scales[:, None]).astype(np.int8)
-    errors = np.linalg.norm(matrix - values * scales[:, None], axis=1)
-    return values, scales, errors
+    restored = values * scales[:, None]
+    return values, scales, np.linalg.norm(matrix - restored, axis=1), np.linalg.norm(restored, axis=1)
 
 
 @functools.cache
@@ -157,8 +157,7 @@ class Int8Copy:
         row_error = row_norm = 0.0
         for start in range(0, len(matrix), chunk):
             part = slice(start, start + chunk)
-            values[part], scales[part], errors = quantize(matrix[part])
-            norms = np.linalg.norm(values[part] * scales[part, None], axis=1)
+            values[part], scales[part], errors, norms = quantize(matrix[part])
             row_error, row_norm = max(row_error, float(errors.max())), max(row_norm, float(norms.max()))
         tensor = torch.from_numpy(values)
         packed = pack and onednn_int8()
