@@ -1,0 +1,69 @@
+"""The lean BERT inference pass computes what transformers' BertModel computes (randomly initialised small BERTs:
+the real forward pass, padding included)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import BertConfig, BertModel
+
+from geovec.models.bert_inference import encode_hidden, supports
+
+
+def _bert(**changes) -> BertModel:
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=50, hidden_size=64, num_hidden_layers=3, num_attention_heads=4,
+                        intermediate_size=128, max_position_embeddings=40, **changes)
+    return BertModel(config, add_pooling_layer=False).eval()
+
+
+def _inputs(bert: BertModel) -> tuple[torch.Tensor, torch.Tensor]:
+    embeds = torch.randn(3, 17, bert.config.hidden_size)
+    mask = torch.ones(3, 17, dtype=torch.long)
+    mask[1, 9:] = 0  # two padded sequences of different lengths and one full one
+    mask[2, 3:] = 0
+    return embeds, mask
+
+
+def _reference(bert: BertModel, embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    with torch.inference_mode():
+        return bert(inputs_embeds=embeds, attention_mask=mask).last_hidden_state.float()
+
+
+def test_matches_bert_model_in_float32_on_real_tokens():
+    bert = _bert()
+    embeds, mask = _inputs(bert)
+    with torch.inference_mode():
+        ours = encode_hidden(bert, embeds, mask)
+    real = mask.bool()
+    assert torch.allclose(ours[real], _reference(bert, embeds, mask)[real], atol=2e-5)
+
+
+def test_matches_bert_model_under_bfloat16_autocast_with_bfloat16_weights():
+    bert = _bert()
+    embeds, mask = _inputs(bert)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        reference = _reference(bert, embeds, mask)
+        for module in bert.modules():  # as EncoderEmbedder.use_precision("bfloat16") leaves the model
+            if isinstance(module, torch.nn.Linear):
+                module.to(torch.bfloat16)
+        with torch.inference_mode():
+            ours = encode_hidden(bert, embeds, mask)
+    real = mask.bool()
+    assert ours.dtype == torch.float32 and torch.allclose(ours[real], reference[real], atol=5e-3)
+
+
+def test_padding_does_not_change_a_sequence():
+    bert = _bert()
+    embeds, mask = _inputs(bert)
+    with torch.inference_mode():
+        alone = encode_hidden(bert, embeds[2:, :3], mask[2:, :3])
+        padded = encode_hidden(bert, embeds, mask)[2:, :3]
+    assert torch.allclose(alone, padded, atol=1e-5)
+
+
+@pytest.mark.parametrize("changes", [{"position_embedding_type": "relative_key"}, {"hidden_act": "relu"},
+                                     {"is_decoder": True}])
+def test_other_berts_are_left_to_transformers(changes):
+    assert supports(_bert())
+    assert not supports(_bert(**changes))
