@@ -204,13 +204,17 @@ def int8_top_k(queries: np.ndarray, matrix: np.ndarray, copy: Int8Copy, ks: Sequ
     if excluded is not None:
         approx[:, torch.from_numpy(excluded)] = -np.inf
     kth = torch.topk(approx, min(max(ks), approx.shape[1]), dim=1).values.numpy()
-    approx = approx.numpy()
+    reach = np.minimum(ks, approx.shape[1]) - 1
+    # the lowest score a hit can have, never below the lowest float: an excluded (-inf) row is no candidate
+    floors = np.maximum(kth[np.arange(len(ks)), reach] - 2 * bounds, np.finfo(np.float32).min)
+    rows, columns = torch.nonzero(approx >= torch.from_numpy(floors.astype(np.float32))[:, None], as_tuple=True)
+    starts = np.searchsorted(rows.numpy(), np.arange(len(ks) + 1))
+    columns = columns.numpy()
     ranking = []
     for row, k in enumerate(ks):
-        floor = kth[row, min(k, approx.shape[1]) - 1] - 2 * bounds[row]
-        candidates = np.flatnonzero((approx[row] >= floor) & (approx[row] > -np.inf))
-        columns, found = top_k((matrix[candidates] @ queries[row])[None], k)
-        ranking.append((candidates[columns[0]], found[0]))
+        candidates = columns[starts[row]:starts[row + 1]]
+        found, scores = top_k((matrix[candidates] @ queries[row])[None], k)
+        ranking.append((candidates[found[0]], scores[0]))
     return ranking
 
 

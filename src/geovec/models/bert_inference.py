@@ -65,15 +65,16 @@ def _encode(bert: nn.Module, embeds: torch.Tensor, mask: torch.Tensor, dtype: to
         attention = layer.attention.self
 
         def split(projection: torch.Tensor) -> torch.Tensor:  # [batch, tokens, hidden] -> [batch*heads, tokens, size]
-            return projection.float().view(batch, length, heads, size).transpose(1, 2).reshape(-1, length, size)
+            heads_first = projection.view(batch, length, heads, size).transpose(1, 2)
+            return torch.empty(heads_first.shape).copy_(heads_first).view(-1, length, size)  # one copy, to float32
 
         inputs = x.to(dtype or attention.query.weight.dtype)  # cast once for the three projections
         query, key, value = (split(_linear(inputs, part, dtype)) for part in (attention.query, attention.key,
                                                                               attention.value))
         weights = torch.baddbmm(bias, query, key.transpose(1, 2), alpha=size ** -0.5).softmax(-1)
-        context = torch.bmm(weights, value).view(batch, heads, length, size).transpose(1, 2).reshape(batch, length,
-                                                                                                     hidden)
-        x = _norm(_linear(context, layer.attention.output.dense, dtype).float() + x, layer.attention.output.LayerNorm)
+        context = torch.bmm(weights, value).view(batch, heads, length, size).transpose(1, 2)
+        context = torch.empty(context.shape, dtype=inputs.dtype).copy_(context).view(batch, length, hidden)
+        x = _norm(torch.add(x, _linear(context, layer.attention.output.dense, dtype)), layer.attention.output.LayerNorm)
         inner = F.gelu(_linear(x, layer.intermediate.dense, dtype))
-        x = _norm(_linear(inner, layer.output.dense, dtype).float() + x, layer.output.LayerNorm)
+        x = _norm(torch.add(x, _linear(inner, layer.output.dense, dtype)), layer.output.LayerNorm)
     return x
