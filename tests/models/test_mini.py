@@ -66,6 +66,17 @@ def test_mean_pooling_is_invariant_to_padding(tiny):
     assert torch.allclose(alone, padded, atol=1e-5)
 
 
+def test_inference_pass_embeds_images_boxes_and_text_as_transformers_does(tiny):
+    """Serving (inference mode, CPU) runs geovec.models.bert_inference; training runs BertModel: same vectors."""
+    items = [Interleaved((_image(), BoxSegment((0.1, 0.1, 0.5, 0.6), "normalized"), TextSegment("planes"))),
+             as_input("a bridge"), Interleaved((PointSegment(52.1, 4.3),), instruction="find the image")]
+    with torch.no_grad():
+        transformers_pass = tiny.embed(items)
+    with torch.inference_mode():
+        lean_pass = tiny.embed(items)
+    assert torch.allclose(lean_pass, transformers_pass, atol=1e-5)
+
+
 def test_save_and_reload_give_identical_embeddings(tiny, tmp_path):
     items = [Interleaved((_image(), BoxSegment((0.1, 0.1, 0.5, 0.6), "normalized"))), as_input("a bridge"),
              Interleaved((PointSegment(51.9, 4.48), TextSegment("harbour")), instruction="Find the place")]
