@@ -140,6 +140,27 @@ def test_users_who_queued_behind_a_batch_count_as_concurrent_so_the_next_batch_w
     assert batcher.stats()["batches"] == 2 and batcher.stats()["largest_batch"] == 8
 
 
+def test_a_caller_who_stopped_waiting_does_not_stop_the_batcher(scenes_path):
+    """A request whose caller gave up (cancelled its future) is skipped, not answered into an error; the
+    others in its batch and every later one are still answered."""
+    gate = threading.Event()
+
+    class GatedSearcher(Searcher):
+        def search_batch(self, prepared, known=None):
+            gate.wait(30)
+            return super().search_batch(prepared, known)
+
+    with GatedSearcher(scenes_path) as searcher:
+        batcher = QueryBatcher(searcher, max_batch=8, max_wait_ms=5)
+        try:
+            gone, kept = batcher.submit(SearchRequest(text="boats")), batcher.submit(SearchRequest(text="trees"))
+            assert gone.cancel()
+            gate.set()
+            assert kept.result(timeout=30).hits and batcher.search(SearchRequest(text="ships")).hits
+        finally:
+            batcher.close()
+
+
 def test_worker_processes_answer_as_this_process_does_and_survive_losing_one(scenes_path):
     """A batch split over processes: the same hits and scores, errors stay with their query, the server's cache
     keeps what the workers embedded, and a worker that dies only costs its share being computed here."""

@@ -320,6 +320,8 @@ class QueryBatcher:
             outstanding = len(batch) + self._queue.qsize()  # this batch's users and those who came meanwhile
             self._recent = [*self._recent[-(self.RECENT_BATCHES - 1):], outstanding]
             for (_, future), result in zip(batch, results):
+                if not future.set_running_or_notify_cancel():  # its caller gave up waiting
+                    continue
                 if isinstance(result, Exception):
                     future.set_exception(result)
                 else:
