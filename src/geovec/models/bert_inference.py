@@ -56,25 +56,30 @@ def _encode(bert: nn.Module, embeds: torch.Tensor, mask: torch.Tensor, dtype: to
     heads = bert.config.num_attention_heads
     size = hidden // heads
     parts = bert.embeddings
-    x = embeds.float() + parts.position_embeddings.weight[:length].float() + parts.token_type_embeddings.weight[0].float()
+    x = (embeds.float() + parts.position_embeddings.weight[:length].float()
+         + parts.token_type_embeddings.weight[0].float())
     x = _norm(x, parts.LayerNorm)
     # padding keys get -inf; every row keeps at least its [CLS] key, so no softmax row is all -inf
-    bias = torch.zeros((batch, 1, 1, length), device=embeds.device).masked_fill_(mask[:, None, None, :] == 0, float("-inf"))
+    bias = torch.zeros((batch, 1, 1, length), device=embeds.device)
+    bias = bias.masked_fill_(mask[:, None, None, :] == 0, float("-inf"))
     bias = bias.expand(batch, heads, length, length).reshape(batch * heads, length, length)
+
+    def split(projection: torch.Tensor) -> torch.Tensor:
+        """[batch, tokens, hidden] -> float32 [batch*heads, tokens, size], transposed and cast in one copy."""
+        heads_first = projection.view(batch, length, heads, size).transpose(1, 2)
+        float32 = torch.empty(heads_first.shape, dtype=torch.float32, device=embeds.device)
+        return float32.copy_(heads_first).view(-1, length, size)
+
     for layer in bert.encoder.layer:
         attention = layer.attention.self
-
-        def split(projection: torch.Tensor) -> torch.Tensor:  # [batch, tokens, hidden] -> [batch*heads, tokens, size]
-            heads_first = projection.view(batch, length, heads, size).transpose(1, 2)
-            return torch.empty(heads_first.shape).copy_(heads_first).view(-1, length, size)  # one copy, to float32
-
         inputs = x.to(dtype or attention.query.weight.dtype)  # cast once for the three projections
         query, key, value = (split(_linear(inputs, part, dtype)) for part in (attention.query, attention.key,
                                                                               attention.value))
         weights = torch.baddbmm(bias, query, key.transpose(1, 2), alpha=size ** -0.5).softmax(-1)
         context = torch.bmm(weights, value).view(batch, heads, length, size).transpose(1, 2)
-        context = torch.empty(context.shape, dtype=inputs.dtype).copy_(context).view(batch, length, hidden)
-        x = _norm(torch.add(x, _linear(context, layer.attention.output.dense, dtype)), layer.attention.output.LayerNorm)
+        context = torch.empty(context.shape, dtype=inputs.dtype, device=embeds.device).copy_(context)  # one copy
+        x = _norm(torch.add(x, _linear(context.view(batch, length, hidden), layer.attention.output.dense, dtype)),
+                  layer.attention.output.LayerNorm)
         inner = F.gelu(_linear(x, layer.intermediate.dense, dtype))
         x = _norm(torch.add(x, _linear(inner, layer.output.dense, dtype)), layer.output.LayerNorm)
     return x
