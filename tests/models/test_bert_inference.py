@@ -17,11 +17,15 @@ def _bert(**changes) -> BertModel:
     return BertModel(config, add_pooling_layer=False).eval()
 
 
-def _inputs(bert: BertModel) -> tuple[torch.Tensor, torch.Tensor]:
-    embeds = torch.randn(3, 17, bert.config.hidden_size)
-    mask = torch.ones(3, 17, dtype=torch.long)
-    mask[1, 9:] = 0  # two padded sequences of different lengths and one full one
-    mask[2, 3:] = 0
+MASKS = {  # lengths of 3 sequences of 17 tokens: much padding (packed away), a little (kept), none
+    "packed": (17, 9, 3), "padded": (17, 16, 17), "full": (17, 17, 17)}
+
+
+def _inputs(bert: BertModel, lengths: tuple[int, ...] = MASKS["packed"]) -> tuple[torch.Tensor, torch.Tensor]:
+    embeds = torch.randn(len(lengths), 17, bert.config.hidden_size)
+    mask = torch.zeros(len(lengths), 17, dtype=torch.long)
+    for row, length in enumerate(lengths):
+        mask[row, :length] = 1
     return embeds, mask
 
 
@@ -30,18 +34,20 @@ def _reference(bert: BertModel, embeds: torch.Tensor, mask: torch.Tensor) -> tor
         return bert(inputs_embeds=embeds, attention_mask=mask).last_hidden_state.float()
 
 
-def test_matches_bert_model_in_float32_on_real_tokens():
+@pytest.mark.parametrize("lengths", MASKS.values(), ids=MASKS.keys())
+def test_matches_bert_model_in_float32_on_real_tokens(lengths):
     bert = _bert()
-    embeds, mask = _inputs(bert)
+    embeds, mask = _inputs(bert, lengths)
     with torch.inference_mode():
         ours = encode_hidden(bert, embeds, mask)
     real = mask.bool()
     assert torch.allclose(ours[real], _reference(bert, embeds, mask)[real], atol=2e-5)
 
 
-def test_matches_bert_model_under_bfloat16_autocast_with_bfloat16_weights():
+@pytest.mark.parametrize("lengths", MASKS.values(), ids=MASKS.keys())
+def test_matches_bert_model_under_bfloat16_autocast_with_bfloat16_weights(lengths):
     bert = _bert()
-    embeds, mask = _inputs(bert)
+    embeds, mask = _inputs(bert, lengths)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         reference = _reference(bert, embeds, mask)
         for module in bert.modules():  # as EncoderEmbedder.use_precision("bfloat16") leaves the model

@@ -6,7 +6,8 @@ calls, and above all its CPU attention kernel (SDPA), which takes ~0.37 ms a lay
 ~0.2 ms for the same attention as two batched products with a float32 softmax. ``encode_hidden`` computes the same
 function as ``BertModel(inputs_embeds=..., attention_mask=...).last_hidden_state`` (tested against it in float32 and
 under bfloat16 autocast) from the model's own modules, read afresh on every call: a model trained further or moved
-to another precision is never served with stale weights.
+to another precision is never served with stale weights. Where a batch is more than ``PACK_FROM`` padding, the
+per-token steps skip it (shares of 4 real RSICD captions, 13 % padding: 23.6 -> 22.4 ms).
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+PACK_FROM = 0.06  # the share of padding from which packing the real tokens pays (measured: 3.6 % lost 1.6 %)
 
 
 def supports(bert: nn.Module) -> bool:
@@ -55,19 +59,32 @@ def _encode(bert: nn.Module, embeds: torch.Tensor, mask: torch.Tensor, dtype: to
     batch, length, hidden = embeds.shape
     heads = bert.config.num_attention_heads
     size = hidden // heads
+    device = embeds.device
     parts = bert.embeddings
     x = (embeds.float() + parts.position_embeddings.weight[:length].float()
          + parts.token_type_embeddings.weight[0].float())
-    x = _norm(x, parts.LayerNorm)
+    # From PACK_FROM padding on, every per-token step runs on the real tokens only (packed); below it the index
+    # copies that packing takes cost more than they save
+    real = mask.reshape(-1) != 0
+    padded = 1 - int(real.sum()) / real.numel()
+    keep = real.nonzero().squeeze(1) if padded >= PACK_FROM else None
+    x = x.reshape(-1, hidden)
+    x = _norm(x if keep is None else x.index_select(0, keep), parts.LayerNorm)
     # padding keys get -inf; every row keeps at least its [CLS] key, so no softmax row is all -inf
-    bias = torch.zeros((batch, 1, 1, length), device=embeds.device)
+    bias = torch.zeros((batch, 1, 1, length), device=device)
     bias = bias.masked_fill_(mask[:, None, None, :] == 0, float("-inf"))
     bias = bias.expand(batch, heads, length, length).reshape(batch * heads, length, length)
 
+    def unpack(tokens: torch.Tensor) -> torch.Tensor:
+        """[tokens, hidden] as computed -> [batch*length, hidden], zeros at padding that was packed away."""
+        if keep is None:
+            return tokens
+        return tokens.new_zeros((batch * length, hidden)).index_copy_(0, keep, tokens)
+
     def split(projection: torch.Tensor) -> torch.Tensor:
-        """[batch, tokens, hidden] -> float32 [batch*heads, tokens, size], transposed and cast in one copy."""
-        heads_first = projection.view(batch, length, heads, size).transpose(1, 2)
-        float32 = torch.empty(heads_first.shape, dtype=torch.float32, device=embeds.device)
+        """-> float32 [batch*heads, length, size] for the attention's batched products, transposed in one copy."""
+        heads_first = unpack(projection).view(batch, length, heads, size).transpose(1, 2)
+        float32 = torch.empty(heads_first.shape, dtype=torch.float32, device=device)
         return float32.copy_(heads_first).view(-1, length, size)
 
     for layer in bert.encoder.layer:
@@ -77,9 +94,11 @@ def _encode(bert: nn.Module, embeds: torch.Tensor, mask: torch.Tensor, dtype: to
                                                                               attention.value))
         weights = torch.baddbmm(bias, query, key.transpose(1, 2), alpha=size ** -0.5).softmax(-1)
         context = torch.bmm(weights, value).view(batch, heads, length, size).transpose(1, 2)
-        context = torch.empty(context.shape, dtype=inputs.dtype, device=embeds.device).copy_(context)  # one copy
-        x = _norm(torch.add(x, _linear(context.view(batch, length, hidden), layer.attention.output.dense, dtype)),
-                  layer.attention.output.LayerNorm)
+        if keep is None:  # to [tokens, hidden] in the linear's dtype, in one copy
+            context = torch.empty(context.shape, dtype=inputs.dtype, device=device).copy_(context).view(-1, hidden)
+        else:
+            context = context.reshape(-1, hidden).index_select(0, keep)
+        x = _norm(torch.add(x, _linear(context, layer.attention.output.dense, dtype)), layer.attention.output.LayerNorm)
         inner = F.gelu(_linear(x, layer.intermediate.dense, dtype))
         x = _norm(torch.add(x, _linear(inner, layer.output.dense, dtype)), layer.output.LayerNorm)
-    return x
+    return unpack(x).view(batch, length, hidden)
