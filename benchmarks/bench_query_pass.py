@@ -1,0 +1,87 @@
+"""geovec-mini's query embedding, as a server's batch share: transformers' BertModel pass vs the lean inference pass.
+
+    python benchmarks/bench_query_pass.py [--share 4] [--shares 16] [--rounds 6]
+
+Shares of ``--share`` queries, each with the index's default query instruction, in bfloat16 where the CPU computes
+it natively, on one thread (what each serving process uses). Two query sets: bench_web's uniform synthetic texts
+and real RSICD test captions, whose mixed lengths pad a share. Three passes in the same process, rounds
+interleaved, the median per share: transformers (``BertModel``, as training runs it), the lean pass without
+packing, and the lean pass as served (packing out padding from ``PACK_FROM``). Each is also given as a ratio to
+transformers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_web import distinct_queries  # noqa: E402
+
+from geovec.config import data_dir  # noqa: E402
+from geovec.datasets import read_caption_split  # noqa: E402
+from geovec.models import bert_inference, load_model  # noqa: E402
+from geovec.models.registry import get_spec  # noqa: E402
+from geovec.search_request import SearchRequest  # noqa: E402
+from geovec.threads import use_threads  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--share", type=int, default=4, help="queries a process embeds at once")
+    parser.add_argument("--shares", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=6)
+    args = parser.parse_args()
+    use_threads(1)
+    embedder = load_model("geovec-mini")
+    precision = embedder.use_precision("auto")
+    instruction = get_spec("geovec-mini").query_instruction  # what an index of it records for text queries
+    rng = np.random.default_rng(0)
+    synthetic = distinct_queries()
+    captions = [c for image in read_caption_split(data_dir() / "rs_caption_splits", "rsicd", "test")
+                for c in image.captions if c.strip()]
+    sets = {"uniform synthetic": [next(synthetic) for _ in range(args.share * args.shares)],
+            "RSICD test captions": list(rng.choice(captions, args.share * args.shares))}
+    encoder, pack_from = embedder.encoder, bert_inference.PACK_FROM
+
+    def transformers_pass(batch: dict) -> None:
+        with torch.no_grad(), embedder.autocast():  # outside inference mode: BertModel's forward
+            encoder(batch)
+
+    def lean_pass(batch: dict, packing: bool) -> None:
+        bert_inference.PACK_FROM = pack_from if packing else 2.0  # 2.0: never pack
+        with torch.inference_mode(), embedder.autocast():
+            encoder(batch)
+
+    passes = {"transformers": transformers_pass, "lean, no packing": lambda b: lean_pass(b, False),
+              "lean (served)": lambda b: lean_pass(b, True)}
+    print(f"geovec-mini, {precision}, 1 thread, shares of {args.share} queries with the instruction {instruction!r}")
+    print(f"{'queries':<22}{'padding':>9}  " + "".join(f"{name:>24}" for name in passes))
+    for name, texts in sets.items():
+        items = [SearchRequest(text=text, instruction=instruction).query() for text in texts]
+        batches = [encoder.prepare(items[i:i + args.share]) for i in range(0, len(items), args.share)]
+        padding = 1 - sum(int(b["attention_mask"].sum()) for b in batches) / sum(b["attention_mask"].numel()
+                                                                                  for b in batches)
+        times: dict[str, list[float]] = {label: [] for label in passes}
+        for _ in range(args.rounds):
+            for label, run in passes.items():
+                run(batches[0])  # warm
+                started = time.perf_counter()
+                for batch in batches:
+                    run(batch)
+                times[label].append((time.perf_counter() - started) / len(batches) * 1000)
+        bert_inference.PACK_FROM = pack_from
+        reference = statistics.median(times["transformers"])
+        cells = "".join(f"{statistics.median(t):>14.2f} ms ({reference / statistics.median(t):.2f}x)"
+                        for t in times.values())
+        print(f"{name:<22}{padding:>8.1%}  {cells}")
+
+
+if __name__ == "__main__":
+    main()
