@@ -114,17 +114,21 @@ def test_concurrent_requests_are_batched_and_each_gets_its_one_at_a_time_result(
     assert all(4 <= int(h.id.split("-")[1]) <= 8 for h in batched[1].hits)  # its area filter held
 
 
-def test_users_who_queued_behind_a_batch_count_as_concurrent_so_the_next_batch_waits_for_all(scenes_path):
-    """Users split into groups that take turns would stay split (each waiting a whole extra batch) if the batcher
-    only remembered batch sizes: here 7 requests queue behind a batch of 1, and the next batch waits for the 8th."""
-    gate = threading.Event()
-
-    class GatedSearcher(Searcher):  # the real searcher, held at the door until the test lets it in
+def gated_searcher(index, gate: threading.Event) -> Searcher:
+    """The real searcher, each batch held at the door until the test sets ``gate``."""
+    class GatedSearcher(Searcher):
         def search_batch(self, prepared, known=None):
             gate.wait(30)
             return super().search_batch(prepared, known)
 
-    with GatedSearcher(scenes_path) as searcher:
+    return GatedSearcher(index)
+
+
+def test_users_who_queued_behind_a_batch_count_as_concurrent_so_the_next_batch_waits_for_all(scenes_path):
+    """Users split into groups that take turns would stay split (each waiting a whole extra batch) if the batcher
+    only remembered batch sizes: here 7 requests queue behind a batch of 1, and the next batch waits for the 8th."""
+    gate = threading.Event()
+    with gated_searcher(scenes_path, gate) as searcher:
         batcher = QueryBatcher(searcher, max_batch=32, max_wait_ms=5_000)
         try:
             futures = [batcher.submit(SearchRequest(text="boats"))]
@@ -144,13 +148,7 @@ def test_a_caller_who_stopped_waiting_does_not_stop_the_batcher(scenes_path):
     """A request whose caller gave up (cancelled its future) is skipped, not answered into an error; the
     others in its batch and every later one are still answered."""
     gate = threading.Event()
-
-    class GatedSearcher(Searcher):
-        def search_batch(self, prepared, known=None):
-            gate.wait(30)
-            return super().search_batch(prepared, known)
-
-    with GatedSearcher(scenes_path) as searcher:
+    with gated_searcher(scenes_path, gate) as searcher:
         batcher = QueryBatcher(searcher, max_batch=8, max_wait_ms=5)
         try:
             gone, kept = batcher.submit(SearchRequest(text="boats")), batcher.submit(SearchRequest(text="trees"))
