@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel
 
-from geovec.models.bert_inference import encode_hidden, supports
+from geovec.models.bert_inference import encode_hidden, isolating_mask, supports
 
 
 def _bert(**changes) -> BertModel:
@@ -73,3 +73,62 @@ def test_padding_does_not_change_a_sequence():
 def test_other_berts_are_left_to_transformers(changes):
     assert supports(_bert())
     assert not supports(_bert(**changes))
+
+
+def _prefixed(bert: BertModel) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """4 rows: two share a 5-token prefix, one has another (3 tokens), one none; padding in three of them."""
+    embeds, mask = _inputs(bert, (17, 9, 12, 6))
+    ids = torch.randint(5, 50, (4, 17))
+    ids[1, :5] = ids[0, :5]
+    embeds[1, :5] = embeds[0, :5]  # same prefix ids, same input embeddings
+    return embeds, mask, torch.tensor([5, 5, 3, 0]), ids
+
+
+def _isolated_reference(bert: BertModel, embeds, mask, prefix) -> torch.Tensor:
+    with torch.inference_mode():
+        return bert(inputs_embeds=embeds, attention_mask=isolating_mask(mask, prefix)).last_hidden_state.float()
+
+
+def test_isolating_mask_keeps_the_prefix_to_itself():
+    grid = isolating_mask(torch.tensor([[1, 1, 1, 1, 0]]), torch.tensor([2]))[0]
+    assert grid.tolist() == [[1, 1, 0, 0, 0], [1, 1, 0, 0, 0], [1, 1, 1, 1, 0], [1, 1, 1, 1, 0], [1, 1, 1, 1, 0]]
+
+
+def test_prefixes_computed_once_match_bert_model_with_the_isolating_mask():
+    bert = _bert()
+    embeds, mask, prefix, ids = _prefixed(bert)
+    with torch.inference_mode():
+        first = encode_hidden(bert, embeds, mask, prefix, ids)
+        again = encode_hidden(bert, embeds, mask, prefix, ids)  # the prefixes' states now come from the cache
+    real = mask.bool()
+    reference = _isolated_reference(bert, embeds, mask, prefix)
+    assert torch.allclose(first[real], reference[real], atol=2e-5)
+    assert torch.equal(first[real], again[real])
+    # an isolated prefix does not see what follows it: the same in every row that has it (not so without isolation)
+    assert torch.allclose(first[0, :5], first[1, :5], atol=1e-6)
+    full = _reference(bert, embeds, mask)
+    assert not torch.allclose(full[0, :5], full[1, :5], atol=1e-4)
+
+
+def test_prefixes_under_bfloat16_autocast():
+    bert = _bert()
+    embeds, mask, prefix, ids = _prefixed(bert)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        reference = _isolated_reference(bert, embeds, mask, prefix)
+        with torch.inference_mode():
+            ours = encode_hidden(bert, embeds, mask, prefix, ids)
+    real = mask.bool()
+    assert torch.allclose(ours[real], reference[real], atol=5e-3)
+
+
+def test_changed_weights_are_never_served_from_stale_prefix_states():
+    bert = _bert()
+    embeds, mask, prefix, ids = _prefixed(bert)
+    with torch.inference_mode():
+        encode_hidden(bert, embeds, mask, prefix, ids)
+    with torch.no_grad():
+        bert.encoder.layer[0].attention.self.key.weight.mul_(1.5)  # as an optimiser step would, in place
+    with torch.inference_mode():
+        ours = encode_hidden(bert, embeds, mask, prefix, ids)
+    real = mask.bool()
+    assert torch.allclose(ours[real], _isolated_reference(bert, embeds, mask, prefix)[real], atol=2e-5)

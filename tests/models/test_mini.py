@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -75,6 +77,31 @@ def test_inference_pass_embeds_images_boxes_and_text_as_transformers_does(tiny):
     with torch.inference_mode():
         lean_pass = tiny.embed(items)
     assert torch.allclose(lean_pass, transformers_pass, atol=1e-5)
+
+
+def test_isolated_instruction_is_computed_once_and_matches_transformers(tiny):
+    """With isolated_instruction the [CLS] + instruction prefix sees only itself: inference (cached prefix states)
+    and training (transformers with the isolating mask) give the same vectors; inputs without one are unchanged."""
+    items = [Interleaved((TextSegment("a bridge over a river"),), instruction="Find the image"),
+             Interleaved((_image(), TextSegment("planes")), instruction="Represent the image"),
+             Interleaved((TextSegment("boats in a harbour near the coast"),), instruction="Find the image"),
+             as_input("no instruction")]
+    isolated = GeovecMini(replace(tiny.settings, isolated_instruction=True), tiny.tokenizer, tiny.bert,
+                          pretrained_vision=False)
+    isolated.vision = tiny.vision
+    batch = isolated.prepare(items)
+    assert batch["prefix_lengths"].tolist() == [4, 4, 4, 0]  # [CLS] find the image / represent the image
+    assert "prefix_lengths" not in tiny.prepare(items)
+    with torch.no_grad():
+        transformers_pass = isolated.embed(items)
+        shared = tiny.embed(items)
+    with torch.inference_mode():
+        lean_pass = isolated.embed(items)
+        lean_again = isolated.embed(items[::-1])
+    assert torch.allclose(lean_pass, transformers_pass, atol=1e-5)
+    assert torch.allclose(lean_again, lean_pass.flip(0), atol=1e-5)
+    assert torch.allclose(lean_pass[3], shared[3], atol=1e-5)  # no instruction: nothing is isolated
+    assert not torch.allclose(lean_pass[0], shared[0], atol=1e-4)
 
 
 def test_save_and_reload_give_identical_embeddings(tiny, tmp_path):
