@@ -89,11 +89,14 @@ def encode_hidden(bert: nn.Module, embeds: torch.Tensor, mask: torch.Tensor, pre
         if ids is None:
             raise ValueError("encode_hidden: a prefix needs the token ids that name it")
         batch, length, _ = embeds.shape
+        cache = _prefix_cache(bert)
         rows, states = [], []
         for row, size in enumerate(prefix.tolist()):
             if size:
                 key = (tuple(ids[row, :size].tolist()), dtype)
-                states.append(_prefix_states(bert, embeds[row:row + 1, :size], key, dtype))
+                if key not in cache:  # computed alone: it attends only to itself
+                    cache[key] = _prefix_states(bert, embeds[row:row + 1, :size], dtype)
+                states.append(cache[key])
                 rows.append(torch.arange(size, device=embeds.device) + row * length)
         layers = range(len(states[0][0]))
         given = _Given(torch.cat(rows), [torch.cat([s[0][n] for s in states]) for n in layers],
@@ -101,22 +104,25 @@ def encode_hidden(bert: nn.Module, embeds: torch.Tensor, mask: torch.Tensor, pre
         return _encode(bert, embeds, mask, dtype, given=given)
 
 
-def _prefix_states(bert: nn.Module, embeds: torch.Tensor, key: tuple, dtype: torch.dtype | None
-                   ) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
-    """A prefix's per-layer keys and values and its outputs, computed alone (it attends only to itself) once per
-    ``key`` (token ids, dtype) and the weights as they are now: any change to a parameter (training, loading,
-    another precision) changes its storage or version counter, and that drops every cached state."""
+def _prefix_cache(bert: nn.Module) -> dict:
+    """The prefix states (by token ids and dtype) computed with ``bert``'s weights as they are now: any change to
+    a parameter (training, loading, another precision) changes its storage or version counter, and that drops
+    every cached state."""
     stamp = tuple((p.data_ptr(), p._version) for p in bert.parameters())
     cache = _PREFIXES.setdefault(bert, {})
     if cache.get("stamp") != stamp or len(cache) > _MAX_PREFIXES:
         cache.clear()
         cache["stamp"] = stamp
-    if key not in cache:
-        collected: list[tuple[torch.Tensor, torch.Tensor]] = []
-        hidden = _encode(bert, embeds, torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device), dtype,
-                         collect=collected)
-        cache[key] = ([k for k, _ in collected], [v for _, v in collected], hidden[0])
-    return cache[key]
+    return cache
+
+
+def _prefix_states(bert: nn.Module, embeds: torch.Tensor, dtype: torch.dtype | None
+                   ) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
+    """One prefix's per-layer keys and values and its outputs, for its ``embeds`` [1, tokens, hidden] alone."""
+    collected: list[tuple[torch.Tensor, torch.Tensor]] = []
+    hidden = _encode(bert, embeds, torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device), dtype,
+                     collect=collected)
+    return [k for k, _ in collected], [v for _, v in collected], hidden[0]
 
 
 def _encode(bert: nn.Module, embeds: torch.Tensor, mask: torch.Tensor, dtype: torch.dtype | None,
