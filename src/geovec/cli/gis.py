@@ -38,7 +38,7 @@ def index_export_command(
     from geovec.index.geoparquet import export_geoparquet
 
     if is_chroma_url(index):
-        raise GeovecInputError("INDEX", f"{index} is a Chroma collection; export reads folder indexes")
+        raise GeovecInputError(index, "is a Chroma collection; export reads folder indexes")
     with VectorIndex.open(index) as store:
         rows = export_geoparquet(store, output)
         typer.echo(f"wrote {rows} items ({store.dim}-d vectors) from {index} to {output}", err=True)
@@ -46,11 +46,16 @@ def index_export_command(
 
 def index_import_command(
     source: Path = typer.Argument(..., help="GeoParquet file written by `geovec index export`."),
-    index: Path = typer.Option(..., "--index", help="Folder of the new index (must not exist, or be empty)."),
+    index: str = typer.Option(..., "--index", help="Folder of the new index (must not exist, or be empty)."),
     ann: bool = typer.Option(False, "--ann", help="Build the approximate (HNSW) index after importing."),
 ) -> None:
     """Rebuild an index from a GeoParquet export: the same ids, vectors, footprints and model record."""
-    from geovec.index.geoparquet import EMBEDDING, check_new_index_folder, import_geoparquet, open_geoparquet
+    from geovec.index.geoparquet import (
+        EMBEDDING,
+        check_new_index_folder,
+        import_geoparquet,
+        open_geoparquet,
+    )
     from geovec.models import list_models
 
     check_new_index_folder(index)  # before reading the file

@@ -11,7 +11,9 @@ longitudes leave [-180, 180] (a chip over the antimeridian) is replaced by that 
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from itertools import pairwise
+from typing import Any
 
 from geovec.index.records import Hit, Record
 
@@ -20,7 +22,7 @@ Geometry = dict[str, Any]
 
 def _ring_area(ring: Sequence[Sequence[float]]) -> float:
     """Twice the signed area (shoelace): positive when the ring runs counterclockwise."""
-    return sum(x1 * y2 - x2 * y1 for (x1, y1, *_), (x2, y2, *_) in zip(ring, ring[1:]))
+    return sum(x1 * y2 - x2 * y1 for (x1, y1, *_), (x2, y2, *_) in pairwise(ring))
 
 
 def _oriented(ring: list[list[float]], counterclockwise: bool) -> list[list[float]]:

@@ -25,14 +25,16 @@ import math
 import os
 import shutil
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
 from geovec.errors import GeovecError, GeovecInputError
 from geovec.fileio import atomic_write
+from geovec.index.chroma import is_chroma_url
 from geovec.index.geojson import captions_text, record_geometry
 from geovec.index.records import Record, record_row
 from geovec.index.store import DB_NAME, VectorIndex
@@ -46,13 +48,14 @@ BATCH_ROWS = 4096  # rows per Parquet row group, and per index transaction on im
 CORE_COLUMNS = ("id", "source", "geometry", "bbox", "lon", "lat", "footprint", "pixel_box", "captions", "text",
                 "extra", EMBEDDING)
 _INT64 = (-(2 ** 63), 2 ** 63 - 1)
+CORNERS = ("xmin", "ymin", "xmax", "ymax")  # of the ``bbox`` covering column
 
 
 def _libraries():
     """pyarrow, pyarrow.parquet and shapely, or an error saying which extra installs them."""
     try:
         import pyarrow
-        import pyarrow.compute  # noqa: F401  (pyarrow.compute.list_value_length)
+        import pyarrow.compute  # for pyarrow.compute.list_value_length
         import pyarrow.parquet
         import shapely
     except ImportError as exc:
@@ -67,7 +70,7 @@ class _Plan:
     """What the first pass over the records learns: the schema's attribute columns and the geometry summary."""
 
     kinds: dict[str, set[type] | None] = field(default_factory=dict)  # None: not flattenable
-    geometry_types: set[str] = field(default_factory=set)
+    geometry_types: set[str] = field(default_factory=set)  # GeoJSON's names, which GeoParquet uses too
     bounds: list[float] = field(default_factory=lambda: [math.inf, math.inf, -math.inf, -math.inf])
     rows: int = 0
 
@@ -93,24 +96,27 @@ class _Plan:
 def _plan(batches: Iterable[tuple[list[Record], Any]], shapely) -> _Plan:
     plan = _Plan()
     for records, _ in batches:
-        shapes = _shapes(records)
         for record in records:
             plan.add(record)
-        plan.geometry_types.update(shape.geom_type for shape in shapes if shape is not None)
-        located = [shape for shape in shapes if shape is not None]
-        if located:
-            low, high = np.nanmin(shapely.bounds(located), axis=0), np.nanmax(shapely.bounds(located), axis=0)
+        geometries = [record_geometry(record) for record in records]
+        plan.geometry_types.update(geometry["type"] for geometry in geometries if geometry is not None)
+        shapes = _shapes(geometries, shapely)
+        located = shapes[~shapely.is_missing(shapes)]
+        if len(located):
+            bounds = shapely.bounds(located)
+            low, high = bounds.min(axis=0), bounds.max(axis=0)
             plan.bounds = [min(plan.bounds[0], low[0]), min(plan.bounds[1], low[1]),
                            max(plan.bounds[2], high[2]), max(plan.bounds[3], high[3])]
         plan.rows += len(records)
     return plan
 
 
-def _shapes(records: list[Record]) -> list:
-    """Shapely geometries (None where a record has no place) of ``record_geometry``."""
-    from shapely.geometry import shape
-
-    return [None if geometry is None else shape(geometry) for geometry in map(record_geometry, records)]
+def _shapes(geometries: list[dict | None], shapely) -> np.ndarray:
+    """Shapely geometries of GeoJSON ones (None stays None), parsed in one vectorised call (~2x faster than one
+    ``shapely.geometry.shape`` each)."""
+    texts = np.empty(len(geometries), dtype=object)
+    texts[:] = [None if geometry is None else json.dumps(geometry) for geometry in geometries]
+    return shapely.from_geojson(texts)
 
 
 def _geo_metadata(plan: _Plan) -> dict[str, Any]:
@@ -120,7 +126,7 @@ def _geo_metadata(plan: _Plan) -> dict[str, Any]:
     column: dict[str, Any] = {
         "encoding": "WKB", "geometry_types": sorted(plan.geometry_types), "crs": CRS.from_epsg(4326).to_json_dict(),
         "edges": "planar", "orientation": "counterclockwise",
-        "covering": {"bbox": {corner: ["bbox", corner] for corner in ("xmin", "ymin", "xmax", "ymax")}}}
+        "covering": {"bbox": {corner: ["bbox", corner] for corner in CORNERS}}}
     if plan.geometry_types:
         column["bbox"] = [float(v) for v in plan.bounds]
     return {"version": GEOPARQUET_VERSION, "primary_column": "geometry", "columns": {"geometry": column}}
@@ -128,7 +134,7 @@ def _geo_metadata(plan: _Plan) -> dict[str, Any]:
 
 def _schema(pa, dim: int, attributes: dict[str, Any], metadata: dict[str, Any]):
     box = pa.list_(pa.float64(), 4)
-    corners = pa.struct([(corner, pa.float64()) for corner in ("xmin", "ymin", "xmax", "ymax")])
+    corners = pa.struct([(corner, pa.float64()) for corner in CORNERS])
     fields = [pa.field("id", pa.string(), nullable=False), ("source", pa.string()), ("geometry", pa.binary()),
               ("bbox", corners), ("lon", pa.float64()), ("lat", pa.float64()), ("footprint", box),
               ("pixel_box", box), ("captions", pa.list_(pa.string())), ("text", pa.string()), ("extra", pa.string()),
@@ -141,10 +147,9 @@ def _listed(box: tuple | None) -> list[float] | None:
 
 
 def _table(pa, shapely, schema, records: list[Record], matrix: np.ndarray):
-    shapes = _shapes(records)
-    wkb = shapely.to_wkb(np.array(shapes + [None], dtype=object)[:-1])  # the None keeps numpy from nesting
-    bounds = [None if shape is None else dict(zip(("xmin", "ymin", "xmax", "ymax"), map(float, shape.bounds)))
-              for shape in shapes]
+    shapes = _shapes([record_geometry(record) for record in records], shapely)
+    wkb = shapely.to_wkb(shapes)  # None stays None: a null geometry
+    bounds = [None if math.isnan(box[0]) else dict(zip(CORNERS, box)) for box in shapely.bounds(shapes).tolist()]
     columns: dict[str, Any] = {
         "id": [r.id for r in records], "source": [r.source for r in records], "geometry": list(wkb),
         "bbox": bounds, "lon": [r.lon for r in records], "lat": [r.lat for r in records],
@@ -204,7 +209,7 @@ class GeoParquetIndex:
         start = 0
         try:
             for table in self.file.iter_batches(batch_size=batch, columns=wanted):
-                rows = table.to_pydict()
+                rows = {name: table.column(name).to_pylist() for name in wanted if name != EMBEDDING}
                 records = [self._record(rows, n, start + n, seen) for n in range(table.num_rows)]
                 matrix = self._vectors(pa, table.column(EMBEDDING), start)
                 yield records, matrix
@@ -322,8 +327,12 @@ def import_geoparquet(source: GeoParquetIndex, target: str | Path, *, ann: bool 
     return count
 
 
-def check_new_index_folder(target: Path) -> None:
-    """Import makes a new index: an existing index or a folder holding anything is refused, never mixed into."""
+def check_new_index_folder(target: str | Path) -> None:
+    """Import makes a new folder index: an existing index or a folder holding anything is refused, never mixed
+    into; so is a Chroma URL (which a path would silently turn into a local folder named ``chroma:``)."""
+    if is_chroma_url(str(target)):
+        raise GeovecInputError(str(target), "import builds a folder index, not a Chroma collection: give a folder")
+    target = Path(target)
     if (target / DB_NAME).exists():
         raise GeovecInputError(str(target), "an index is already there; import builds a new one: give a new folder")
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
