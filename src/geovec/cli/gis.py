@@ -40,7 +40,7 @@ def index_export_command(
     if is_chroma_url(index):
         raise GeovecInputError(index, "is a Chroma collection; export reads folder indexes")
     with VectorIndex.open(index) as store:
-        rows = export_geoparquet(store, output)
+        rows = export_geoparquet(store, output, show_progress=True)
         typer.echo(f"wrote {rows} items ({store.dim}-d vectors) from {index} to {output}", err=True)
 
 
@@ -65,7 +65,7 @@ def index_import_command(
     if made is not None and made != opened.dim:
         raise GeovecInputError(f"{source}: {EMBEDDING}", f"holds {opened.dim}-d vectors, but model {name!r} makes "
                                                          f"{made}-d ones: the file does not match its model record")
-    count = import_geoparquet(opened, index, ann=ann)
+    count = import_geoparquet(opened, index, ann=ann, show_progress=True)
     typer.echo(f"{index}: imported {count} items ({opened.dim}-d, model {name or 'unrecorded'}) from {source}",
                err=True)
 

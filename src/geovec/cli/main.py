@@ -38,7 +38,6 @@ register_caption(app)
 register_serve(app)
 register_train(app)
 register_train_data(app)
-register_gis(index_app)
 
 ModelOpt = typer.Option("minilm", "--model", "-m", help="Registered model name (see `geovec models`).")
 ModelPathOpt = typer.Option(None, "--model-path", help="Local checkpoint folder, for models that need one.")
@@ -240,6 +239,9 @@ def quickstart_command(
         hits = searcher.search(SearchRequest(text=question, top_k=top_k)).hits
     _print_results([hit.to_dict() for hit in hits], f"search: {question!r}")
     typer.echo(f'try: geovec search --text "a bridge over a river" --top-k 5 --index {index}', err=True)
+
+
+register_gis(index_app)  # after this module's index commands, so `geovec index --help` lists them first
 
 
 def main() -> None:

@@ -39,6 +39,7 @@ from geovec.index.geojson import captions_text, record_geometry
 from geovec.index.records import Record, record_row
 from geovec.index.store import DB_NAME, VectorIndex
 from geovec.index.vectors import check_vectors
+from geovec.progress import progress_bar
 
 GEOPARQUET_VERSION = "1.1.0"
 FILE_FORMAT = 1  # of the ``geovec`` metadata key; import reads up to this
@@ -163,7 +164,8 @@ def _table(pa, shapely, schema, records: list[Record], matrix: np.ndarray):
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def export_geoparquet(store: VectorIndex, target: str | Path, batch: int = BATCH_ROWS) -> int:
+def export_geoparquet(store: VectorIndex, target: str | Path, batch: int = BATCH_ROWS,
+                      show_progress: bool = False) -> int:
     """Write every item of a folder index to ``target`` (GeoParquet 1.1, atomically); returns the row count."""
     pa, pq, shapely = _libraries()
     target = Path(target)
@@ -178,9 +180,11 @@ def export_geoparquet(store: VectorIndex, target: str | Path, batch: int = BATCH
         schema = _schema(pa, store.dim, plan.attributes(pa), metadata)
 
         def write(temp: str) -> None:
-            with pq.ParquetWriter(temp, schema) as writer:
+            with pq.ParquetWriter(temp, schema) as writer, progress_bar(plan.rows, f"exporting {store.path}",
+                                                                         enabled=show_progress) as bar:
                 for records, matrix in store.scan(batch):
                     writer.write_table(_table(pa, shapely, schema, records, matrix))
+                    bar.advance(len(records))
 
         try:
             atomic_write(target, write)
@@ -239,13 +243,12 @@ class GeoParquetIndex:
         if column.null_count:
             first = column.is_null().to_pylist().index(True)
             raise GeovecInputError(f"{self.path}: {EMBEDDING}[{start + first}]", "missing (null)")
-        lists = column.combine_chunks() if hasattr(column, "combine_chunks") else column
-        lengths = np.asarray(pa.compute.list_value_length(lists))
+        lengths = np.asarray(pa.compute.list_value_length(column))
         wrong = np.flatnonzero(lengths != self.dim)
         if len(wrong):
             raise GeovecInputError(f"{self.path}: {EMBEDDING}[{start + wrong[0]}]",
                                    f"has {lengths[wrong[0]]} values, but the file's model record says {self.dim}")
-        values = lists.flatten()
+        values = column.flatten()  # respects the slice offset, unlike .values
         if values.null_count:
             raise GeovecInputError(f"{self.path}: {EMBEDDING}", "holds null numbers; every value must be a number")
         matrix = values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(-1, self.dim)
@@ -305,17 +308,19 @@ def _check_columns(pa, source: Path, schema, dim: int) -> None:
                                                          f"record says dim {dim}")
 
 
-def import_geoparquet(source: GeoParquetIndex, target: str | Path, *, ann: bool = False,
-                      batch: int = BATCH_ROWS) -> int:
+def import_geoparquet(source: GeoParquetIndex, target: str | Path, *, ann: bool = False, batch: int = BATCH_ROWS,
+                      show_progress: bool = False) -> int:
     """Build a new folder index at ``target`` from an opened export (whole, or not at all); returns its size."""
     target = Path(target)
     check_new_index_folder(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     building = target.parent / f".{target.name}.import-{uuid.uuid4().hex[:8]}"
     try:
-        with VectorIndex.create(building, source.dim, model=source.model) as store:
+        with VectorIndex.create(building, source.dim, model=source.model) as store, \
+                progress_bar(source.rows, f"importing {source.path}", enabled=show_progress) as bar:
             for records, matrix in source.batches(batch):
                 store.add(records, matrix)
+                bar.advance(len(records))
             if ann and len(store):
                 store.build_ann()
             count = len(store)
