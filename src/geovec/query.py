@@ -33,6 +33,7 @@ import numpy as np
 
 from geovec.errors import GeovecError, GeovecInputError
 from geovec.index import GeoFilter, Hit, open_index
+from geovec.index.geojson import hits_feature_collection
 from geovec.inputs import Interleaved
 from geovec.models import load_model
 from geovec.models.registry import check_index_revision
@@ -55,6 +56,10 @@ class SearchResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"results": [hit.to_dict() for hit in self.hits], "elapsed_ms": round(self.elapsed_ms, 2)}
+
+    def to_geojson(self) -> dict[str, Any]:
+        """The hits as an RFC 7946 FeatureCollection (see ``geovec.index.geojson``), the query as a member."""
+        return hits_feature_collection(self.hits, self.request.describe())
 
 
 @dataclass(frozen=True)

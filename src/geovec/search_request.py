@@ -7,6 +7,7 @@ in a fraction of a second, before torch, FAISS or the index are loaded.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Any
 
 from geovec.errors import GeovecInputError
@@ -63,6 +64,17 @@ class SearchRequest:
         if not segments:
             raise GeovecInputError("query", "empty query: give text, an image (with an optional box) or a point")
         return Interleaved(tuple(segments), self.instruction)
+
+    def describe(self) -> dict[str, Any]:
+        """What was asked, JSON-ready (an image as its path, or its type when it is in memory): what a saved
+        result (a GeoJSON file) says about the query that made it."""
+        image = self.image
+        if image is not None and not isinstance(image, (str, PurePath)):
+            image = f"<{type(image).__name__}>"
+        fields = {"text": self.text, "image": None if image is None else str(image), "box": self.box,
+                  "point": self.point, "within": self.within, "near": self.near, "radius_km": self.radius_km,
+                  "top_k": self.top_k, "instruction": self.instruction, "exact": self.exact}
+        return {name: list(value) if isinstance(value, tuple) else value for name, value in fields.items()}
 
     def geo_filter(self) -> GeoFilter | None:
         if self.near is None and self.within is None and self.radius_km is None:

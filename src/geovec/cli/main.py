@@ -19,6 +19,8 @@ from geovec.cli.caption import register as register_caption
 from geovec.cli.common import open_for_writing, run
 from geovec.cli.corpus import corpus_app
 from geovec.cli.data import register as register_train_data
+from geovec.cli.gis import FORMAT_HELP, print_geojson, search_format
+from geovec.cli.gis import register as register_gis
 from geovec.cli.ingest import register as register_ingest
 from geovec.cli.serve import register as register_serve
 from geovec.cli.tables import print_table
@@ -152,6 +154,7 @@ def search_command(
     instruction: Optional[str] = typer.Option(None, help="Task instruction for the query."),
     model_path: Optional[Path] = typer.Option(None, "--model-path", help="Override the checkpoint path the index recorded."),
     as_json: bool = typer.Option(False, "--json", help='Print {"results": [...]} as JSON.'),
+    output: str = typer.Option("table", "--format", help=FORMAT_HELP),
 ) -> None:
     """Search an index by text, image, region (image + box) and/or place, optionally within an area."""
     from geovec.search_request import SearchRequest, parse_numbers
@@ -161,12 +164,16 @@ def search_command(
         within=parse_numbers("--within", within, 4), near=parse_numbers("--near", near, 2),  # type: ignore[arg-type]
         radius_km=radius_km, top_k=top_k, instruction=instruction, exact=exact)
     request.validate()  # before loading torch, the model or the index
+    output = search_format(output, as_json)
 
     from geovec.query import Searcher
 
     with Searcher(index, model_path=model_path) as searcher:
         result = searcher.search(request)
-    if as_json:
+    if output == "geojson":
+        print_geojson(result)
+        return
+    if output == "json":
         print(json.dumps({"results": result.to_dict()["results"]}, indent=2, ensure_ascii=False))
         return
     _print_results(result.to_dict()["results"], f"{len(result.hits)} results from {index} in "
@@ -232,6 +239,9 @@ def quickstart_command(
         hits = searcher.search(SearchRequest(text=question, top_k=top_k)).hits
     _print_results([hit.to_dict() for hit in hits], f"search: {question!r}")
     typer.echo(f'try: geovec search --text "a bridge over a river" --top-k 5 --index {index}', err=True)
+
+
+register_gis(index_app)  # after this module's index commands, so `geovec index --help` lists them first
 
 
 def main() -> None:

@@ -200,6 +200,15 @@ class RecordStore:
         return (rowid for (rowid,) in self.conn.execute("SELECT rowid FROM deleted WHERE generation > ?",
                                                         (generation,)))
 
+    def scan(self, dim: int, batch: int, vectors: bool) -> Iterator[tuple[list[Record], np.ndarray | None]]:
+        """Every record (with its vector when ``vectors``) in rowid order, ``batch`` at a time."""
+        columns = f"{RECORD_COLUMNS}, vector" if vectors else RECORD_COLUMNS
+        cursor = self.conn.execute(f"SELECT {columns} FROM items ORDER BY rowid")
+        while rows := cursor.fetchmany(batch):
+            matrix = (np.frombuffer(b"".join(row[8] for row in rows), np.float32).reshape(len(rows), dim)
+                      if vectors else None)
+            yield [record_from_row(row) for row in rows], matrix
+
     def vectors_after(self, rowid: int, dim: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(rowids, vectors) of the items with larger rowids, in rowid order, a block at a time."""
         cursor = self.conn.execute("SELECT rowid, vector FROM items WHERE rowid > ? ORDER BY rowid", (rowid,))

@@ -149,6 +149,20 @@ class VectorIndex(StoreBase):
         """(minlon, minlat, maxlon, maxlat) over item footprints (or lat/lon where none); None if nothing is located."""
         return self._records.bounds()
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """One consistent view of the index for several reads (an export's passes): commits made meanwhile by other
+        processes are not seen inside it."""
+        with self._reading():
+            yield
+
+    def scan(self, batch: int = 4096, vectors: bool = True) -> Iterator[tuple[list[Record], np.ndarray | None]]:
+        """Every record and (when ``vectors``) its stored vector, in insertion order, ``batch`` at a time, without
+        holding the index in memory; inside ``snapshot()`` several scans see the same items."""
+        positive_int("batch", batch)
+        with self._lock:
+            yield from self._records.scan(self.dim, batch, vectors)
+
     @property
     @_locked
     def has_ann(self) -> bool:

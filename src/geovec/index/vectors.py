@@ -20,19 +20,21 @@ _SCORE_BLOCK = 1 << 26  # floats per (queries x rows) score block: bounds memory
 Ranking = list[tuple[np.ndarray, np.ndarray]]  # per query: positions in LiveVectors and their scores, best first
 
 
-def check_vectors(vectors, rows: int, dim: int) -> np.ndarray:
+def check_vectors(vectors, rows: int, dim: int, name: str = "vectors", first_row: int = 0) -> np.ndarray:
+    """A contiguous float32 (rows, dim) matrix of finite unit vectors; errors name ``name[first_row + row]``."""
     array = np.asarray(vectors, dtype=np.float32)
     if array.shape != (rows, dim):
-        raise GeovecInputError("vectors", f"expected shape ({rows}, {dim}): one {dim}-d vector per record, "
-                                          f"got {array.shape}")
+        raise GeovecInputError(name, f"expected shape ({rows}, {dim}): one {dim}-d vector per record, "
+                                     f"got {array.shape}")
     bad = np.flatnonzero(~np.isfinite(array).all(axis=1))
     if len(bad):
-        raise GeovecInputError(f"vectors[{bad[0]}]", "contains NaN or infinite values")
+        raise GeovecInputError(f"{name}[{first_row + bad[0]}]", "contains NaN or infinite values")
     norms = np.linalg.norm(array, axis=1)
     bad = np.flatnonzero(np.abs(norms - 1) > NORM_TOLERANCE)
     if len(bad):
-        raise GeovecInputError(f"vectors[{bad[0]}]", f"L2 norm is {norms[bad[0]]:.4g}; vectors must be "
-                                                     f"L2-normalised (norm 1 ± {NORM_TOLERANCE}) for cosine search")
+        raise GeovecInputError(f"{name}[{first_row + bad[0]}]", f"L2 norm is {norms[bad[0]]:.4g}; vectors must be "
+                                                               f"L2-normalised (norm 1 ± {NORM_TOLERANCE}) for "
+                                                               "cosine search")
     return np.ascontiguousarray(array)
 
 
