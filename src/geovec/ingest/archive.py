@@ -247,7 +247,7 @@ def plan_archive(path: str | Path, index: VectorIndex, options: TileOptions, pru
     report.replaced, report.orphaned = tidy_index(index, sources, folder, prune)
     report.pruned = prune
     plans = []
-    with progress_bar(len(sources), "planning chips", enabled=show_progress) as bar:
+    with progress_bar(len(sources), "planning chips", enabled=show_progress, transient=True) as bar:
         for source in sources:
             plan = _plan_source(source, index, options, report)
             bar.advance(1)
@@ -265,7 +265,7 @@ def _plan_source(source: Source, index: VectorIndex, options: TileOptions, repor
             absent = set(index.missing(ids))
             todo = [i for i, id in enumerate(ids) if id in absent]
             footprints = raster.footprints([windows[i] for i in todo])
-            nodata = raster.nodata.describe() if todo else None  # the decimated read: a truncated file fails here
+            nodata = raster.survey().describe() if todo else None  # a truncated file fails here, not mid-run
     except READ_ERRORS as exc:
         report.failed[source.name] = str(exc)
         return None
@@ -328,8 +328,8 @@ def ingest_archive(path: str | Path, index: VectorIndex, embedder: Embedder, opt
             bar.advance(len(batch))
             batch.clear()
 
-    with progress_bar(sum(len(p.chips) for p in plans), f"ingesting with {embedder.name}",
-                      enabled=show_progress) as bar:
+    todo = sum(len(p.chips) for p in plans)
+    with progress_bar(todo, f"ingesting with {embedder.name}", enabled=show_progress and todo > 0) as bar:
         for plan in (p for p in plans if p.chips):
             try:
                 with RasterFile(plan.source.path, options) as raster:

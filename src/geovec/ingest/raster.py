@@ -348,6 +348,12 @@ class RasterFile:
         shape = (max(1, round(self.ds.height / scale)), max(1, round(self.ds.width / scale)))
         return self._read_raw(None, shape, Resampling.nearest)
 
+    def survey(self) -> Nodata:
+        """Read the decimated sample and decide the no-data: at planning time, so a truncated or corrupt file
+        fails before any of its chips is scheduled."""
+        self._sample  # noqa: B018 (the read is the point)
+        return self.nodata
+
     def _has_own_mask(self) -> bool:
         return any(flags != [MaskFlags.all_valid] for flags in (self.ds.mask_flag_enums[b - 1] for b in self.bands))
 
