@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-
 from rasterio.windows import Window
 
 from geovec.index import VectorIndex

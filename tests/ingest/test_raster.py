@@ -14,8 +14,15 @@ from rasterio.windows import Window
 
 from geovec.config import data_dir
 from geovec.errors import GeovecError, GeovecInputError
-from geovec.ingest.raster import (Nodata, RasterFile, TileOptions, detect_edge_fill, edge_connected,
-                                  lonlat_footprint, parse_bands)
+from geovec.ingest.raster import (
+    Nodata,
+    RasterFile,
+    TileOptions,
+    detect_edge_fill,
+    edge_connected,
+    lonlat_footprint,
+    parse_bands,
+)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data" / "geotiff"
 BAD = Path(__file__).resolve().parents[1] / "data" / "bad_images"
@@ -194,8 +201,8 @@ def write_raster(path: Path, data: np.ndarray, **profile) -> Path:
     """A small uint16 GeoTIFF in UTM 31 (20 m), with optional extra profile (nodata, tags go in afterwards)."""
     from rasterio.transform import from_origin
 
-    base = dict(driver="GTiff", count=data.shape[0], height=data.shape[1], width=data.shape[2], dtype=data.dtype,
-                crs="EPSG:32631", transform=from_origin(500000, 5700000, 20, 20))
+    base = {"driver": "GTiff", "count": data.shape[0], "height": data.shape[1], "width": data.shape[2],
+            "dtype": data.dtype, "crs": "EPSG:32631", "transform": from_origin(500000, 5700000, 20, 20)}
     with rasterio.open(path, "w", **{**base, **profile}) as dst:
         dst.write(data)
     return path
@@ -306,7 +313,7 @@ def test_real_landsat_collar_is_detected_and_kept_chips_are_mostly_scene():
         assert min(lows) > 5000  # DN of the scene; old code: [0, 0, 0]
         kept = 0
         for window in raster.windows():
-            pixels, nodata, extent = raster.read_with_extent(window)
+            nodata = raster.read(window)[1]
             raw = raster.ds.read(window=window)
             collar = (raw == 0).all(axis=0).mean()  # measured here from the raw DN, not by the code under test
             assert nodata == pytest.approx(collar, abs=0.01)

@@ -24,9 +24,9 @@ def ingest_command(
                                                "overviews when coarser than the source; never upsamples)."),
     bands: Optional[str] = typer.Option(None, "--bands", help="Bands to show as RGB (1-based), e.g. 4,3,2; or one band."),
     max_nodata: float = typer.Option(0.5, "--max-nodata", help="Skip chips with a larger nodata fraction."),
-    nodata: Optional[float] = typer.Option(None, "--nodata", help="No-data value of files without a mask of their "
+    nodata: float | None = typer.Option(None, "--nodata", help="No-data value of files without a mask of their "
                                            "own (default: a constant edge fill such as a 0 collar is detected)."),
-    max_chips: Optional[int] = typer.Option(None, "--max-chips", help="Refuse files that would make more chips "
+    max_chips: int | None = typer.Option(None, "--max-chips", help="Refuse files that would make more chips "
                                             "(default 50000; a huge or sparse raster fails at once, not in hours)."),
     thumbnails: bool = typer.Option(True, "--thumbnails/--no-thumbnails", help="Write <index>/thumbs/<id>.jpg."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Chips per forward pass and per commit."),
