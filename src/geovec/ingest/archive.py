@@ -1,8 +1,10 @@
 """``geovec ingest``: a folder of rasters (GeoTIFF/COG/PNG/JPEG) and local STAC items -> image chips in an index.
 
 A run has two phases. *Plan*: walk the archive, open each raster's header, lay out its chip windows, reproject
-their footprints and derive each chip's id; chips already in the index are dropped here, before any pixel is read.
-*Execute*: read the remaining chips, skip mostly-nodata ones, write thumbnails, and embed + commit them in batches
+their footprints and derive each chip's id; chips already in the index are dropped here, before any chip pixel is
+read; a file with chips to do gets its no-data surveyed on one decimated read (``RasterFile.survey``: the report's
+``nodata`` says per file whether the mask, ``--nodata`` or a detected edge fill was used), so a truncated file fails
+here. *Execute*: read the remaining chips, skip mostly-nodata ones, write thumbnails, and embed + commit them in batches
 through ``index_items``.
 
 Why this is resumable and idempotent: a chip id is a hash of the source path relative to the archive root, the
@@ -191,7 +193,8 @@ def _record(source: Source, raster: RasterFile, window: Window, footprint: Footp
     extra = {"kind": "raster_chip", "archive_path": source.name, "fingerprint": source.fingerprint,
              "window": [window.col_off, window.row_off, window.width, window.height],
              "bands": list(raster.bands), "resolution_m": raster.resolution, "stretch": raster.stretch,
-             "nodata_fraction": round(nodata, 4), "nodata": raster.nodata.to_dict(), "georeferenced": raster.georeferenced,
+             "nodata_fraction": round(nodata, 4), "nodata": raster.nodata.to_dict(),
+             "georeferenced": raster.georeferenced,
              "crs": raster.ds.crs.to_string() if raster.georeferenced else None,
              "footprint": footprint.geojson() if footprint else None}
     if source.stac:

@@ -76,7 +76,8 @@ _S2_OFFSETS = ("BOA_ADD_OFFSET", "RADIO_ADD_OFFSET")
 
 @dataclass(frozen=True)
 class TileOptions:
-    """How a raster is cut into chips; every field is part of the chip id (see ``archive.chip_id``)."""
+    """How a raster is cut into chips; the fields that change a chip's pixels (window, resolution, bands, a declared
+    nodata) are part of its id (see ``archive.chip_id``)."""
 
     chip_size: int = 256
     overlap: int = 0
@@ -231,6 +232,8 @@ def detect_edge_fill(data: np.ndarray, dtype: str) -> tuple[float, np.ndarray] |
 
 
 def _first_tag(tags: dict, keys: Sequence[str]) -> float | None:
+    """The first numeric tag named ``key`` or ``key_<band>`` (Sentinel-2 writes ``BOA_ADD_OFFSET_B2`` ...; the
+    offsets are equal across bands in every processing baseline)."""
     for key in keys:
         for name, text in tags.items():
             if name.upper() == key or name.upper().startswith(key + "_"):
@@ -406,7 +409,8 @@ class RasterFile:
             masks = self.ds.read_masks(self.bands, window=window, out_shape=out, resampling=Resampling.nearest)
         except RasterioError as exc:
             cause = exc.__cause__ or exc
-            raise GeovecError(f"{self.path}: cannot read its pixels, the file is truncated or corrupt ({cause})") from None
+            raise GeovecError(f"{self.path}: cannot read its pixels, the file is truncated or corrupt "
+                              f"({cause})") from None
         data = data.astype(np.float64)
         return data, (masks > 0).all(axis=0) & np.isfinite(data).all(axis=0)
 
