@@ -18,14 +18,17 @@ class _Bar:
 
 
 @contextmanager
-def progress_bar(total: int, description: str, enabled: bool = True) -> Iterator[_Bar]:
-    """A rich progress bar on stderr (``enabled=False`` gives a no-op bar so callers need no branches)."""
-    if not enabled:
-        yield _Bar(None, None)
-        return
+def progress_bar(total: int, description: str, enabled: bool = True, transient: bool = False) -> Iterator[_Bar]:
+    """A rich progress bar on stderr (``enabled=False`` gives a no-op bar so callers need no branches;
+    ``transient`` clears it when done, for a preliminary step that another bar follows; off a terminal, where
+    rich draws a bar only once it is done, a transient bar is not drawn at all)."""
     from rich.console import Console
 
+    console = Console(stderr=True) if enabled else None
+    if console is None or (transient and not console.is_terminal):
+        yield _Bar(None, None)
+        return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
+    with Progress(*columns, console=console, transient=transient) as progress:
         yield _Bar(progress, progress.add_task(description, total=total))

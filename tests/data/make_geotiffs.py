@@ -13,6 +13,10 @@ georeferencing), and every file is far below 50 kB. Geometry is chosen so tests 
 * ``plain.jpg``       40x30 RGB JPEG without any georeferencing.
 * ``corrupt.tif``     a TIFF header followed by garbage.
 * ``other.json``      a JSON file that is not a STAC item (ignored by a folder walk).
+* ``bad_images/bomb.png`` a PNG whose header claims 30000x30000 px (900 Mpx, a decompression bomb) in 1 kB.
+* ``bad_images/big.png``  a PNG header of 10000x10000 px (100 Mpx: PIL only warns, then decodes 300 MB).
+* ``bad_images/truncated.tif`` the first half of ``uint16_4band.tif``: a valid header, missing pixel data.
+  (``bad_images/`` is beside ``geotiff/``, so the archive tests' folder walks do not meet these files.)
 * ``stac/item.json``  a STAC item with a ``visual`` GeoTIFF asset (``stac/visual.tif``, 32x32, EPSG:32631, 10 m,
   top-left (510000, 5690000)) and a ``thumbnail`` PNG asset (``stac/thumb.png``), which is not ingested.
 """
@@ -20,6 +24,8 @@ georeferencing), and every file is far below 50 kB. Geometry is chosen so tests 
 from __future__ import annotations
 
 import json
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +35,7 @@ from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
 OUT = Path(__file__).resolve().parent / "geotiff"
+BAD = Path(__file__).resolve().parent / "bad_images"
 UTM31 = "EPSG:32631"
 
 
@@ -49,6 +56,24 @@ def write_tif(path: Path, data: np.ndarray, crs: str, transform, nodata=None) ->
                    crs=crs, transform=transform, compress="deflate", predictor=2, nodata=nodata)
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(data)
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` x ``height`` RGB pixels; its data is ten compressed black rows."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    rows = zlib.compress(b"\x00" * (1 + width * 3) * 10, 9)
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+
+
+def write_bad_images() -> None:
+    BAD.mkdir(exist_ok=True)
+    (BAD / "bomb.png").write_bytes(png_claiming(30000, 30000))
+    (BAD / "big.png").write_bytes(png_claiming(10000, 10000))
+    whole = (OUT / "uint16_4band.tif").read_bytes()
+    (BAD / "truncated.tif").write_bytes(whole[: len(whole) // 2])
 
 
 def main() -> None:
@@ -82,6 +107,7 @@ def main() -> None:
                                   "roles": ["visual"]},
                        "B08": {"href": "https://example.com/B08.tif", "type": "image/tiff", "roles": ["data"]}}}
     (OUT / "stac" / "item.json").write_text(json.dumps(item, indent=2) + "\n")
+    write_bad_images()
 
 
 if __name__ == "__main__":

@@ -5,22 +5,28 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import rasterio
 from PIL import Image
+from pyproj import Transformer
+from rasterio.transform import from_origin
+from rasterio.windows import Window
 from typer.testing import CliRunner
 
 from geovec.config import data_dir
 from geovec.errors import GeovecError
 from geovec.index import GeoFilter, VectorIndex
 from geovec.ingest.archive import REPORT_NAME, ingest_archive, read_chip
-from geovec.ingest.raster import TileOptions
+from geovec.ingest.raster import RasterFile, TileOptions
 from geovec.inputs import ImageSegment
 from geovec.models import load_model
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data" / "geotiff"
+BAD = Path(__file__).resolve().parents[1] / "data" / "bad_images"
 REAL = data_dir()
 CHIPS = TileOptions(chip_size=32)
 # utm31 6 chips - 1 all-nodata, wgs84_east 2, uint16_4band 4, scene.png 2, plain.jpg 2, stac visual 1
@@ -218,3 +224,82 @@ def test_real_rasters_and_geo_filter(tmp_path, clip):
     for hit in hits:  # the filter tests the chip centre; the footprint may reach outside the box
         assert box[0] <= hit.record.lon <= box[2] and box[1] <= hit.record.lat <= box[3]
         assert hit.record.extra["archive_path"] == "RGB.byte.tif"
+
+
+def test_report_names_each_files_nodata_source_and_footprints_cover_the_data(archive, tmp_path, clip):
+    report, records = ingest(archive, tmp_path / "idx", clip, thumbnails=False)
+    assert report.nodata["utm31_rgb.tif"] == "the file's own mask"
+    assert report.nodata["wgs84_east.tif"] == "none (every pixel is data)"
+    assert json.loads((tmp_path / "idx" / REPORT_NAME).read_text())["nodata"] == report.nodata
+    (lower,) = [r for r in records.values() if r.extra["archive_path"] == "uint16_4band.tif" and r.bbox[:2] == (0, 16)]
+    assert lower.extra["nodata"] == {"source": "mask", "value": 0.0} and lower.bbox == (0, 16, 32, 48)
+    # rows 40-47 are nodata: the footprint ends at row 40 (10 m pixels from y 5695000), not at the window's row 48
+    _, lats = Transformer.from_crs("EPSG:32631", "EPSG:4326", always_xy=True).transform([505000, 505320],
+                                                                                       [5694600, 5694600])
+    assert lower.footprint[1] == pytest.approx(min(lats), abs=1e-9)
+
+
+def test_a_raw_scene_with_a_declared_nodata_keeps_it_through_a_reread(tmp_path, clip):
+    data = np.full((3, 64, 64), 2000, dtype=np.uint16)
+    data[:, :, 48:] = 7  # the product's fill, declared on the command line, not in the file
+    data[:, :32, :20] = 3000
+    path = tmp_path / "archive" / "raw.tif"
+    path.parent.mkdir()
+    with rasterio.open(path, "w", driver="GTiff", count=3, height=64, width=64, dtype="uint16", crs="EPSG:32631",
+                       transform=from_origin(500000, 5700000, 10, 10)) as dst:
+        dst.write(data)
+    report, records = ingest(path.parent, tmp_path / "idx", clip, TileOptions(chip_size=32, nodata=7))
+    assert report.nodata == {"raw.tif": "declared 7"} and report.added == 4
+    for record in records.values():
+        assert record.extra["nodata"] == {"source": "declared", "value": 7}
+        with RasterFile(path, TileOptions(chip_size=32, nodata=7)) as raster:
+            expected, _ = raster.read(Window(*record.extra["window"]))
+        np.testing.assert_array_equal(read_chip(record), expected)  # the fill stays black in a re-read
+
+
+@pytest.fixture
+def sparse_huge(tmp_path) -> Path:
+    path = tmp_path / "sparse.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=100_000, height=100_000, count=3, dtype="uint8",
+                       crs="EPSG:32631", transform=from_origin(500000, 5700000, 1, 1), tiled=True,
+                       sparse_ok=True, compress="deflate") as dst:
+        dst.write(np.full((3, 8, 8), 99, dtype=np.uint8), window=Window(0, 0, 8, 8))
+    return path
+
+
+def geovec_cli(monkeypatch, capsys, *args: str) -> tuple[int, list[str]]:
+    """The real ``geovec`` entry point (with its one-line error wrapper) in this process: exit code, stderr lines."""
+    from geovec.cli.main import main
+
+    monkeypatch.setattr(sys, "argv", ["geovec", *args])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    return exited.value.code, [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+
+
+@pytest.mark.timeout(120)  # old code: the sparse raster was chipped for hours
+@pytest.mark.parametrize("case, message", [
+    ("truncated", "every file failed (1 of 1): truncated.tif: "),
+    ("only-corrupt", "every file failed (2 of 2): corrupt.tif: "),
+    ("bands", "cannot select bands [5, 6, 7]"),
+    ("report", "error: --report: folder "),
+    ("sparse", "152,881 chips of 256 px, more than --max-chips 50,000: read it coarser (--resolution"),
+    ("bomb", "a 30000x30000 PNG (900 Mpx, over 89)"),
+])
+def test_bad_archives_give_one_error_line_and_exit_2(case, message, tmp_path, monkeypatch, capsys,
+                                                     tiny_clip_checkpoint, sparse_huge):
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    shutil.copy(FIXTURES / "corrupt.tif", corrupt)
+    shutil.copy(BAD / "truncated.tif", corrupt)
+    target = {"truncated": BAD / "truncated.tif", "only-corrupt": corrupt, "bands": FIXTURES / "utm31_rgb.tif",
+              "report": FIXTURES / "utm31_rgb.tif", "sparse": sparse_huge, "bomb": BAD / "bomb.png"}[case]
+    extra = {"bands": ["--bands", "5,6,7"], "report": ["--report", str(tmp_path / "missing" / "r.json")]}
+    code, lines = geovec_cli(monkeypatch, capsys, "ingest", str(target), "--index", str(tmp_path / "idx"),
+                             "--model", "clip", "--model-path", str(tiny_clip_checkpoint), *extra.get(case, []))
+    assert code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith("error: ") and message in lines[0]
+    if case == "report":  # refused before the model is loaded or the index made
+        assert not (tmp_path / "idx").exists()
+    if case == "truncated":
+        assert "the file is truncated or corrupt" in lines[0]

@@ -14,9 +14,18 @@ from rasterio.windows import Window
 
 from geovec.config import data_dir
 from geovec.errors import GeovecError, GeovecInputError
-from geovec.ingest.raster import RasterFile, TileOptions, lonlat_footprint, parse_bands
+from geovec.ingest.raster import (
+    Nodata,
+    RasterFile,
+    TileOptions,
+    detect_edge_fill,
+    edge_connected,
+    lonlat_footprint,
+    parse_bands,
+)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data" / "geotiff"
+BAD = Path(__file__).resolve().parents[1] / "data" / "bad_images"
 REAL = data_dir()
 needs_real = pytest.mark.skipif(not (REAL / "geotiff" / "RGB.byte.tif").is_file(), reason="shared data missing")
 
@@ -182,3 +191,133 @@ def test_real_multispectral_band_selection():
     np.testing.assert_array_equal(pixels, raw)
     with RasterFile(path, TileOptions(chip_size=128)) as default:
         assert default.bands == (1, 2, 3)
+
+
+LANDSAT = REAL / "landsat" / "LC08_L1TP_224078_20200518_20200518_01_RT.TIF"
+needs_landsat = pytest.mark.skipif(not LANDSAT.is_file(), reason="shared data missing")
+
+
+def write_raster(path: Path, data: np.ndarray, **profile) -> Path:
+    """A small uint16 GeoTIFF in UTM 31 (20 m), with optional extra profile (nodata, tags go in afterwards)."""
+    from rasterio.transform import from_origin
+
+    base = {"driver": "GTiff", "count": data.shape[0], "height": data.shape[1], "width": data.shape[2],
+            "dtype": data.dtype, "crs": "EPSG:32631", "transform": from_origin(500000, 5700000, 20, 20)}
+    with rasterio.open(path, "w", **{**base, **profile}) as dst:
+        dst.write(data)
+    return path
+
+
+def collared_scene(size: int = 96) -> np.ndarray:
+    """A rotated square of uint16 'DN' (1000-5000) in a zero collar, with a few zero pixels inside the scene."""
+    y, x = np.mgrid[0:size, 0:size]
+    inside = np.abs(x - size / 2) + np.abs(y - size / 2) < size / 2  # a diamond touching the four edge midpoints
+    rng = np.random.default_rng(7)
+    data = np.where(inside, rng.integers(1000, 5000, (3, size, size)), 0).astype(np.uint16)
+    data[:, size // 2, size // 2] = 0  # a zero inside the scene: not connected to the edge
+    return data
+
+
+def test_detected_edge_fill_is_the_collar_connected_to_the_border():
+    data = collared_scene().astype(np.float64)
+    value, region = detect_edge_fill(data, "uint16")
+    assert value == 0.0
+    assert region[0, 0] and region[-1, -1] and not region[48, 48]  # the inner zero is scene, not collar
+    collar = (data == 0).all(axis=0)
+    collar[48, 48] = False
+    np.testing.assert_array_equal(region, collar)
+    assert detect_edge_fill(np.full((3, 8, 8), 1200.0), "uint16") is None  # no fill: nothing to detect
+    ring = np.zeros((20, 20), dtype=bool)
+    ring[5:15, 5] = ring[5:15, 14] = ring[5, 5:15] = ring[14, 5:15] = True
+    assert not edge_connected(ring).any()  # a closed ring inside the image touches no edge
+    ring[0:6, 10] = True  # a corridor from the top edge to the ring: all of it is reached, round every turn
+    np.testing.assert_array_equal(edge_connected(ring), ring)
+
+
+def test_collar_is_nodata_and_out_of_the_stretch_without_a_declared_nodata(tmp_path):
+    path = write_raster(tmp_path / "raw.tif", collared_scene())
+    with RasterFile(path, TileOptions(chip_size=32)) as raster:
+        assert raster.survey() == Nodata("detected", 0.0, pytest.approx(0.5, abs=0.05))
+        assert all(low >= 1000 for low, _ in raster.stretch)  # old code: low 0, every chip washed out
+        pixels, nodata, extent = raster.read_with_extent(Window(0, 0, 32, 32))  # the top-left corner chip
+    assert nodata > 0.5 and not pixels[0, 0].any()
+    assert (extent.col_off, extent.row_off, extent.width, extent.height) == (18, 18, 14, 14)  # where the diamond is
+
+
+def test_declared_nodata_and_the_files_own_mask_come_first(tmp_path):
+    data = np.full((3, 32, 32), 3000, dtype=np.uint16)
+    data[:, :, :8] = 9  # a fill value that is not 0 and not on every edge
+    path = write_raster(tmp_path / "nine.tif", data)
+    with RasterFile(path, TileOptions(chip_size=32, nodata=9)) as raster:
+        assert raster.survey() == Nodata("declared", 9)
+        assert raster.read(Window(0, 0, 32, 32))[1] == pytest.approx(0.25)
+    with RasterFile(path, TileOptions(chip_size=32)) as raster:
+        assert raster.survey().source == "none" and raster.read(Window(0, 0, 32, 32))[1] == 0.0
+    with RasterFile(FIXTURES / "utm31_rgb.tif", TileOptions(nodata=200)) as masked:
+        assert masked.survey() == Nodata("mask", 0.0)
+    with pytest.raises(GeovecInputError, match="nodata"):
+        TileOptions(nodata=float("nan"))
+
+
+def test_product_scaling_gives_the_stretch_in_reflectance_and_the_fill_stays_raw(tmp_path):
+    data = collared_scene()
+    data[data > 0] += 1000  # Sentinel-2 baseline 04.00: DN = 10000 * reflectance + 1000
+    path = write_raster(tmp_path / "s2.tif", data)
+    with rasterio.open(path, "r+") as dst:
+        dst.update_tags(BOA_QUANTIFICATION_VALUE="10000", BOA_ADD_OFFSET="-1000")
+    with RasterFile(path, TileOptions(chip_size=32)) as raster:
+        assert raster.scaling == [(1e-4, -0.1)] * 3
+        assert raster.survey().source == "detected"  # raw 0, not reflectance -0.1
+        assert all(0.1 <= low < high <= 0.5 for low, high in raster.stretch)  # reflectance, not DN
+    cf = write_raster(tmp_path / "cf.tif", np.full((1, 16, 16), 500, dtype=np.uint16))
+    with rasterio.open(cf, "r+") as dst:
+        dst.scales, dst.offsets = (0.002,), (1.0,)
+    with RasterFile(cf, TileOptions()) as raster:
+        assert raster.scaling == [(0.002, 1.0)] and raster.stretch == [(2.0, 3.0)]
+
+
+def test_a_huge_sparse_raster_is_refused_at_once_with_a_resolution_that_fits(tmp_path):
+    import time
+
+    path = tmp_path / "sparse.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=100_000, height=100_000, count=3, dtype="uint8",
+                       crs="EPSG:32631", transform=rasterio.transform.from_origin(500000, 5700000, 1, 1),
+                       tiled=True, blockxsize=1024, blockysize=1024, sparse_ok=True, compress="deflate") as dst:
+        dst.write(np.full((3, 8, 8), 99, dtype=np.uint8), window=Window(0, 0, 8, 8))
+    assert path.stat().st_size < 1_000_000
+    started = time.perf_counter()
+    with RasterFile(path, TileOptions()) as raster, pytest.raises(GeovecError, match="152,881 chips") as refused:
+        raster.windows()
+    assert time.perf_counter() - started < 2.0
+    hint = float(str(refused.value).split("--resolution ")[1].split()[0])
+    with RasterFile(path, TileOptions(resolution=hint)) as coarser:
+        assert len(coarser.windows()) <= TileOptions().max_chips
+
+
+def test_a_png_too_big_to_read_window_by_window_is_refused():
+    with pytest.raises(GeovecError, match="30000x30000 PNG.*tiled GeoTIFF"):
+        RasterFile(BAD / "bomb.png", TileOptions())
+
+
+def test_a_truncated_tiff_fails_when_surveyed_with_a_clear_reason():
+    with RasterFile(BAD / "truncated.tif", TileOptions()) as raster, \
+            pytest.raises(GeovecError, match="truncated.tif: cannot read its pixels, the file is truncated"):
+        raster.survey()
+
+
+@needs_landsat
+def test_real_landsat_collar_is_detected_and_kept_chips_are_mostly_scene():
+    with RasterFile(LANDSAT, TileOptions()) as raster:
+        assert raster.survey().source == "detected" and raster.survey().value == 0
+        lows = [low for low, _ in raster.stretch]
+        assert min(lows) > 5000  # DN of the scene; old code: [0, 0, 0]
+        kept = 0
+        for window in raster.windows():
+            nodata = raster.read(window)[1]
+            raw = raster.ds.read(window=window)
+            collar = (raw == 0).all(axis=0).mean()  # measured here from the raw DN, not by the code under test
+            assert nodata == pytest.approx(collar, abs=0.01)
+            if nodata <= TileOptions().max_nodata:
+                kept += 1
+                assert collar <= 0.5
+    assert kept == 54  # of 64: 10 mostly-collar corner chips are skipped

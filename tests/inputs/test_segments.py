@@ -1,6 +1,8 @@
 """Validation and JSON round-trip of interleaved inputs."""
 
+import base64
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -131,3 +133,24 @@ def test_image_files_lists_each_file_once_in_order_and_skips_in_memory_images(tm
              Interleaved((ImageSegment(np.zeros((8, 8, 3), np.uint8)),)),
              Interleaved((ImageSegment(str(first)), BoxSegment((0, 0, 4, 4), "pixel"), ImageSegment(str(second))))]
     assert image_files(items) == [str(second), str(first)]  # what a feature cache must hold, no more
+
+
+BAD = Path(__file__).resolve().parents[1] / "data" / "bad_images"
+
+
+@pytest.mark.parametrize("name, size", [("bomb.png", "900 Mpx"), ("big.png", "10000x10000 (100 Mpx)")])
+def test_decompression_bombs_and_huge_images_are_refused_from_the_header(name, size):
+    error = error_of(lambda: ImageSegment(BAD / name))  # old code: PIL's DecompressionBombError, or a 300 MB decode
+    assert error.field == "image" and f"{name} is {size}, more than the 89 Mpx" in error.problem
+    assert "geovec ingest" in error.problem
+    encoded = {"type": "image", "png_base64": base64.b64encode((BAD / name).read_bytes()).decode()}
+    assert "more than the 89 Mpx" in str(error_of(lambda: segment_from_dict(encoded)))
+
+
+def test_a_huge_sparse_geotiff_as_a_query_image_is_refused(tmp_path):
+    rasterio = pytest.importorskip("rasterio")
+    path = tmp_path / "sparse.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=100_000, height=100_000, count=3, dtype="uint8",
+                       tiled=True, sparse_ok=True, compress="deflate") as dst:
+        dst.write(np.zeros((3, 8, 8), dtype=np.uint8), window=rasterio.windows.Window(0, 0, 8, 8))
+    assert "10000 Mpx, more than the 89 Mpx" in str(error_of(lambda: ImageSegment(path)))

@@ -9,7 +9,7 @@ import typer
 
 from geovec.cli.common import open_for_writing
 from geovec.config import default_index_path
-from geovec.errors import GeovecError
+from geovec.errors import GeovecError, GeovecInputError
 
 
 def ingest_command(
@@ -23,7 +23,11 @@ def ingest_command(
     resolution: Optional[float] = typer.Option(None, "--resolution", help="Metres per output pixel (reads COG "
                                                "overviews when coarser than the source; never upsamples)."),
     bands: Optional[str] = typer.Option(None, "--bands", help="Bands to show as RGB (1-based), e.g. 4,3,2; or one band."),
-    max_nodata: float = typer.Option(0.9, "--max-nodata", help="Skip chips with a larger nodata fraction."),
+    max_nodata: float = typer.Option(0.5, "--max-nodata", help="Skip chips with a larger nodata fraction."),
+    nodata: float | None = typer.Option(None, "--nodata", help="No-data value of files without a mask of their "
+                                           "own (default: a constant edge fill such as a 0 collar is detected)."),
+    max_chips: int | None = typer.Option(None, "--max-chips", help="Refuse files that would make more chips "
+                                            "(default 50000; a huge or sparse raster fails at once, not in hours)."),
     thumbnails: bool = typer.Option(True, "--thumbnails/--no-thumbnails", help="Write <index>/thumbs/<id>.jpg."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Chips per forward pass and per commit."),
     report: Optional[Path] = typer.Option(None, "--report", help="JSON report path (default <index>/ingest-report.json)."),
@@ -36,14 +40,17 @@ def ingest_command(
 ) -> None:
     """Cut rasters into geo-referenced chips, embed them and add them to an index; re-running adds only new chips."""
     from geovec.ingest.archive import REPORT_NAME, check_image_model, ingest_archive
-    from geovec.ingest.raster import TileOptions, parse_bands
+    from geovec.ingest.raster import MAX_CHIPS, TileOptions, parse_bands
     from geovec.models import get_spec
 
     options = TileOptions(chip_size=chip_size, overlap=overlap, resolution=resolution, bands=parse_bands(bands),
-                          max_nodata=max_nodata)
+                          max_nodata=max_nodata, nodata=nodata,
+                          max_chips=MAX_CHIPS if max_chips is None else max_chips)
     check_image_model(model, get_spec(model).modalities)  # before loading weights or touching the index
     if not path.exists():
         raise GeovecError(f"archive not found: {path}")
+    if report is not None and not report.parent.is_dir():  # found now, not after the whole run
+        raise GeovecInputError("--report", f"folder {report.parent} does not exist; create it or give another path")
     embedder, store = open_for_writing(index, model, model_path)  # on Ray too: a new index needs the model's dim
     with store:
         if ray is None:
@@ -61,12 +68,19 @@ def ingest_command(
                                         address=None if ray == "local" else ray, num_actors=ray_actors,
                                         num_gpus_per_actor=ray_gpus, batch_size=batch_size, thumbnails=thumbnails,
                                         report_path=report, prune=prune)
+    report_file = report or index / REPORT_NAME
+    if result.failed and not result.files:  # no file could be read: a script must notice, in one line
+        raise GeovecError(all_failed(result.failed, report_file))
     for name, reason in sorted(result.failed.items()):
         typer.echo(f"skipped {name}: {reason}", err=True)
-    if result.failed and not result.files:  # no file could be read: a script must notice
-        raise GeovecError(f"every file failed ({len(result.failed)} of {len(result.failed)}, reasons above); "
-                          f"report: {report or index / REPORT_NAME}")
     typer.echo(f"{index}: {result.summary()}; report: {report or index / REPORT_NAME}", err=True)
+
+
+def all_failed(failed: dict[str, str], report_file: Path, shown: int = 3) -> str:
+    """The one error line when no file could be read: the first reasons, the rest in the report."""
+    reasons = "; ".join(f"{name}: {reason}" for name, reason in sorted(failed.items())[:shown])
+    more = f"; and {len(failed) - shown} more" if len(failed) > shown else ""
+    return f"every file failed ({len(failed)} of {len(failed)}): {reasons}{more}; report: {report_file}"
 
 
 def register(app: typer.Typer) -> None:

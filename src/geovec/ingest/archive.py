@@ -1,8 +1,10 @@
 """``geovec ingest``: a folder of rasters (GeoTIFF/COG/PNG/JPEG) and local STAC items -> image chips in an index.
 
 A run has two phases. *Plan*: walk the archive, open each raster's header, lay out its chip windows, reproject
-their footprints and derive each chip's id; chips already in the index are dropped here, before any pixel is read.
-*Execute*: read the remaining chips, skip mostly-nodata ones, write thumbnails, and embed + commit them in batches
+their footprints and derive each chip's id; chips already in the index are dropped here, before any chip pixel is
+read; a file with chips to do gets its no-data surveyed on one decimated read (``RasterFile.survey``: the report's
+``nodata`` says per file whether the mask, ``--nodata`` or a detected edge fill was used), so a truncated file fails
+here. *Execute*: read the remaining chips, skip mostly-nodata ones, write thumbnails, and embed + commit them in batches
 through ``index_items``.
 
 Why this is resumable and idempotent: a chip id is a hash of the source path relative to the archive root, the
@@ -39,7 +41,7 @@ from geovec.errors import GeovecError
 from geovec.fileio import write_text_atomic
 from geovec.index import Record, VectorIndex
 from geovec.ingest.items import IndexItem, index_items
-from geovec.ingest.raster import RASTER_SUFFIXES, Footprint, RasterFile, TileOptions
+from geovec.ingest.raster import RASTER_SUFFIXES, Footprint, Nodata, RasterFile, TileOptions
 from geovec.ingest.stac import pick_asset, read_item, referenced_files
 from geovec.ingest.thumbnails import thumbnail_jpeg, write_thumbnail
 from geovec.inputs import GeoRef, ImageSegment, Interleaved
@@ -80,6 +82,7 @@ class ArchiveReport:
     ungeoreferenced: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # file -> reason
     ignored: list[str] = field(default_factory=list)  # JSON files that are not STAC items
+    nodata: dict[str, str] = field(default_factory=dict)  # file -> where its no-data came from (mask, declared...)
     seconds: float = 0.0
 
     def summary(self) -> str:
@@ -92,6 +95,9 @@ class ArchiveReport:
                      f", chips of files no longer in the archive {self.orphaned} (--prune deletes them)")
         if self.ungeoreferenced:
             text += f", without coordinates {len(self.ungeoreferenced)}"
+        detected = sum(reason.startswith("detected") for reason in self.nodata.values())
+        if detected:
+            text += f", no-data fill detected in {detected}"
         return text + f" in {self.seconds:.1f} s"
 
 
@@ -174,10 +180,12 @@ def discover(path: str | Path, exclude: Path | None = None) -> tuple[list[Source
 def chip_id(source: Source, raster: RasterFile, window: Window) -> str:
     """Deterministic: same file content stamp, window, resolution and bands -> same id."""
     resolution = f"{raster.resolution:.6g}" if raster.resolution else "native"
-    key = json.dumps([source.name, source.fingerprint, [window.col_off, window.row_off, window.width,
-                                                        window.height], resolution, list(raster.bands)])
+    key = [source.name, source.fingerprint, [window.col_off, window.row_off, window.width, window.height],
+           resolution, list(raster.bands)]
+    if raster.options.nodata is not None:  # only then: ids of runs without --nodata stay what they were
+        key.append(raster.options.nodata)
     stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(source.name.split("#")[0]).stem)[:40] or "chip"
-    return f"{stem}-{hashlib.sha1(key.encode()).hexdigest()[:16]}"
+    return f"{stem}-{hashlib.sha1(json.dumps(key).encode()).hexdigest()[:16]}"
 
 
 def _record(source: Source, raster: RasterFile, window: Window, footprint: Footprint | None, id: str,
@@ -185,7 +193,8 @@ def _record(source: Source, raster: RasterFile, window: Window, footprint: Footp
     extra = {"kind": "raster_chip", "archive_path": source.name, "fingerprint": source.fingerprint,
              "window": [window.col_off, window.row_off, window.width, window.height],
              "bands": list(raster.bands), "resolution_m": raster.resolution, "stretch": raster.stretch,
-             "nodata_fraction": round(nodata, 4), "georeferenced": raster.georeferenced,
+             "nodata_fraction": round(nodata, 4), "nodata": raster.nodata.to_dict(),
+             "georeferenced": raster.georeferenced,
              "crs": raster.ds.crs.to_string() if raster.georeferenced else None,
              "footprint": footprint.geojson() if footprint else None}
     if source.stac:
@@ -201,8 +210,12 @@ def read_chip(record: Record) -> np.ndarray:
     extra = record.extra
     if extra.get("kind") != "raster_chip":
         raise GeovecError(f"record {record.id!r} is not a raster chip")
-    options = TileOptions(bands=tuple(extra["bands"]), resolution=extra["resolution_m"])
+    nodata = Nodata(**extra["nodata"]) if extra.get("nodata") else None
+    declared = nodata.value if nodata is not None and nodata.source == "declared" else None
+    options = TileOptions(bands=tuple(extra["bands"]), resolution=extra["resolution_m"], nodata=declared)
     with RasterFile(record.source, options) as raster:
+        if nodata is not None:
+            raster.nodata = nodata  # the run's decision, not detected again
         if extra["stretch"] is not None:
             raster.stretch = [tuple(limits) for limits in extra["stretch"]]  # the run's stats, not recomputed
         return raster.read(Window(*extra["window"]))[0]
@@ -210,10 +223,14 @@ def read_chip(record: Record) -> np.ndarray:
 
 def read_planned_chip(source: Source, raster: RasterFile, window: Window, footprint: Footprint | None, id: str,
                       options: TileOptions) -> ChipRead | None:
-    """Read one planned chip and build its record; None when it is (mostly) nodata. Shared by every ingest path."""
-    pixels, nodata = raster.read(window)
-    if nodata >= 1.0 or nodata > options.max_nodata:
+    """Read one planned chip and build its record; None when it is (mostly) nodata. Shared by every ingest path.
+    A chip with some no-data gets the footprint of its valid pixels: where it has data is what a place search
+    must match."""
+    pixels, nodata, extent = raster.read_with_extent(window)
+    if extent is None or nodata > options.max_nodata:
         return None
+    if nodata > 0 and footprint is not None:
+        footprint = raster.footprints([extent])[0]
     return ChipRead(_record(source, raster, window, footprint, id, nodata), pixels, raster.georef(window))
 
 
@@ -223,33 +240,46 @@ def check_image_model(name: str, modalities: frozenset[str] | set[str]) -> None:
                           "needs an image model such as --model clip --model-path CHECKPOINT")
 
 
-def plan_archive(path: str | Path, index: VectorIndex, options: TileOptions,
-                 prune: bool = False) -> tuple[list[ChipPlan], ArchiveReport]:
-    """Discover the archive and lay out the chips not yet in ``index`` (headers and footprints only, no pixels);
-    chips of files that changed since they were indexed (and, with ``prune``, of removed files) are deleted here."""
+def plan_archive(path: str | Path, index: VectorIndex, options: TileOptions, prune: bool = False,
+                 show_progress: bool = False) -> tuple[list[ChipPlan], ArchiveReport]:
+    """Discover the archive and lay out the chips not yet in ``index`` (headers, footprints and the decimated
+    no-data read; no chip pixels); chips of files that changed since they were indexed (and, with ``prune``, of
+    removed files) are deleted here. A progress bar per file shows from the start: a big file takes a while."""
     sources, report = discover(path, exclude=index.path)
     folder = Path(path).resolve() if Path(path).is_dir() else None
     report.replaced, report.orphaned = tidy_index(index, sources, folder, prune)
     report.pruned = prune
     plans = []
-    for source in sources:
-        try:
-            with RasterFile(source.path, options) as raster:
-                windows = raster.windows()
-                ids = [chip_id(source, raster, w) for w in windows]
-                absent = set(index.missing(ids))
-                todo = [i for i, id in enumerate(ids) if id in absent]
-                footprints = raster.footprints([windows[i] for i in todo])
-                if not raster.georeferenced:
-                    report.ungeoreferenced.append(source.name)
-        except READ_ERRORS as exc:
-            report.failed[source.name] = str(exc)
-            continue
-        report.files += 1
-        report.chips += len(windows)
-        report.already_indexed += len(windows) - len(todo)
-        plans.append(ChipPlan(source, [(windows[i], fp, ids[i]) for i, fp in zip(todo, footprints)]))
+    with progress_bar(len(sources), "planning chips", enabled=show_progress, transient=True) as bar:
+        for source in sources:
+            plan = _plan_source(source, index, options, report)
+            bar.advance(1)
+            if plan is not None:
+                plans.append(plan)
     return plans, report
+
+
+def _plan_source(source: Source, index: VectorIndex, options: TileOptions, report: ArchiveReport) -> ChipPlan | None:
+    """One file's chips still to index, or None (and the reason in ``report.failed``) when it cannot be read."""
+    try:
+        with RasterFile(source.path, options) as raster:
+            windows = raster.windows()
+            ids = [chip_id(source, raster, w) for w in windows]
+            absent = set(index.missing(ids))
+            todo = [i for i, id in enumerate(ids) if id in absent]
+            footprints = raster.footprints([windows[i] for i in todo])
+            nodata = raster.survey().describe() if todo else None  # a truncated file fails here, not mid-run
+    except READ_ERRORS as exc:
+        report.failed[source.name] = str(exc)
+        return None
+    if not raster.georeferenced:
+        report.ungeoreferenced.append(source.name)
+    if nodata is not None:
+        report.nodata[source.name] = nodata
+    report.files += 1
+    report.chips += len(windows)
+    report.already_indexed += len(windows) - len(todo)
+    return ChipPlan(source, [(windows[i], fp, ids[i]) for i, fp in zip(todo, footprints)])
 
 
 def tidy_index(index: VectorIndex, sources: list[Source], folder: Path | None, prune: bool) -> tuple[int, int]:
@@ -278,7 +308,11 @@ def finish_report(report: ArchiveReport, started: float, index: VectorIndex,
                   report_path: str | Path | None) -> ArchiveReport:
     report.seconds = time.perf_counter() - started
     report_file = Path(report_path) if report_path else index.path / REPORT_NAME
-    write_text_atomic(report_file, json.dumps(asdict(report), indent=2, ensure_ascii=False) + os.linesep)
+    try:
+        write_text_atomic(report_file, json.dumps(asdict(report), indent=2, ensure_ascii=False) + os.linesep)
+    except OSError as exc:
+        raise GeovecError(f"report {report_file}: cannot be written ({exc.strerror or exc}); the chips are in the "
+                          "index, a re-run with a writable --report adds none again") from None
     return report
 
 
@@ -288,7 +322,7 @@ def ingest_archive(path: str | Path, index: VectorIndex, embedder: Embedder, opt
     """Chip every raster under ``path`` and add the chips not yet in ``index``; see the module docstring."""
     check_image_model(embedder.name, embedder.modalities)
     started = time.perf_counter()
-    plans, report = plan_archive(path, index, options, prune)
+    plans, report = plan_archive(path, index, options, prune, show_progress)
     batch: list[IndexItem] = []
 
     def flush() -> None:
@@ -297,8 +331,8 @@ def ingest_archive(path: str | Path, index: VectorIndex, embedder: Embedder, opt
             bar.advance(len(batch))
             batch.clear()
 
-    with progress_bar(sum(len(p.chips) for p in plans), f"ingesting with {embedder.name}",
-                      enabled=show_progress) as bar:
+    todo = sum(len(p.chips) for p in plans)
+    with progress_bar(todo, f"ingesting with {embedder.name}", enabled=show_progress and todo > 0) as bar:
         for plan in (p for p in plans if p.chips):
             try:
                 with RasterFile(plan.source.path, options) as raster:
@@ -316,5 +350,6 @@ def ingest_archive(path: str | Path, index: VectorIndex, embedder: Embedder, opt
                             flush()
             except READ_ERRORS as exc:
                 report.failed[plan.source.name] = str(exc)
+                report.files -= 1  # counted as read when planned; "every file failed" must see it
         flush()
     return finish_report(report, started, index, report_path)

@@ -148,7 +148,9 @@ def _write_batch(batch: Batch, index: VectorIndex, report: ArchiveReport) -> Non
         if status == NODATA:
             report.skipped_nodata += 1
         elif status == FAILED:
-            report.failed[str(batch["name"][i])] = str(batch["error"][i])
+            name = str(batch["name"][i])
+            report.files -= name not in report.failed  # counted when planned; "every file failed" must see it
+            report.failed[name] = str(batch["error"][i])
         elif not index.contains(str(batch["id"][i])):  # another run committed it since planning
             record = _record(json.loads(batch["record"][i]))
             if len(batch["thumbnail"][i]):

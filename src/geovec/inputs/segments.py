@@ -12,6 +12,8 @@ import hashlib
 import io
 import math
 import os
+import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Literal, Sequence, Union
@@ -24,6 +26,30 @@ from geovec.errors import GeovecInputError
 
 BoxUnits = Literal["pixel", "normalized"]
 SEGMENT_KINDS = ("text", "image", "box", "point")
+MAX_IMAGE_PIXELS = 89_478_485  # PIL's decompression-bomb warning size: a query image larger is a scene, or an attack
+
+
+def _too_big(name: str, size: str) -> GeovecInputError:
+    return GeovecInputError("image", f"{name} is {size}, more than the {MAX_IMAGE_PIXELS / 1e6:.0f} Mpx a query image "
+                            "may have (a whole scene or a decompression bomb): cut it into chips with "
+                            "`geovec ingest`, or downsample it")
+
+
+def _open_image(source: str | io.BytesIO, name: str) -> PILImage.Image:
+    """``PIL.Image.open`` that refuses images above ``MAX_IMAGE_PIXELS`` from the header, before decoding (PIL
+    itself only warns up to twice its limit, then raises an error that is no ``OSError``)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+        try:
+            image = PILImage.open(source)
+        except PILImage.DecompressionBombError as exc:
+            claimed = re.search(r"\((\d+) pixels\)", str(exc))
+            raise _too_big(name, f"{int(claimed[1]) / 1e6:.0f} Mpx" if claimed else "too large") from None
+    width, height = image.size
+    if width * height > MAX_IMAGE_PIXELS:
+        image.close()
+        raise _too_big(name, f"{width}x{height} ({width * height / 1e6:.0f} Mpx)")
+    return image
 
 
 def _finite(field_name: str, value: Any) -> float:
@@ -99,7 +125,7 @@ class ImageSegment:
             if path.stat().st_size == 0:
                 raise GeovecInputError("image", f"image file is empty: {path}")
             try:
-                with PILImage.open(path) as im:
+                with _open_image(str(path), str(path)) as im:
                     size = im.size
             except (UnidentifiedImageError, OSError) as exc:
                 raise GeovecInputError("image", f"cannot read image {path}: {exc}") from None
@@ -125,7 +151,7 @@ class ImageSegment:
         source = self.source
         try:
             if isinstance(source, str):
-                with PILImage.open(source) as im:
+                with _open_image(source, source) as im:
                     im.load()
                     return im.convert("RGB")
             if isinstance(source, PILImage.Image):
@@ -344,8 +370,10 @@ def segment_from_dict(data: Any, name: str = "segment") -> Segment:
             if "png_base64" in data:
                 try:
                     raw = base64.b64decode(data["png_base64"], validate=True)
-                    with PILImage.open(io.BytesIO(raw)) as im:
+                    with _open_image(io.BytesIO(raw), "png_base64") as im:
                         return ImageSegment(im.convert("RGB"), georef=ref)
+                except GeovecInputError:
+                    raise  # too big: already says so
                 except (ValueError, UnidentifiedImageError, OSError) as exc:
                     raise GeovecInputError("image", f"png_base64 is not a valid image: {exc}") from None
             if "path" not in data:
