@@ -69,16 +69,17 @@ def register(app: typer.Typer) -> None:
                                              "its share computed here."),
     ) -> None:
         """Serve a map page and JSON search API (POST /api/search, /api/search/image) for an index."""
+        sock = listen(host, port)
         try:
             import uvicorn
 
             from geovec.web import create_app
         except ImportError as exc:
+            sock.close()
             raise GeovecError(f"`geovec serve` needs the web extra ({exc.name} is missing): "
                               "pip install 'geovec[web]'") from None
         from geovec.threads import server_processes, server_threads, use_threads
 
-        sock = listen(host, port)
         processes = server_processes(workers)
         threads_each = server_threads(threads, processes)
         use_threads(threads_each)
