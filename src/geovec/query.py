@@ -184,17 +184,17 @@ class Searcher:
                     if p.request.text is not None:
                         check_text_fits(self.embedder, p.request.text, p.request.instruction)
                     todo[p.key] = p
-                except Exception as exc:  # whatever one query raises is that query's error
+                except Exception as exc:  # noqa: BLE001 - whatever one query raises is that query's error
                     known[p.key] = query_error(exc, p)
         if todo:
             try:
                 queries = [p.query for p in todo.values()]
                 known.update(zip(todo, self.embedder.encode(queries, batch_size=len(todo))))
-            except Exception:  # one query's problem: embed them one by one so only that one fails
+            except Exception:  # noqa: BLE001 - one query's problem: embed them one by one so only that one fails
                 for key, p in todo.items():
                     try:
                         known[key] = self.embedder.encode([p.query])[0]
-                    except Exception as exc:
+                    except Exception as exc:  # noqa: BLE001
                         known[key] = query_error(exc, p)
             for key in todo:
                 if isinstance(known[key], np.ndarray):
@@ -215,13 +215,13 @@ class Searcher:
                 for n, hits in zip(rows, batched):
                     found[n] = hits
                 return found
-            except Exception:  # one query's problem: search them one by one so only that one fails
+            except Exception:  # noqa: BLE001, S110 - one query's problem: search them one by one so only that one fails
                 pass
         search = self.store.search if self.descriptions is None else self.descriptions.search
         for n, mode in zip(rows, exact):
             try:
                 found[n] = search(vectors[n], prepared[n].request.top_k, filter=prepared[n].geo, exact=mode)
-            except Exception as exc:  # whatever one query raises is that query's error
+            except Exception as exc:  # noqa: BLE001 - whatever one query raises is that query's error
                 found[n] = query_error(exc, prepared[n])
         return found
 
