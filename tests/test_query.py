@@ -2,6 +2,8 @@
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import replace
@@ -326,3 +328,13 @@ def test_a_worker_reply_left_unread_is_never_taken_for_the_next_batch(scenes_pat
             assert len(workers) == 1  # a stale reply is no reason to drop the worker
         finally:
             workers.close()
+
+
+def test_the_search_command_refuses_an_argument_that_is_not_utf8_in_one_line(index_path):
+    """The CLI shares the check: a byte that is not UTF-8 (Python keeps it as a lone surrogate) reached the tokenizer
+    and ended in a TypeError's traceback."""
+    result = subprocess.run([sys.executable, "-m", "geovec.cli.main", "search", "--index", str(index_path),
+                             "--text", b"harbour \xff"], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == ["error: text: character 8 ('\\udcff') is not valid Unicode text (a lone "
+                                          "surrogate, or a byte that is not UTF-8): send UTF-8 text"]

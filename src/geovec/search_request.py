@@ -32,15 +32,16 @@ def parse_numbers(field: str, text: str | None, count: int) -> tuple[float, ...]
 
 
 def check_unicode(field: str, text: str | None) -> None:
-    """Refuse text that is not encodable as UTF-8 (a lone surrogate, which JSON's \\ud800 can carry): tokenizers
-    fail on it with errors that are not the user's to read."""
+    """Refuse text that is not encodable as UTF-8: a lone surrogate, which JSON's \\ud800 can carry, or a byte of a
+    command-line argument that is not UTF-8 (Python keeps it as one); tokenizers fail on it with errors that are
+    not the user's to read."""
     if text is None:
         return
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise GeovecInputError(field, f"character {exc.start} ({text[exc.start]!r}) is not valid Unicode text (a lone "
-                                      "surrogate): send text that can be encoded as UTF-8") from None
+                                      "surrogate, or a byte that is not UTF-8): send UTF-8 text") from None
 
 
 @dataclass(frozen=True)
