@@ -336,5 +336,5 @@ def test_the_search_command_refuses_an_argument_that_is_not_utf8_in_one_line(ind
     result = subprocess.run([sys.executable, "-m", "geovec.cli.main", "search", "--index", str(index_path),
                              "--text", b"harbour \xff"], capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.splitlines() == ["error: text: character 8 ('\\udcff') is not valid Unicode text (a lone "
-                                          "surrogate, or a byte that is not UTF-8): send UTF-8 text"]
+    assert result.stderr.splitlines() == [("error: text: character 8 ('\\udcff') is not valid Unicode text (a lone "
+                                           "surrogate, or a byte that is not UTF-8): send UTF-8 text")]
