@@ -42,8 +42,10 @@ from geovec.search_request import MAX_QUERY_CHARS, MAX_TOP_K, SearchRequest, par
 from geovec.t2t.search import DescriptionSearch, check_text_query, is_description_index
 from geovec.threads import pin_to_cores, use_threads
 
-__all__ = ["MAX_QUERY_CHARS", "MAX_TOP_K", "PreparedQuery", "QueryBatcher", "QueryEmbeddingCache", "SearchRequest",
-           "SearchResult", "SearchWorkers", "Searcher",
+DEFAULT_REPLY_TIMEOUT_S = 2.0  # a worker's slack past the server's own share of a batch: ~100x a usual batch
+
+__all__ = ["DEFAULT_REPLY_TIMEOUT_S", "MAX_QUERY_CHARS", "MAX_TOP_K", "PreparedQuery", "QueryBatcher",
+           "QueryEmbeddingCache", "SearchRequest", "SearchResult", "SearchWorkers", "Searcher",
            "open_index", "parse_numbers"]  # open_index: from geovec.index, kept here
 
 
@@ -361,7 +363,8 @@ class SearchWorkers:
     process finished its share is frozen or swamped: it is killed, dropped, and its share computed here.
     """
 
-    def __init__(self, searcher: Searcher, count: int, threads: int = 1, reply_timeout_s: float = 2.0) -> None:
+    def __init__(self, searcher: Searcher, count: int, threads: int = 1,
+                 reply_timeout_s: float = DEFAULT_REPLY_TIMEOUT_S) -> None:
         if count < 1:
             raise GeovecInputError("workers", f"must be >= 1 extra process, got {count}")
         if not reply_timeout_s > 0:

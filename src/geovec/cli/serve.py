@@ -64,9 +64,9 @@ def register(app: typer.Typer) -> None:
                                         "queries (0: none)."),
         precision: str = typer.Option("auto", "--precision", help="Query embedding precision: auto (bfloat16 "
                                       "where the CPU/GPU computes it natively, else float32), float32 or bfloat16."),
-        worker_timeout: float = typer.Option(2.0, "--worker-timeout", min=0.01, help="Seconds a worker process may "
-                                             "take past this process's share of a batch before it is killed and "
-                                             "its share computed here."),
+        worker_timeout: Optional[float] = typer.Option(None, "--worker-timeout", min=0.01, help="Seconds a worker "
+                                                       "process may take past this process's share of a batch before "
+                                                       "it is killed and its share computed here (default: 2)."),
     ) -> None:
         """Serve a map page and JSON search API (POST /api/search, /api/search/image) for an index."""
         sock = listen(host, port)
@@ -86,7 +86,8 @@ def register(app: typer.Typer) -> None:
         try:
             web_app = create_app(index, model_path=model_path, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
                                  max_batch=max_batch, max_wait_ms=batch_wait_ms, query_cache=query_cache,
-                                 precision=precision, workers=processes, worker_timeout_s=worker_timeout)
+                                 precision=precision, workers=processes,
+                                 **({} if worker_timeout is None else {"worker_timeout_s": worker_timeout}))
         except BaseException:
             sock.close()
             raise

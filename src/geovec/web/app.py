@@ -36,8 +36,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from geovec.errors import GeovecError, GeovecInputError
 from geovec.index import Record
 from geovec.models.base import Embedder
-from geovec.query import (MAX_TOP_K, QueryBatcher, Searcher, SearchRequest, SearchResult, SearchWorkers,
-                          parse_numbers)
+from geovec.query import (DEFAULT_REPLY_TIMEOUT_S, MAX_TOP_K, QueryBatcher, Searcher, SearchRequest, SearchResult,
+                          SearchWorkers, parse_numbers)
 from geovec.threads import available_memory, current_threads, processes_that_fit, resident_memory
 
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
@@ -276,7 +276,8 @@ def create_app(index_path: str | Path, model_path: str | Path | None = None,
                max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, *, embedder: Embedder | None = None,
                max_batch: int = 32, max_wait_ms: float = 5.0, query_cache: int = DEFAULT_QUERY_CACHE,
                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, precision: str = "auto", workers: int = 1,
-               worker_timeout_s: float = 2.0, body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S) -> FastAPI:
+               worker_timeout_s: float = DEFAULT_REPLY_TIMEOUT_S,
+               body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S) -> FastAPI:
     """The FastAPI app over the index at ``index_path`` (opened and its model loaded now, once).
 
     ``max_batch=1, query_cache=0`` answers one request at a time with no cache (the path before batching).
