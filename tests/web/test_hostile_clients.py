@@ -71,6 +71,14 @@ def users(url: str, expected: dict[str, list], stop: threading.Event) -> tuple[l
     return threads, log
 
 
+def wait_for(enough, least: float, most: float = 15.0) -> None:
+    """At least ``least`` seconds, then until ``enough()`` or ``most`` seconds (a busy machine answers slower)."""
+    started = time.monotonic()
+    time.sleep(least)
+    while not enough() and time.monotonic() - started < most:
+        time.sleep(0.1)
+
+
 def sequential_answers(url: str) -> dict[str, list]:
     """Every user's answer, asked one at a time before anything else runs: what each must keep getting."""
     with httpx.Client(base_url=url, timeout=30) as client:
@@ -99,11 +107,11 @@ def test_poisoned_requests_get_4xx_and_never_touch_other_users_answers(minilm_in
         attacker = threading.Thread(target=poison, daemon=True)
         threads, log = users(url, expected, stop_users)
         attacker.start()
-        time.sleep(2.5)
+        wait_for(lambda: len(log) >= 3 * len(CAPTIONS) and len(refused) >= 2 * len(POISON), least=2.5)
         stop_poison.set()
         attacker.join(timeout=30)
         attack_over = time.monotonic()
-        time.sleep(1.0)
+        wait_for(lambda: sum(e[0] >= attack_over for e in log) >= 2 * len(CAPTIONS), least=1.0)
         stop_users.set()
         for thread in threads:
             thread.join(timeout=30)
@@ -112,7 +120,7 @@ def test_poisoned_requests_get_4xx_and_never_touch_other_users_answers(minilm_in
     assert [e for e in log if e[2] != 200] == []  # no 500, no refusal, no timeout for a normal user
     assert [e for e in log if not e[3]] == []  # and never another query's results, during or after
     assert [r for r in refused if r[0] != r[1] or '"error":' not in r[2]] == []  # each poison body: its 4xx
-    assert len(during) > 20 and len(after) > 8 and len(refused) >= 2 * len(POISON)
+    assert len(during) >= 3 * len(CAPTIONS) and len(after) >= 2 * len(CAPTIONS) and len(refused) >= 2 * len(POISON)
     assert workers_left == 1  # the worker process was never lost to a bad query
 
 
@@ -130,7 +138,9 @@ def test_a_frozen_worker_is_killed_and_dropped_while_users_keep_being_answered(m
             time.sleep(0.5)
             os.kill(worker, signal.SIGSTOP)
             frozen = time.monotonic()
-            time.sleep(3.0)
+            wait_for(lambda: len(app.state.web.batcher.workers) == 0, least=0.0, most=10.0)
+            dropped = time.monotonic()  # the first deadline has passed: the worker is killed
+            wait_for(lambda: sum(e[0] > dropped for e in log) >= 20, least=2.0)
         finally:
             with suppress(ProcessLookupError):
                 os.kill(worker, signal.SIGCONT)  # what an operator does; the server has killed it by then
@@ -139,9 +149,9 @@ def test_a_frozen_worker_is_killed_and_dropped_while_users_keep_being_answered(m
                 thread.join(timeout=30)
         workers_left = len(app.state.web.batcher.workers)
     assert [e for e in log if e[2] != 200 or not e[3]] == []  # every request answered, and rightly
-    settled = [seconds for started, seconds, _, _ in log if started > frozen + 1.5]  # after the first deadline
-    assert len(settled) > 10 and np.percentile(settled, 95) < 1.0
-    assert workers_left == 0
+    assert workers_left == 0 and dropped - frozen < 5.0
+    settled = [seconds for started, seconds, _, _ in log if started > dropped]  # after the first deadline
+    assert len(settled) >= 20 and np.percentile(settled, 95) < 1.0
     with pytest.raises(ProcessLookupError):  # killed and reaped by the server, not left behind
         os.kill(worker, 0)
 
