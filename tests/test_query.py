@@ -2,8 +2,11 @@
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -261,3 +264,77 @@ def test_an_index_built_by_another_revision_of_its_model_is_refused(tmp_path):
                                                  "revision": embedder.revision}).close()
     with Searcher(same) as searcher:  # the same revision (and indexes from before revisions were recorded) open
         assert searcher.embedder.revision == embedder.revision
+
+
+def unchecked(searcher: Searcher, text: str, like: SearchRequest):
+    """``like``'s prepared query with ``text`` put in after the checks: what a check nobody wrote would let by."""
+    prepared = searcher.prepare(like)
+    request = replace(prepared.request, text=text)
+    return replace(prepared, request=request, query=request.query(), key=f"{prepared.key}\x1funchecked")
+
+
+def test_a_query_the_tokenizer_crashes_on_fails_alone_with_its_field_named(scenes_path, capfd):
+    """Whatever one query raises inside the model (here the tokenizer's TypeError on a lone surrogate that got past
+    the checks) is that query's error: the others in its batch get their own results, the user a clear message."""
+    with Searcher(scenes_path) as searcher:
+        good = [searcher.prepare(SearchRequest(text=text, top_k=3)) for text in ("boats", "an airport")]
+        alone = [searcher.search_batch([p])[0] for p in good]
+        poison = unchecked(searcher, "harbour \ud800", SearchRequest(text="harbour", top_k=3))
+        results = searcher.search_batch([good[0], poison, good[1]])
+    assert [[h.id for h in r.hits] for r in (results[0], results[2])] == [[h.id for h in r.hits] for r in alone]
+    error = results[1]
+    assert isinstance(error, GeovecInputError) and error.field == "text"
+    assert "could not be embedded or searched" in str(error) and "Traceback" not in str(error)
+    assert "Traceback" in capfd.readouterr().err  # the details are in the server's log
+
+
+def test_searcher_refuses_text_that_is_not_unicode_before_it_joins_a_batch(scenes_path):
+    with Searcher(scenes_path) as searcher:
+        for request, field_name in [(SearchRequest(text="harbour \ud800"), "text"),
+                                    (SearchRequest(text="boats", instruction="Find \udfff"), "instruction"),
+                                    (SearchRequest(text="boats", top_k=True), "top_k"),
+                                    (SearchRequest(text="boats", top_k=2.5), "top_k")]:
+            with pytest.raises(GeovecInputError) as refused:
+                searcher.prepare(request)
+            assert refused.value.field == field_name
+
+
+class FailsWhenTold(Searcher):
+    """The real searcher, whose next batch in this process raises (a bug between sending shares and reading them)."""
+
+    fail_next = False
+
+    def search_batch(self, prepared, known=None):
+        if self.fail_next:
+            self.fail_next = False
+            raise RuntimeError("a bug in the server's own share")
+        return super().search_batch(prepared, known)
+
+
+def test_a_worker_reply_left_unread_is_never_taken_for_the_next_batch(scenes_path):
+    """The server's share of batch 1 fails after the worker got its share: the worker's reply to batch 1 waits
+    unread in the pipe. Batch 2 must get batch 2's answers, not batch 1's (one user handed another's results)."""
+    texts = ["an airport", "many boats", "a football stadium", "a sandy beach"]
+    with FailsWhenTold(scenes_path) as searcher:
+        first, second = [[searcher.prepare(SearchRequest(text=t, top_k=2)) for t in pair]
+                         for pair in (texts[:2], texts[2:])]
+        expected = [[h.id for h in searcher.search_batch([p])[0].hits] for p in second]
+        workers = SearchWorkers(searcher, 1)
+        try:
+            searcher.fail_next = True
+            with pytest.raises(RuntimeError, match="a bug"):
+                workers.search_batch(first)  # the worker computes "many boats" and replies; nobody reads it
+            assert [[h.id for h in r.hits] for r in workers.search_batch(second)] == expected
+            assert len(workers) == 1  # a stale reply is no reason to drop the worker
+        finally:
+            workers.close()
+
+
+def test_the_search_command_refuses_an_argument_that_is_not_utf8_in_one_line(index_path):
+    """The CLI shares the check: a byte that is not UTF-8 (Python keeps it as a lone surrogate) reached the tokenizer
+    and ended in a TypeError's traceback."""
+    result = subprocess.run([sys.executable, "-m", "geovec.cli.main", "search", "--index", str(index_path),
+                             "--text", b"harbour \xff"], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [("error: text: character 8 ('\\udcff') is not valid Unicode text (a lone "
+                                           "surrogate, or a byte that is not UTF-8): send UTF-8 text")]

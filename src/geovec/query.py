@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from collections import OrderedDict
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
@@ -42,8 +43,10 @@ from geovec.search_request import MAX_QUERY_CHARS, MAX_TOP_K, SearchRequest, par
 from geovec.t2t.search import DescriptionSearch, check_text_query, is_description_index
 from geovec.threads import pin_to_cores, use_threads
 
-__all__ = ["MAX_QUERY_CHARS", "MAX_TOP_K", "PreparedQuery", "QueryBatcher", "QueryEmbeddingCache", "SearchRequest",
-           "SearchResult", "SearchWorkers", "Searcher",
+DEFAULT_REPLY_TIMEOUT_S = 2.0  # a worker's slack past the server's own share of a batch: ~100x a usual batch
+
+__all__ = ["DEFAULT_REPLY_TIMEOUT_S", "MAX_QUERY_CHARS", "MAX_TOP_K", "PreparedQuery", "QueryBatcher",
+           "QueryEmbeddingCache", "SearchRequest", "SearchResult", "SearchWorkers", "Searcher",
            "open_index", "parse_numbers"]  # open_index: from geovec.index, kept here
 
 
@@ -177,7 +180,7 @@ class Searcher:
         Text is checked against the model's window here, under the lock: tokenizers are not thread-safe.
         """
         known: dict[str, np.ndarray | GeovecError] = {}
-        todo: dict[str, Interleaved] = {}
+        todo: dict[str, PreparedQuery] = {}
         for n, p in enumerate(prepared):
             if p.key not in known and p.key not in todo:
                 cached = self.cache.get(p.key) if given is None else given[n]
@@ -187,18 +190,19 @@ class Searcher:
                 try:
                     if p.request.text is not None:
                         check_text_fits(self.embedder, p.request.text, p.request.instruction)
-                    todo[p.key] = p.query
-                except GeovecError as exc:
-                    known[p.key] = exc
+                    todo[p.key] = p
+                except Exception as exc:  # noqa: BLE001 - whatever one query raises is that query's error
+                    known[p.key] = query_error(exc, p)
         if todo:
             try:
-                known.update(zip(todo, self.embedder.encode(list(todo.values()), batch_size=len(todo))))
-            except GeovecError:
-                for key, query in todo.items():
+                queries = [p.query for p in todo.values()]
+                known.update(zip(todo, self.embedder.encode(queries, batch_size=len(todo))))
+            except Exception:  # noqa: BLE001 - one query's problem: embed them one by one so only that one fails
+                for key, p in todo.items():
                     try:
-                        known[key] = self.embedder.encode([query])[0]
-                    except GeovecError as exc:
-                        known[key] = exc
+                        known[key] = self.embedder.encode([p.query])[0]
+                    except Exception as exc:  # noqa: BLE001
+                        known[key] = query_error(exc, p)
             for key in todo:
                 if isinstance(known[key], np.ndarray):
                     self.cache.put(key, known[key])  # type: ignore[arg-type]
@@ -218,14 +222,14 @@ class Searcher:
                 for n, hits in zip(rows, batched):
                     found[n] = hits
                 return found
-            except GeovecError:
-                pass  # one query's problem: search them one by one so only that one fails
+            except Exception:  # noqa: BLE001, S110 - one query's problem: search them one by one so only that one fails
+                pass
         search = self.store.search if self.descriptions is None else self.descriptions.search
         for n, mode in zip(rows, exact):
             try:
                 found[n] = search(vectors[n], prepared[n].request.top_k, filter=prepared[n].geo, exact=mode)
-            except GeovecError as exc:
-                found[n] = exc
+            except Exception as exc:  # noqa: BLE001 - whatever one query raises is that query's error
+                found[n] = query_error(exc, prepared[n])
         return found
 
     def close(self) -> None:
@@ -236,6 +240,23 @@ class Searcher:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def query_error(exc: Exception, prepared: PreparedQuery) -> GeovecError:
+    """The error one query's request answers with, whatever the model or index raised for it.
+
+    A ``GeovecError`` is the user's to read as it is; anything else is a bug or an input no check foresaw: its
+    traceback goes to the server's stderr, and the user gets the field and what to do, not the internals.
+    """
+    if isinstance(exc, GeovecError):
+        return exc
+    print(f"geovec: one query of a batch failed ({type(exc).__name__}); answering it alone with an error:",
+          file=sys.stderr)
+    traceback.print_exception(exc, file=sys.stderr)
+    request = prepared.request
+    field_name = "text" if request.text is not None and request.image is None and request.point is None else "query"
+    return GeovecInputError(field_name, f"this query could not be embedded or searched ({type(exc).__name__}): "
+                                        "change its input; the server's log has the details")
 
 
 class QueryBatcher:
@@ -340,12 +361,21 @@ class SearchWorkers:
     dozen tokens, and threads of one process contend for the GIL); a batch split over processes finishes sooner.
     ``search_batch`` computes one share of the batch with ``searcher`` in this process and sends the others out. A
     worker that dies is dropped and its share computed here, so the server goes on with fewer processes.
+
+    Every job carries a batch number that its reply repeats: a reply left unread (an exception between sending and
+    reading) is discarded, never taken for a later batch's, so no failure can hand one user another's results. A
+    worker that has not replied ``reply_timeout_s`` (plus twice what this process took for its own share) after this
+    process finished its share is frozen or swamped: it is killed, dropped, and its share computed here.
     """
 
-    def __init__(self, searcher: Searcher, count: int, threads: int = 1) -> None:
+    def __init__(self, searcher: Searcher, count: int, threads: int = 1,
+                 reply_timeout_s: float = DEFAULT_REPLY_TIMEOUT_S) -> None:
         if count < 1:
             raise GeovecInputError("workers", f"must be >= 1 extra process, got {count}")
-        self.searcher = searcher
+        if not reply_timeout_s > 0:
+            raise GeovecInputError("worker_timeout", f"must be > 0 seconds, got {reply_timeout_s}")
+        self.searcher, self.reply_timeout_s = searcher, reply_timeout_s
+        self._batches = 0  # the number of the last batch sent out
         settings = [searcher.location, searcher.model_path, searcher.precision, threads]
         # A fresh interpreter, not multiprocessing: forking would copy torch's running threads, and its "spawn"
         # re-runs the caller's main script, which a script without a __main__ guard cannot survive.
@@ -393,24 +423,31 @@ class SearchWorkers:
         known = [self.searcher.cache.get(p.key) for p in prepared]
         order = sorted(range(len(prepared)), key=lambda n: known[n] is not None)  # the queries to embed first
         shares = [order[start::len(self._workers) + 1] for start in range(len(self._workers) + 1)]
+        self._batches += 1
+        batch = self._batches
         sent = []
         for (process, connection), share in zip(list(self._workers), shares[1:]):
             if not share:
                 continue
             try:
-                connection.send(([prepared[n] for n in share], [known[n] for n in share]))
+                connection.send((batch, [prepared[n] for n in share], [known[n] for n in share]))
                 sent.append((process, connection, share))
             except OSError:
                 self._drop(process)
                 shares[0] += share
         results: list[SearchResult | GeovecError] = [None] * len(prepared)  # type: ignore[list-item]
+        own_started = time.monotonic()
         for n, result in zip(shares[0], self._here(prepared, known, shares[0])):
             results[n] = result
+        now = time.monotonic()
+        deadline = now + self.reply_timeout_s + 2 * (now - own_started)  # the workers' shares are no larger
         for process, connection, share in sent:
-            answers = _receive(connection)
-            if isinstance(answers, BaseException):
-                if not isinstance(answers, RuntimeError):  # the process is gone, not a bug in it
-                    self._drop(process)
+            answers = _reply(connection, batch, deadline)
+            if isinstance(answers, TimeoutError):
+                self._drop(process, f"did not answer within {deadline - own_started:.1f} s, so it was killed")
+            elif isinstance(answers, (EOFError, OSError)):  # the process is gone
+                self._drop(process)
+            if not isinstance(answers, list) or len(answers) != len(share):  # gone, frozen, or a bug in it
                 answers = self._here(prepared, known, share)
             for n, answer in zip(share, answers):
                 results[n] = answer
@@ -439,9 +476,19 @@ class SearchWorkers:
               ) -> list[SearchResult | GeovecError]:
         return self.searcher.search_batch([prepared[n] for n in share], [known[n] for n in share])
 
-    def _drop(self, process: subprocess.Popen) -> None:
-        print(f"geovec: search worker process {process.pid} stopped (exit code {process.poll()}); going on "
+    def _drop(self, process: subprocess.Popen, why: str = "stopped") -> None:
+        """Go on without a worker; one still running is killed first (SIGKILL stops a SIGSTOPped one too), since a
+        worker that missed a reply could still send it, or hold its copy of the model for nothing."""
+        if process.poll() is None:
+            process.kill()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        print(f"geovec: search worker process {process.pid} {why} (exit code {process.poll()}); going on "
               "without it", file=sys.stderr)
+        for _, connection in (entry for entry in self._workers if entry[0] is process):
+            connection.close()
         self._workers = [(p, c) for p, c in self._workers if p is not process]
 
 
@@ -451,6 +498,21 @@ def _receive(connection: Any) -> Any:
         return connection.recv()
     except (EOFError, OSError) as exc:
         return exc
+
+
+def _reply(connection: Connection, batch: int, deadline: float) -> Any:
+    """Batch ``batch``'s reply, skipping stale ones; ``TimeoutError`` if none came by ``deadline`` (monotonic), or
+    the exception that says the other end is gone."""
+    while True:
+        try:
+            if not connection.poll(max(0.0, deadline - time.monotonic())):
+                return TimeoutError(f"no reply to batch {batch}")
+            message = connection.recv()
+        except (EOFError, OSError) as exc:
+            return exc
+        if isinstance(message, tuple) and len(message) == 2 and message[0] == batch:
+            return message[1]
+        print(f"geovec: discarded a search worker's stale reply (waiting for batch {batch})", file=sys.stderr)
 
 
 WORKER_COMMAND = "import sys; from geovec.query import serve_searches; serve_searches(int(sys.argv[1]), sys.argv[2])"
@@ -476,11 +538,12 @@ def serve_searches(descriptor: int, settings: str) -> None:
         return
     with searcher:
         while (job := _receive(connection)) is not None and not isinstance(job, BaseException):
-            prepared, known = job
+            batch, prepared, known = job  # the batch number goes back with the reply, so it cannot be misread
             try:
                 results = searcher.search_batch(prepared, known)
             except Exception as exc:  # a bug, not bad input: the server computes this share itself
-                connection.send(RuntimeError(f"{type(exc).__name__}: {exc}"))
+                connection.send((batch, RuntimeError(f"{type(exc).__name__}: {exc}")))
                 continue
             # the request goes back stripped of any image: the server has its own
-            connection.send([replace(r, request=None) if isinstance(r, SearchResult) else r for r in results])
+            connection.send((batch, [replace(r, request=None) if isinstance(r, SearchResult) else r
+                                     for r in results]))

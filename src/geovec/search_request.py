@@ -7,6 +7,7 @@ in a fraction of a second, before torch, FAISS or the index are loaded.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Integral
 from pathlib import PurePath
 from typing import Any
 
@@ -29,6 +30,19 @@ def parse_numbers(field: str, text: str | None, count: int) -> tuple[float, ...]
     if len(values) != count:
         raise GeovecInputError(field, f"expected {count} comma-separated numbers, got {len(values)} in {text!r}")
     return values
+
+
+def check_unicode(field: str, text: str | None) -> None:
+    """Refuse text that is not encodable as UTF-8: a lone surrogate, which JSON's \\ud800 can carry, or a byte of a
+    command-line argument that is not UTF-8 (Python keeps it as one); tokenizers fail on it with errors that are
+    not the user's to read."""
+    if text is None:
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise GeovecInputError(field, f"character {exc.start} ({text[exc.start]!r}) is not valid Unicode text (a lone "
+                                      "surrogate, or a byte that is not UTF-8): send UTF-8 text") from None
 
 
 @dataclass(frozen=True)
@@ -82,11 +96,16 @@ class SearchRequest:
         return GeoFilter(within=self.within, near=self.near, radius_km=self.radius_km)
 
     def check(self) -> None:
+        """The checks every front end shares, done before a query joins a batch: one bad query must fail alone."""
+        if isinstance(self.top_k, bool) or not isinstance(self.top_k, Integral):
+            raise GeovecInputError("top_k", f"must be a whole number between 1 and {MAX_TOP_K}, got {self.top_k!r}")
         if not 1 <= self.top_k <= MAX_TOP_K:
             raise GeovecInputError("top_k", f"must be between 1 and {MAX_TOP_K}, got {self.top_k}")
         if self.text is not None and len(self.text) > MAX_QUERY_CHARS:
             raise GeovecInputError("text", f"query text is {len(self.text):,} characters long; at most "
                                            f"{MAX_QUERY_CHARS:,} are accepted (no model reads more): shorten it")
+        check_unicode("text", self.text)
+        check_unicode("instruction", self.instruction)
 
     def validate(self) -> None:
         """Every check that needs no model: k, text length, the query's segments and the area filter."""

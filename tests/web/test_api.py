@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
 
 import pytest
 import typer
@@ -195,3 +198,22 @@ def test_json_errors_are_json(client):
     assert response.status_code == 404 and json.loads(response.content) == {"error": "Not Found"}
     wrong_method = client.get("/api/search", params={"text": "boats"})
     assert wrong_method.status_code == 405 and "POST a JSON search" in wrong_method.json()["error"]
+
+
+def test_serve_refuses_a_host_or_port_it_cannot_listen_on_in_one_line(web_index):
+    """Before the model loads: a typo'd address or a taken port is a one-line error and exit code 2."""
+    def serve(*options: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "geovec.cli.main", "serve", "--index", str(web_index.path),
+                               *options], capture_output=True, text=True, timeout=120, check=False)
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        in_use = serve("--port", port)
+    bad_host = serve("--host", "999.1.1.1", "--port", port)
+    for result, start in [(bad_host, "error: host: '999.1.1.1' is not an address or a name this machine can resolve"),
+                          (in_use, f"error: port: {port} on 127.0.0.1 is already in use")]:
+        assert result.returncode == 2 and result.stderr.startswith(start), result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert "choose another with --port" in in_use.stderr

@@ -2,13 +2,41 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from geovec.config import default_index_path
-from geovec.errors import GeovecError
+from geovec.errors import GeovecError, GeovecInputError
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port``, made before the model loads: a host or port that cannot be served is a
+    one-line error within a second, not a uvicorn log line after a minute of loading."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise GeovecInputError("host", f"{host!r} is not an address or a name this machine can resolve ({exc}): "
+                                       "give e.g. 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: restart without waiting
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise GeovecInputError("port", f"{port} on {host} is already in use: stop what serves there or choose "
+                                           "another with --port") from None
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            raise GeovecInputError("port", f"{port} needs privileges this user lacks: choose one from 1024 up with "
+                                           "--port") from None
+        raise GeovecInputError("host", f"cannot listen on {host}:{port} ({exc.strerror}): give an address of this "
+                                       "machine, e.g. 127.0.0.1 or 0.0.0.0") from None
+    return sock
 
 
 def register(app: typer.Typer) -> None:
@@ -36,13 +64,18 @@ def register(app: typer.Typer) -> None:
                                         "queries (0: none)."),
         precision: str = typer.Option("auto", "--precision", help="Query embedding precision: auto (bfloat16 "
                                       "where the CPU/GPU computes it natively, else float32), float32 or bfloat16."),
+        worker_timeout: Optional[float] = typer.Option(None, "--worker-timeout", min=0.01, help="Seconds a worker "
+                                                       "process may take past this process's share of a batch before "
+                                                       "it is killed and its share computed here (default: 2)."),
     ) -> None:
         """Serve a map page and JSON search API (POST /api/search, /api/search/image) for an index."""
+        sock = listen(host, port)
         try:
             import uvicorn
 
             from geovec.web import create_app
         except ImportError as exc:
+            sock.close()
             raise GeovecError(f"`geovec serve` needs the web extra ({exc.name} is missing): "
                               "pip install 'geovec[web]'") from None
         from geovec.threads import server_processes, server_threads, use_threads
@@ -50,9 +83,14 @@ def register(app: typer.Typer) -> None:
         processes = server_processes(workers)
         threads_each = server_threads(threads, processes)
         use_threads(threads_each)
-        web_app = create_app(index, model_path=model_path, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
-                             max_batch=max_batch, max_wait_ms=batch_wait_ms, query_cache=query_cache,
-                             precision=precision, workers=processes)
+        try:
+            web_app = create_app(index, model_path=model_path, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+                                 max_batch=max_batch, max_wait_ms=batch_wait_ms, query_cache=query_cache,
+                                 precision=precision, workers=processes,
+                                 **({} if worker_timeout is None else {"worker_timeout_s": worker_timeout}))
+        except BaseException:
+            sock.close()
+            raise
         running = web_app.state.web.batcher.stats()["processes"]
         if running < processes:
             typer.echo(f"note: {running} of {processes} processes: the memory available holds no more copies of the "
@@ -60,4 +98,5 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"serving {index} ({len(web_app.state.web.searcher.store)} items) at http://{host}:{port}/ "
                    f"with {running} process(es) of {threads_each} thread(s), "
                    f"{web_app.state.web.searcher.precision} queries", err=True)
-        uvicorn.run(web_app, host=host, port=port, log_level="warning")
+        with sock:  # uvicorn serves the socket bound above (so nothing can take the port meanwhile)
+            uvicorn.Server(uvicorn.Config(web_app, host=host, port=port, log_level="warning")).run(sockets=[sock])

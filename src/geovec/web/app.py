@@ -5,8 +5,9 @@ the model loads once, behind a ``QueryBatcher``: concurrent requests are embedde
 batcher's worker thread (and worker processes), never on the event loop (``/api/search``, answered by ``JsonSearch``
 in front of FastAPI's layers, awaits its result; the image upload endpoint is a plain ``def`` that FastAPI runs in
 its threadpool). Repeated queries come from a query-embedding cache.
-Every ``GeovecError`` becomes ``{"error": message}`` with HTTP 400, a body that does not match the schema 422, a
-body over the size limit 413.
+Every ``GeovecError`` becomes ``{"error": message}`` with HTTP 400, a body that does not match the schema (or is not
+UTF-8, nests too deep, holds a number too long to read) 422, a body over the size limit 413, a body that does not
+arrive in time 408.
 Thumbnails are looked up by record id in the index (ids are never used as paths) and must resolve inside the index
 folder, so neither a crafted id nor a record pointing elsewhere can read other files.
 """
@@ -27,7 +28,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from PIL import Image, UnidentifiedImageError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -35,13 +36,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from geovec.errors import GeovecError, GeovecInputError
 from geovec.index import Record
 from geovec.models.base import Embedder
-from geovec.query import (MAX_TOP_K, QueryBatcher, Searcher, SearchRequest, SearchResult, SearchWorkers,
-                          parse_numbers)
+from geovec.query import (DEFAULT_REPLY_TIMEOUT_S, MAX_TOP_K, QueryBatcher, Searcher, SearchRequest, SearchResult,
+                          SearchWorkers, parse_numbers)
 from geovec.threads import available_memory, current_threads, processes_that_fit, resident_memory
 
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024  # a JSON search is a few hundred bytes; this leaves room for long texts
 DEFAULT_QUERY_CACHE = 1024  # query vectors kept (1.5 MB at 384-d)
+DEFAULT_BODY_TIMEOUT_S = 10.0  # a JSON search arrives in one packet; a client this slow is stalled or hostile
 JSON_EXAMPLE = '{"text": "a harbour", "top_k": 10}'
 _MULTIPART_SLACK = 64 * 1024  # form fields and boundaries around the image in an upload request
 EMPTY_AREA_MESSAGE = "no indexed item lies in that area: widen or move the area filter"
@@ -56,7 +58,7 @@ class SearchBody(BaseModel):
     within: Optional[tuple[float, float, float, float]] = Field(None, description="minlon, minlat, maxlon, maxlat")
     near: Optional[tuple[float, float]] = Field(None, description="(lat, lon) filter centre")
     radius_km: Optional[float] = None
-    top_k: int = 10
+    top_k: StrictInt = 10  # strict: JSON's true or 2.5 is a mistake, not 1 or 2
 
 
 def _read_image(upload: UploadFile, limit: int) -> Image.Image:
@@ -102,8 +104,10 @@ class JsonSearch:
     about a quarter of it. The body's checks are the same: a Content-Length within the limit, JSON, ``SearchBody``.
     """
 
-    def __init__(self, app: ASGIApp, web: "WebSearch", max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, web: "WebSearch", max_body_bytes: int,
+                 body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S) -> None:
         self.app, self.web, self.max_body_bytes = app, web, max_body_bytes
+        self.deadlines = BodyDeadlines(body_timeout_s)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != "/api/search":
@@ -123,18 +127,90 @@ class JsonSearch:
         if int(length) > self.max_body_bytes:
             return _error(413, f"body: {int(length):,} bytes is larger than the {self.max_body_bytes:,}-byte limit "
                                "for a JSON search")
-        body, more = b"", True
-        while more:
-            message = await receive()
-            body, more = body + message.get("body", b""), message.get("more_body", False)
+        try:
+            body = await self.deadlines.read(receive)
+        except TimeoutError:
+            return _error(408, f"body: the {int(length):,} bytes its Content-Length announces did not arrive within "
+                               f"{self.deadlines.seconds:g} s: send the whole JSON search at once")
         try:
             fields = SearchBody.model_validate(json.loads(body)).model_dump()
-        except json.JSONDecodeError as exc:
-            return _error(422, f"body: not valid JSON ({exc.msg} at character {exc.pos}); send an object like "
-                               f"{JSON_EXAMPLE}")
         except ValidationError as exc:
             return _error(422, _validation_message(exc.errors()))
+        except (ValueError, RecursionError) as exc:
+            return _error(422, _unreadable_json_message(exc))
         return JSONResponse(await self.web.run_async(SearchRequest(**fields)))
+
+
+class BodyDeadlines:
+    """Reads request bodies within ``seconds``, so a client that announces more than it sends cannot hold a request
+    open until it gives up.
+
+    One timer checks every read in progress a few times per deadline, rather than a timer per request
+    (``asyncio.timeout`` costs about 10 us a request on the event loop, which every user's latency waits on; this
+    costs under 1 us). A read past its deadline is cancelled and raises ``TimeoutError``.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        if not seconds > 0:
+            raise GeovecInputError("body_timeout", f"must be > 0 seconds, got {seconds}")
+        self.seconds, self.tick = seconds, min(1.0, seconds / 4)
+        self._reading: dict[asyncio.Task, float] = {}  # each read in progress: its deadline on its loop's clock
+        self._expired: set[asyncio.Task] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop whose timer is checking, None when idle
+
+    async def read(self, receive: Receive) -> bytes:
+        task, loop = asyncio.current_task(), asyncio.get_running_loop()
+        assert task is not None
+        self._reading[task] = loop.time() + self.seconds
+        if self._loop is not loop:  # the first read (or the app moved to another loop, as test clients do)
+            self._loop = loop
+            loop.call_later(self.tick, self._check, loop)
+        try:
+            return await _read_body(receive)
+        except asyncio.CancelledError:
+            if task not in self._expired:
+                raise  # cancelled by someone else: not ours to answer
+            self._expired.discard(task)
+            task.uncancel()
+            raise TimeoutError from None
+        finally:
+            del self._reading[task]
+
+    def _check(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Cancel the reads past their deadline; keep checking while any read is in progress."""
+        if loop is not self._loop:
+            return  # a timer of a loop this app has left
+        now = loop.time()
+        for task, deadline in list(self._reading.items()):
+            if deadline <= now and task not in self._expired and task.get_loop() is loop:
+                self._expired.add(task)
+                task.cancel()
+        if self._reading:
+            loop.call_later(self.tick, self._check, loop)
+        else:
+            self._loop = None
+
+
+async def _read_body(receive: Receive) -> bytes:
+    """The request's whole body (what came, if the client went away first)."""
+    body, more = b"", True
+    while more:
+        message = await receive()
+        body, more = body + message.get("body", b""), message.get("more_body", False)
+    return body
+
+
+def _unreadable_json_message(exc: ValueError | RecursionError) -> str:
+    """Why ``json.loads`` could not read a body, in the user's terms (its own messages name Python internals)."""
+    if isinstance(exc, json.JSONDecodeError):
+        problem = f"not valid JSON ({exc.msg} at character {exc.pos})"
+    elif isinstance(exc, UnicodeDecodeError):
+        problem = f"not valid UTF-8 (byte {exc.start} is {exc.object[exc.start:exc.start + 1]!r})"
+    elif isinstance(exc, RecursionError):
+        problem = "JSON nested too deeply to read"
+    else:  # Python's limit on the digits of an int it converts from text (sys.get_int_max_str_digits)
+        problem = "a number in it has too many digits to read"
+    return f"body: {problem}; send an object like {JSON_EXAMPLE}"
 
 
 class WebSearch:
@@ -199,12 +275,16 @@ def _validation_message(errors: Sequence[Any]) -> str:
 def create_app(index_path: str | Path, model_path: str | Path | None = None,
                max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, *, embedder: Embedder | None = None,
                max_batch: int = 32, max_wait_ms: float = 5.0, query_cache: int = DEFAULT_QUERY_CACHE,
-               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, precision: str = "auto", workers: int = 1) -> FastAPI:
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, precision: str = "auto", workers: int = 1,
+               worker_timeout_s: float = DEFAULT_REPLY_TIMEOUT_S,
+               body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S) -> FastAPI:
     """The FastAPI app over the index at ``index_path`` (opened and its model loaded now, once).
 
     ``max_batch=1, query_cache=0`` answers one request at a time with no cache (the path before batching).
     ``workers``: processes that compute a batch together (see ``SearchWorkers``; 1: this one alone), fewer where
-    the memory available cannot hold their copies of the model and vectors (``/api/info`` says how many run).
+    the memory available cannot hold their copies of the model and vectors (``/api/info`` says how many run);
+    ``worker_timeout_s``: how long past its share of a batch a worker may take before it is killed and dropped.
+    ``body_timeout_s``: how long a JSON search's body may take to arrive (then 408).
     """
     if workers < 1:
         raise GeovecInputError("workers", f"must be >= 1 process, got {workers}")
@@ -213,7 +293,8 @@ def create_app(index_path: str | Path, model_path: str | Path | None = None,
     if workers > 1:  # each worker needs about what this process holds once its vectors are loaded
         searcher.warm_up()
         workers = processes_that_fit(workers, resident_memory(), available_memory())
-    pool = SearchWorkers(searcher, workers - 1, threads=current_threads()) if workers > 1 else None
+    pool = SearchWorkers(searcher, workers - 1, threads=current_threads(), reply_timeout_s=worker_timeout_s) \
+        if workers > 1 else None
     web = WebSearch(searcher, QueryBatcher(searcher, max_batch=max_batch, max_wait_ms=max_wait_ms, workers=pool))
 
     @asynccontextmanager
@@ -239,7 +320,8 @@ def create_app(index_path: str | Path, model_path: str | Path | None = None,
         return _error(exc.status_code, str(exc.detail))
 
     app.add_middleware(UploadLimit, max_upload_bytes=max_upload_bytes)
-    app.add_middleware(JsonSearch, web=web, max_body_bytes=max_body_bytes)  # POST /api/search, see there
+    app.add_middleware(JsonSearch, web=web, max_body_bytes=max_body_bytes,  # POST /api/search, see there
+                       body_timeout_s=body_timeout_s)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> str:
