@@ -106,8 +106,9 @@ class JsonSearch:
 
     def __init__(self, app: ASGIApp, web: "WebSearch", max_body_bytes: int,
                  body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S) -> None:
-        self.app, self.web, self.max_body_bytes = app, web, max_body_bytes
-        self.deadlines = BodyDeadlines(body_timeout_s)
+        if not body_timeout_s > 0:
+            raise GeovecInputError("body_timeout", f"must be > 0 seconds, got {body_timeout_s}")
+        self.app, self.web, self.max_body_bytes, self.body_timeout_s = app, web, max_body_bytes, body_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != "/api/search":
@@ -128,10 +129,11 @@ class JsonSearch:
             return _error(413, f"body: {int(length):,} bytes is larger than the {self.max_body_bytes:,}-byte limit "
                                "for a JSON search")
         try:
-            body = await self.deadlines.read(receive)
-        except TimeoutError:
+            # a client that announces more than it sends must not hold the request open until it gives up
+            body = await asyncio.wait_for(_read_body(receive), self.body_timeout_s)
+        except asyncio.TimeoutError:
             return _error(408, f"body: the {int(length):,} bytes its Content-Length announces did not arrive within "
-                               f"{self.deadlines.seconds:g} s: send the whole JSON search at once")
+                               f"{self.body_timeout_s:g} s: send the whole JSON search at once")
         try:
             fields = SearchBody.model_validate(json.loads(body)).model_dump()
         except ValidationError as exc:
@@ -139,56 +141,6 @@ class JsonSearch:
         except (ValueError, RecursionError) as exc:
             return _error(422, _unreadable_json_message(exc))
         return JSONResponse(await self.web.run_async(SearchRequest(**fields)))
-
-
-class BodyDeadlines:
-    """Reads request bodies within ``seconds``, so a client that announces more than it sends cannot hold a request
-    open until it gives up.
-
-    One timer checks every read in progress a few times per deadline, rather than a timer per request
-    (``asyncio.timeout`` costs about 10 us a request on the event loop, which every user's latency waits on; this
-    costs under 1 us). A read past its deadline is cancelled and raises ``TimeoutError``.
-    """
-
-    def __init__(self, seconds: float) -> None:
-        if not seconds > 0:
-            raise GeovecInputError("body_timeout", f"must be > 0 seconds, got {seconds}")
-        self.seconds, self.tick = seconds, min(1.0, seconds / 4)
-        self._reading: dict[asyncio.Task, float] = {}  # each read in progress: its deadline on its loop's clock
-        self._expired: set[asyncio.Task] = set()
-        self._loop: asyncio.AbstractEventLoop | None = None  # the loop whose timer is checking, None when idle
-
-    async def read(self, receive: Receive) -> bytes:
-        task, loop = asyncio.current_task(), asyncio.get_running_loop()
-        assert task is not None
-        self._reading[task] = loop.time() + self.seconds
-        if self._loop is not loop:  # the first read (or the app moved to another loop, as test clients do)
-            self._loop = loop
-            loop.call_later(self.tick, self._check, loop)
-        try:
-            return await _read_body(receive)
-        except asyncio.CancelledError:
-            if task not in self._expired:
-                raise  # cancelled by someone else: not ours to answer
-            self._expired.discard(task)
-            task.uncancel()
-            raise TimeoutError from None
-        finally:
-            del self._reading[task]
-
-    def _check(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Cancel the reads past their deadline; keep checking while any read is in progress."""
-        if loop is not self._loop:
-            return  # a timer of a loop this app has left
-        now = loop.time()
-        for task, deadline in list(self._reading.items()):
-            if deadline <= now and task not in self._expired and task.get_loop() is loop:
-                self._expired.add(task)
-                task.cancel()
-        if self._reading:
-            loop.call_later(self.tick, self._check, loop)
-        else:
-            self._loop = None
 
 
 async def _read_body(receive: Receive) -> bytes:
