@@ -32,7 +32,8 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from geovec.errors import GeovecIndexError
+from geovec.errors import GeovecError, GeovecIndexError
+from geovec.fileio import temp_prefix, write_error
 from geovec.index.ann import AnnGraph
 from geovec.index.base import (Capabilities, StoreBase, already_indexed, check_format, model_json, open_existing,
                                positive_int)
@@ -42,11 +43,19 @@ from geovec.index.records import Hit, Record, record_row
 from geovec.index.vector_cache import VectorCache
 from geovec.index.vectors import LiveVectors, Ranking, exact_ranking, rows_by_k
 
-__all__ = ["ANN_NAME", "BUSY_TIMEOUT_S", "CACHE_NAME", "DB_NAME", "FORMAT_VERSION", "VectorIndex"]
+__all__ = ["ANN_NAME", "BUSY_TIMEOUT_S", "CACHE_NAME", "DB_NAME", "FORMAT_VERSION", "VectorIndex", "holds_other_files"]
 
 FORMAT_VERSION = 1
 DB_NAME, CACHE_NAME, ANN_NAME = "index.sqlite", "vectors.npz", "ann.faiss"
 EXACT_FILTER_MAX, EXACT_FILTER_FRACTION = 20_000, 0.05  # filters passing fewer items than this search them exactly
+
+
+def holds_other_files(folder: Path) -> bool:
+    """Whether a folder with no index database holds anything an index did not write (its files, half-written or
+    not): a folder of other things is not made an index by mistake."""
+    own = (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", CACHE_NAME, ANN_NAME)
+    prefixes = tuple(temp_prefix(name) for name in own)
+    return any(entry.name not in own and not entry.name.startswith(prefixes) for entry in folder.iterdir())
 
 
 def _locked(method):
@@ -75,15 +84,21 @@ class VectorIndex(StoreBase):
         path = Path(path)
         positive_int("dim", dim)
         stored_model = model_json(model)
-        if (path / DB_NAME).exists():
-            return open_existing(lambda: cls.open(path), path, dim, exist_ok)
         if path.exists() and not path.is_dir():
             raise GeovecIndexError(f"cannot create an index at {path}: it is a file, not a folder")
-        path.mkdir(parents=True, exist_ok=True)
-        for stale in (CACHE_NAME, ANN_NAME):  # derived files left by an index that was removed from this folder
-            (path / stale).unlink(missing_ok=True)
-        RecordStore.create(path / DB_NAME, FORMAT_VERSION, dim, stored_model)
-        return cls.open(path)
+        if not (path / DB_NAME).exists():
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+                RecordStore.create(path / DB_NAME, FORMAT_VERSION, dim, stored_model)
+            except FileExistsError:
+                pass  # another process created it meanwhile: theirs is kept, and treated as found here
+            except OSError as exc:
+                raise write_error(path, exc) from None
+            else:
+                for stale in (CACHE_NAME, ANN_NAME):  # derived files of an index once removed from this folder
+                    (path / stale).unlink(missing_ok=True)
+                return cls.open(path)
+        return open_existing(lambda: cls.open(path), path, dim, exist_ok)
 
     @classmethod
     def open(cls, path: str | Path) -> VectorIndex:
@@ -114,8 +129,8 @@ class VectorIndex(StoreBase):
         if self._vectors.unsaved:
             try:
                 self._vectors.save()
-            except OSError:
-                pass  # a read-only folder: the cache is an optimisation, SQLite holds everything
+            except (OSError, GeovecError):
+                pass  # a read-only folder or a full disk: the cache is an optimisation, SQLite holds everything
         self._records.close()
 
     @_locked
