@@ -19,7 +19,7 @@ def open_for_writing(index: str | Path, model: str, model_path: Path | None, des
     index built by another revision of the model is refused."""
     from geovec.index import create_index, is_chroma_url, open_index
     from geovec.index.base import IndexExistsError
-    from geovec.index.store import DB_NAME, holds_other_files
+    from geovec.index.store import DB_NAME, other_files
     from geovec.models import load_model
     from geovec.models.registry import check_index_revision, index_model_record
     from geovec.t2t.search import DESCRIPTIONS, REPRESENTS, check_represents
@@ -30,8 +30,9 @@ def open_for_writing(index: str | Path, model: str, model_path: Path | None, des
         recorded[REPRESENTS] = DESCRIPTIONS
     if is_chroma_url(index):
         store = create_index(index, embedder.dim, model=recorded, exist_ok=True)  # opens an existing collection
-    elif Path(index).is_dir() and not (Path(index) / DB_NAME).exists() and holds_other_files(Path(index)):
-        store = open_index(index)  # refused: a folder that holds other things is not made an index
+    elif Path(index).is_dir() and not (Path(index) / DB_NAME).exists() and (others := other_files(Path(index))):
+        raise GeovecError(f"{index} holds files that are not a geovec index ({', '.join(others[:3])}"
+                          f"{', ...' if len(others) > 3 else ''}): give an index folder, or a new or empty one")
     else:
         try:
             return embedder, create_index(index, embedder.dim, model=recorded)

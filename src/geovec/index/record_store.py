@@ -43,6 +43,12 @@ def database_error(exc: sqlite3.Error, where: Path, action: str) -> GeovecError:
     return GeovecIndexError(f"cannot {action} index {where}: {exc}")
 
 
+def read_error(exc: sqlite3.DatabaseError, location: Path) -> GeovecIndexError:
+    """A SQLite error met while reading: a damaged file, or one locked past the timeout."""
+    return GeovecIndexError(f"cannot read index {location}: {exc} (a damaged index.sqlite cannot be repaired "
+                            "here: rebuild the index from its items)")
+
+
 def _in(count: int) -> str:
     return f"({','.join('?' * count)})"
 
@@ -113,11 +119,16 @@ class RecordStore:
     @contextmanager
     def snapshot(self) -> Iterator[None]:
         """A read transaction: everything read inside sees one committed state."""
-        self.conn.execute("BEGIN")
         try:
-            yield
-        finally:
-            self.conn.execute("COMMIT")
+            self.conn.execute("BEGIN")
+            try:
+                yield
+            finally:
+                self.conn.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise read_error(exc, self.location) from None
 
     @contextmanager
     def write(self) -> Iterator[int]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sqlite3
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,31 +39,36 @@ from geovec.index.ann import AnnGraph
 from geovec.index.base import (Capabilities, StoreBase, already_indexed, check_format, model_json, open_existing,
                                positive_int)
 from geovec.index.filters import GeoFilter
-from geovec.index.record_store import BUSY_TIMEOUT_S, RecordStore
+from geovec.index.record_store import BUSY_TIMEOUT_S, RecordStore, read_error
 from geovec.index.records import Hit, Record, record_row
 from geovec.index.vector_cache import VectorCache
 from geovec.index.vectors import LiveVectors, Ranking, exact_ranking, rows_by_k
 
-__all__ = ["ANN_NAME", "BUSY_TIMEOUT_S", "CACHE_NAME", "DB_NAME", "FORMAT_VERSION", "VectorIndex", "holds_other_files"]
+__all__ = ["ANN_NAME", "BUSY_TIMEOUT_S", "CACHE_NAME", "DB_NAME", "FORMAT_VERSION", "VectorIndex", "other_files"]
 
 FORMAT_VERSION = 1
 DB_NAME, CACHE_NAME, ANN_NAME = "index.sqlite", "vectors.npz", "ann.faiss"
 EXACT_FILTER_MAX, EXACT_FILTER_FRACTION = 20_000, 0.05  # filters passing fewer items than this search them exactly
 
 
-def holds_other_files(folder: Path) -> bool:
-    """Whether a folder with no index database holds anything an index did not write (its files, half-written or
-    not): a folder of other things is not made an index by mistake."""
+def other_files(folder: Path) -> list[str]:
+    """The names in a folder that no index wrote (its files, half-written or not), sorted: a folder of other
+    things is not made an index by mistake."""
     own = (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", CACHE_NAME, ANN_NAME)
     prefixes = tuple(temp_prefix(name) for name in own)
-    return any(entry.name not in own and not entry.name.startswith(prefixes) for entry in folder.iterdir())
+    return sorted(entry.name for entry in folder.iterdir()
+                  if entry.name not in own and not entry.name.startswith(prefixes))
 
 
 def _locked(method):
+    """Serialise the calls of threads sharing one index, and report a damaged database as a GeovecIndexError."""
     @functools.wraps(method)
     def call(self, *args, **kwargs):
         with self._lock:
-            return method(self, *args, **kwargs)
+            try:
+                return method(self, *args, **kwargs)
+            except sqlite3.DatabaseError as exc:
+                raise read_error(exc, self.path) from None
     return call
 
 
