@@ -23,9 +23,18 @@ def disk_full(path: str | Path) -> GeovecError:
 
 def write_error(path: str | Path, exc: OSError) -> GeovecError:
     """An OSError met writing ``path`` as a user can act on it (full disk, no permission, a folder in the way)."""
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return disk_full(path)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT) or (exc.errno is None and _nearly_full(Path(path))):
+        return disk_full(path)  # errno None: a short write (numpy's "N requested and M written")
     return GeovecError(f"cannot write {path}: {exc.strerror or exc}")
+
+
+def _nearly_full(path: Path) -> bool:
+    folder = path if path.is_dir() else path.parent
+    try:
+        stats = os.statvfs(folder)
+    except OSError:
+        return False
+    return stats.f_bavail * stats.f_frsize < 1 << 20
 
 
 def temp_prefix(target: str | Path) -> str:
