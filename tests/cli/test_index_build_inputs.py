@@ -49,11 +49,11 @@ BAD_ITEMS = {
     "unknown key": ([{"id": "a", "input": "a port", "captoins": ["a port"]}],
                     ":1: item 'a': captoins: unknown key; did you mean 'captions'?"),
     "400-token text": ([FINE, {"id": "long", "input": LONG_TEXT}],
-                       ":2: item 'long': input: the text takes 400 tokens; model 'minilm' reads at most 256, so the "
-                       "rest would be ignored: shorten it, or pass --truncate to cut it"),
+                       (":2: item 'long': input: the text takes 400 tokens; model 'minilm' reads at most 256, so the "
+                        "rest would be ignored: shorten it, or pass --truncate to cut it")),
     "16,000-character text": ([{"id": "essay", "inputs": ["a port", LONG_CHARS]}],
-                              ":1: item 'essay': inputs[1]: the text takes 2,802 tokens; model 'minilm' reads at "
-                              "most 256"),
+                              (":1: item 'essay': inputs[1]: the text takes 2,802 tokens; model 'minilm' reads "
+                               "at most 256")),
     "lone surrogate in id": ([{"id": "caf\ud800", "input": "a cafe"}],  # written as JSON's "\ud800"
                              ":1: item 'caf\\ud800': id: not valid Unicode: a lone surrogate"),
 }

@@ -24,10 +24,10 @@ def test_a_database_damaged_in_the_middle_is_refused_when_searched(tmp_path):
     with database.open("r+b") as handle:  # meta (page 2) intact, so it opens; the item pages are garbage
         handle.seek(os.path.getsize(database) // 2)
         handle.write(np.random.default_rng(1).bytes(200_000))
-    with VectorIndex.open(tmp_path / "idx") as store:
-        with pytest.raises(GeovecIndexError, match=f"cannot read index {tmp_path / 'idx'}: database disk image is "
-                                                   "malformed .*rebuild the index"):
-            store.search(_unit(1)[0], k=3)
+    refused = pytest.raises(GeovecIndexError, match=f"cannot read index {tmp_path / 'idx'}: database disk image is "
+                                                    "malformed .*rebuild the index")
+    with VectorIndex.open(tmp_path / "idx") as store, refused:
+        store.search(_unit(1)[0], k=3)
 
 
 @pytest.mark.parametrize("record, field", [

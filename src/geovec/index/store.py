@@ -56,8 +56,11 @@ def other_files(folder: Path) -> list[str]:
     things is not made an index by mistake."""
     own = (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", CACHE_NAME, ANN_NAME)
     prefixes = tuple(temp_prefix(name) for name in own)
-    return sorted(entry.name for entry in folder.iterdir()
-                  if entry.name not in own and not entry.name.startswith(prefixes))
+    try:
+        names = [entry.name for entry in folder.iterdir()]
+    except OSError as exc:  # a folder this user may not list
+        raise GeovecIndexError(f"cannot read folder {folder}: {exc.strerror or exc}") from None
+    return sorted(name for name in names if name not in own and not name.startswith(prefixes))
 
 
 def _locked(method):

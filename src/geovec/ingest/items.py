@@ -19,7 +19,6 @@ given (L2-normalised) instead of embedding an input, and must have the index's d
 from __future__ import annotations
 
 import difflib
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -45,7 +44,7 @@ class IndexItem:
 
     record: Record
     inputs: tuple[Interleaved, ...] = ()
-    vector: tuple[float, ...] | None = None
+    vector: np.ndarray | None = None
     origin: str = ""
 
     def __post_init__(self) -> None:
@@ -71,17 +70,19 @@ def _check_keys(data: dict, where: str) -> None:
     if unknown:
         near = difflib.get_close_matches(str(unknown[0]), ITEM_KEYS, n=1)
         hint = f"did you mean {near[0]!r}? " if near else ""
-        raise GeovecInputError(f"{where}: {unknown[0]}", f"unknown key; {hint}an item has only "
+        key = str(unknown[0]).encode("utf-8", "backslashreplace").decode("utf-8")  # printable, even a surrogate
+        raise GeovecInputError(f"{where}: {key}", f"unknown key; {hint}an item has only "
                                                          f"{', '.join(ITEM_KEYS)}")
 
 
-def _parse_vector(raw: object, where: str) -> tuple[float, ...]:
+def _parse_vector(raw: object, where: str) -> np.ndarray:
     if not isinstance(raw, list) or not raw or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                                        for v in raw):
         raise GeovecInputError(f"{where}: vector", "must be a non-empty list of numbers (the item's embedding)")
-    if not all(math.isfinite(v) for v in raw) or not any(raw):
-        raise GeovecInputError(f"{where}: vector", "must be finite numbers, not all zero")
-    return tuple(float(v) for v in raw)
+    vector = np.asarray(raw, dtype=np.float32)  # float32 as stored: a number beyond its range is refused too
+    if not np.isfinite(vector).all() or not vector.any():
+        raise GeovecInputError(f"{where}: vector", "must be finite float32 numbers, not all zero")
+    return vector
 
 
 def _parse_inputs(data: dict, where: str) -> tuple[Interleaved, ...]:
@@ -168,7 +169,7 @@ def _embedded(batch: list[IndexItem], embedder: Embedder, batch_size: int, instr
     pooled, start = [], 0
     for item in batch:
         if item.vector is not None:
-            pooled.append(np.asarray(item.vector, np.float32))
+            pooled.append(item.vector)
             continue
         pooled.append(vectors[start:start + len(item.inputs)].mean(axis=0))  # type: ignore[index]
         start += len(item.inputs)
