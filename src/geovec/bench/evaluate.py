@@ -159,7 +159,8 @@ def evaluate_data(meta: TaskMetadata, data: TaskData, embedder: Embedder, cache:
     def embed(items: Sequence[Interleaved], model: Embedder = embedder) -> np.ndarray:
         nonlocal embed_seconds
         started = time.perf_counter()
-        vectors = cache.encode(model, items, batch_size=batch_size, show_progress=show_progress)
+        # benchmarks score models as published, which cut texts at their window
+        vectors = cache.encode(model, items, batch_size=batch_size, show_progress=show_progress, truncate=True)
         embed_seconds += time.perf_counter() - started
         return vectors
 

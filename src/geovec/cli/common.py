@@ -18,6 +18,8 @@ def open_for_writing(index: str | Path, model: str, model_path: Path | None, des
     """The embedder and a new or existing index for it; a description index is marked so, and must stay one; an
     index built by another revision of the model is refused."""
     from geovec.index import create_index, is_chroma_url, open_index
+    from geovec.index.base import IndexExistsError
+    from geovec.index.store import DB_NAME, other_files
     from geovec.models import load_model
     from geovec.models.registry import check_index_revision, index_model_record
     from geovec.t2t.search import DESCRIPTIONS, REPRESENTS, check_represents
@@ -28,10 +30,14 @@ def open_for_writing(index: str | Path, model: str, model_path: Path | None, des
         recorded[REPRESENTS] = DESCRIPTIONS
     if is_chroma_url(index):
         store = create_index(index, embedder.dim, model=recorded, exist_ok=True)  # opens an existing collection
-    elif Path(index).is_dir() and any(Path(index).iterdir()):
-        store = open_index(index)  # a folder that holds something must be an index
+    elif Path(index).is_dir() and not (Path(index) / DB_NAME).exists() and (others := other_files(Path(index))):
+        raise GeovecError(f"{index} holds files that are not a geovec index ({', '.join(others[:3])}"
+                          f"{', ...' if len(others) > 3 else ''}): give an index folder, or a new or empty one")
     else:
-        return embedder, create_index(index, embedder.dim, model=recorded)
+        try:
+            return embedder, create_index(index, embedder.dim, model=recorded)
+        except IndexExistsError:  # there already, or made meanwhile by another writer: checked like any other
+            store = open_index(index)
     try:
         if store.model.get("name") != model:
             raise GeovecError(f"index {index} was built with model {store.model.get('name')!r}, not {model!r}")

@@ -42,6 +42,8 @@ register_train_data(app)
 ModelOpt = typer.Option("minilm", "--model", "-m", help="Registered model name (see `geovec models`).")
 ModelPathOpt = typer.Option(None, "--model-path", help="Local checkpoint folder, for models that need one.")
 BatchOpt = typer.Option(64, "--batch-size", min=1, help="Inputs per model forward pass.")
+TruncateOpt = typer.Option(False, "--truncate", help="Cut texts longer than the model's window (and say how many "
+                                                     "were cut) instead of refusing them.")
 
 
 @app.command("models")
@@ -69,14 +71,23 @@ def embed_command(
     model_path: Optional[Path] = ModelPathOpt,
     batch_size: int = BatchOpt,
     instruction: Optional[str] = typer.Option(None, help="Task instruction for inputs that carry none."),
+    truncate: bool = TruncateOpt,
 ) -> None:
     """Embed every input of a JSONL file into a .npy matrix (resumes an interrupted run chunk by chunk)."""
     from geovec.ingest.embed import embed_jsonl
     from geovec.models import load_model
 
     embedder = load_model(model, model_path)
-    matrix = embed_jsonl(inputs, output, embedder, batch_size=batch_size, instruction=instruction)
-    typer.echo(f"wrote {matrix.shape[0]} x {matrix.shape[1]} embeddings to {output}", err=True)
+    matrix, truncated = embed_jsonl(inputs, output, embedder, batch_size=batch_size, instruction=instruction,
+                                    truncate=truncate)
+    typer.echo(f"wrote {matrix.shape[0]} x {matrix.shape[1]} embeddings to {output}{_cut_note(truncated)}", err=True)
+
+
+def _cut_note(truncated: int) -> str:
+    """What ``--truncate`` did, said where the result is reported (nothing if nothing was cut)."""
+    if not truncated:
+        return ""
+    return f"; {truncated} text{'s' if truncated != 1 else ''} cut to the model's window (--truncate)"
 
 
 @index_app.command("build")
@@ -88,19 +99,21 @@ def index_build_command(
     model_path: Optional[Path] = ModelPathOpt,
     batch_size: int = BatchOpt,
     ann: bool = typer.Option(False, "--ann", help="Build the approximate (HNSW) index after adding."),
+    truncate: bool = TruncateOpt,
 ) -> None:
     """Embed items and add them to an index; re-running skips what is already indexed."""
     from geovec.ingest import index_items, read_items_jsonl
 
+    parsed = list(read_items_jsonl(items))  # a bad line is refused before a model loads or an index is made
     embedder, store = open_for_writing(index, model, model_path)
     with store:
-        report = index_items(list(read_items_jsonl(items)), embedder, store, batch_size=batch_size)
+        report = index_items(parsed, embedder, store, batch_size=batch_size, truncate=truncate)
         if ann and not store.capabilities.build_ann:
             typer.echo(f"{index}: the server keeps its own HNSW graph; --ann has nothing to build", err=True)
         elif ann:
             store.build_ann()
         typer.echo(f"{index}: added {report.added}, already present {report.skipped_existing}, "
-                   f"total {len(store)}", err=True)
+                   f"total {len(store)}{_cut_note(report.truncated)}", err=True)
 
 
 @index_app.command("descriptions")
@@ -113,6 +126,7 @@ def index_descriptions_command(
     images_root: Optional[Path] = typer.Option(None, "--images-root",
                                                help="Folder of the images, so results can show them."),
     batch_size: int = BatchOpt,
+    truncate: bool = TruncateOpt,
 ) -> None:
     """Index every description of a corpus as text; searches then rank images by their best description."""
     from geovec.ingest import index_items
@@ -123,9 +137,9 @@ def index_descriptions_command(
     embedder, store = open_for_writing(index, model, model_path, descriptions=True)
     with store:
         pictures = attach_thumbnails(items, store.folder) if store.folder and images_root else 0
-        report = index_items(items, embedder, store, batch_size=batch_size)
+        report = index_items(items, embedder, store, batch_size=batch_size, truncate=truncate)
         typer.echo(f"{index}: added {report.added} descriptions, already present {report.skipped_existing}, "
-                   f"total {len(store)}; thumbnails of {pictures} images", err=True)
+                   f"total {len(store)}; thumbnails of {pictures} images{_cut_note(report.truncated)}", err=True)
 
 
 @index_app.command("info")

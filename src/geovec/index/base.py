@@ -99,10 +99,14 @@ def check_format(found: object, readable: int, location: object) -> None:
                                "upgrade geovec")
 
 
+class IndexExistsError(GeovecIndexError):
+    """``create`` found an index already there (made before, or by another process meanwhile)."""
+
+
 def open_existing(open_store: Callable[[], Store], location: object, dim: int, exist_ok: bool) -> Store:
     """``create`` found an index already there: open it if ``exist_ok`` and it holds ``dim``-d vectors."""
     if not exist_ok:
-        raise GeovecIndexError(f"an index already exists at {location}; open it, or pass exist_ok=True")
+        raise IndexExistsError(f"an index already exists at {location}; open it, or pass exist_ok=True")
     store = open_store()
     if store.dim != dim:
         store.close()

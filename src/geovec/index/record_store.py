@@ -16,13 +16,14 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from geovec.errors import GeovecIndexError
-from geovec.fileio import atomic_write
+from geovec.errors import GeovecError, GeovecIndexError
+from geovec.fileio import create_exclusive, disk_full
 from geovec.index.base import chunks
 from geovec.index.filters import GeoFilter
 from geovec.index.records import RECORD_COLUMNS, Record, record_from_row
 
 BUSY_TIMEOUT_S = 30.0
+_SQLITE_FULL = 13  # sqlite3.SQLITE_FULL (the constant is in the module from Python 3.11 only)
 _FETCH_ROWS = 65_536
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value NOT NULL);
@@ -33,6 +34,19 @@ CREATE INDEX items_lat_lon ON items (lat, lon);
 CREATE TABLE deleted (rowid INTEGER PRIMARY KEY, generation INTEGER NOT NULL);
 CREATE INDEX deleted_generation ON deleted (generation);
 """
+
+
+def database_error(exc: sqlite3.Error, where: Path, action: str) -> GeovecError:
+    """A SQLite error met while writing, as a user can act on it: a full disk says so and that nothing is lost."""
+    if getattr(exc, "sqlite_errorcode", None) == _SQLITE_FULL or "disk is full" in str(exc):
+        return disk_full(where)
+    return GeovecIndexError(f"cannot {action} index {where}: {exc}")
+
+
+def read_error(exc: sqlite3.DatabaseError, location: Path) -> GeovecIndexError:
+    """A SQLite error met while reading: a damaged file, or one locked past the timeout."""
+    return GeovecIndexError(f"cannot read index {location}: {exc} (a damaged index.sqlite cannot be repaired "
+                            "here: rebuild the index from its items)")
 
 
 def _in(count: int) -> str:
@@ -48,29 +62,38 @@ class RecordStore:
 
     @staticmethod
     def create(file: Path, format_version: int, dim: int, model_json: str) -> None:
-        """Write a new empty database atomically (a crash leaves none, never half of one)."""
+        """Write a new empty database atomically (a crash leaves none, never half of one) and exclusively:
+        FileExistsError if another process made ``file`` first, whose database is then left as it is."""
         def write_db(temp: str) -> None:
             db = sqlite3.connect(temp, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            with db:
-                db.executescript(_SCHEMA)
-                db.executemany("INSERT INTO meta VALUES (?, ?)", [
-                    ("format", format_version), ("dim", dim), ("model", model_json),
-                    ("uuid", uuid.uuid4().hex), ("generation", 0)])
-            db.close()
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                with db:
+                    db.executescript(_SCHEMA)
+                    db.executemany("INSERT INTO meta VALUES (?, ?)", [
+                        ("format", format_version), ("dim", dim), ("model", model_json),
+                        ("uuid", uuid.uuid4().hex), ("generation", 0)])
+            except sqlite3.Error as exc:
+                raise database_error(exc, file, "create") from None
+            finally:
+                db.close()
 
-        atomic_write(file, write_db)
+        create_exclusive(file, write_db)
 
     @classmethod
     def open(cls, location: Path, file: Path) -> tuple[RecordStore, dict[str, str]]:
         """The store and its meta table; a file that is not a geovec index is refused with a clear error."""
+        db = None
         try:
             db = sqlite3.connect(file, isolation_level=None, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             meta = dict(db.execute("SELECT key, value FROM meta"))
-        except sqlite3.DatabaseError as exc:
-            raise GeovecIndexError(f"{file} is not a readable geovec index ({exc})") from None
+        except sqlite3.Error as exc:  # not a database, another database, or a file SQLite cannot open
+            if db is not None:
+                db.close()
+            raise GeovecIndexError(f"{file} is not a readable geovec index ({exc}): give the folder of an index "
+                                   "built by `geovec index build`, or a new folder") from None
         return cls(location, db), meta
 
     @property
@@ -96,11 +119,16 @@ class RecordStore:
     @contextmanager
     def snapshot(self) -> Iterator[None]:
         """A read transaction: everything read inside sees one committed state."""
-        self.conn.execute("BEGIN")
         try:
-            yield
-        finally:
-            self.conn.execute("COMMIT")
+            self.conn.execute("BEGIN")
+            try:
+                yield
+            finally:
+                self.conn.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise read_error(exc, self.location) from None
 
     @contextmanager
     def write(self) -> Iterator[int]:
@@ -115,8 +143,11 @@ class RecordStore:
             yield generation
             self.conn.execute("UPDATE meta SET value = ? WHERE key = 'generation'", (generation,))
             self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
+        except BaseException as exc:
+            if self.conn.in_transaction:  # SQLite itself rolls back on some errors (a full disk)
+                self.conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise database_error(exc, self.location, "write to") from None
             raise
 
     # --- writing (inside ``write``) -----------------------------------------------------------------------------

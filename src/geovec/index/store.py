@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sqlite3
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,28 +33,45 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from geovec.errors import GeovecIndexError
+from geovec.errors import GeovecError, GeovecIndexError
+from geovec.fileio import temp_prefix, write_error
 from geovec.index.ann import AnnGraph
 from geovec.index.base import (Capabilities, StoreBase, already_indexed, check_format, model_json, open_existing,
                                positive_int)
 from geovec.index.filters import GeoFilter
-from geovec.index.record_store import BUSY_TIMEOUT_S, RecordStore
+from geovec.index.record_store import BUSY_TIMEOUT_S, RecordStore, read_error
 from geovec.index.records import Hit, Record, record_row
 from geovec.index.vector_cache import VectorCache
 from geovec.index.vectors import LiveVectors, Ranking, exact_ranking, rows_by_k
 
-__all__ = ["ANN_NAME", "BUSY_TIMEOUT_S", "CACHE_NAME", "DB_NAME", "FORMAT_VERSION", "VectorIndex"]
+__all__ = ["ANN_NAME", "BUSY_TIMEOUT_S", "CACHE_NAME", "DB_NAME", "FORMAT_VERSION", "VectorIndex", "other_files"]
 
 FORMAT_VERSION = 1
 DB_NAME, CACHE_NAME, ANN_NAME = "index.sqlite", "vectors.npz", "ann.faiss"
 EXACT_FILTER_MAX, EXACT_FILTER_FRACTION = 20_000, 0.05  # filters passing fewer items than this search them exactly
 
 
+def other_files(folder: Path) -> list[str]:
+    """The names in a folder that no index wrote (its files, half-written or not), sorted: a folder of other
+    things is not made an index by mistake."""
+    own = (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", CACHE_NAME, ANN_NAME)
+    prefixes = tuple(temp_prefix(name) for name in own)
+    try:
+        names = [entry.name for entry in folder.iterdir()]
+    except OSError as exc:  # a folder this user may not list
+        raise GeovecIndexError(f"cannot read folder {folder}: {exc.strerror or exc}") from None
+    return sorted(name for name in names if name not in own and not name.startswith(prefixes))
+
+
 def _locked(method):
+    """Serialise the calls of threads sharing one index, and report a damaged database as a GeovecIndexError."""
     @functools.wraps(method)
     def call(self, *args, **kwargs):
         with self._lock:
-            return method(self, *args, **kwargs)
+            try:
+                return method(self, *args, **kwargs)
+            except sqlite3.DatabaseError as exc:
+                raise read_error(exc, self.path) from None
     return call
 
 
@@ -75,15 +93,21 @@ class VectorIndex(StoreBase):
         path = Path(path)
         positive_int("dim", dim)
         stored_model = model_json(model)
-        if (path / DB_NAME).exists():
-            return open_existing(lambda: cls.open(path), path, dim, exist_ok)
         if path.exists() and not path.is_dir():
             raise GeovecIndexError(f"cannot create an index at {path}: it is a file, not a folder")
-        path.mkdir(parents=True, exist_ok=True)
-        for stale in (CACHE_NAME, ANN_NAME):  # derived files left by an index that was removed from this folder
-            (path / stale).unlink(missing_ok=True)
-        RecordStore.create(path / DB_NAME, FORMAT_VERSION, dim, stored_model)
-        return cls.open(path)
+        if not (path / DB_NAME).exists():
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+                RecordStore.create(path / DB_NAME, FORMAT_VERSION, dim, stored_model)
+            except FileExistsError:
+                pass  # another process created it meanwhile: theirs is kept, and treated as found here
+            except OSError as exc:
+                raise write_error(path, exc) from None
+            else:
+                for stale in (CACHE_NAME, ANN_NAME):  # derived files of an index once removed from this folder
+                    (path / stale).unlink(missing_ok=True)
+                return cls.open(path)
+        return open_existing(lambda: cls.open(path), path, dim, exist_ok)
 
     @classmethod
     def open(cls, path: str | Path) -> VectorIndex:
@@ -114,8 +138,8 @@ class VectorIndex(StoreBase):
         if self._vectors.unsaved:
             try:
                 self._vectors.save()
-            except OSError:
-                pass  # a read-only folder: the cache is an optimisation, SQLite holds everything
+            except (OSError, GeovecError):
+                pass  # a read-only folder or a full disk: the cache is an optimisation, SQLite holds everything
         self._records.close()
 
     @_locked

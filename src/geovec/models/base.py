@@ -12,12 +12,12 @@ import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol, Sequence, runtime_checkable
+from typing import Callable, Iterable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
 from geovec.errors import GeovecError, GeovecInputError, UnsupportedInputError
-from geovec.inputs import SEGMENT_KINDS, InputLike, Interleaved, as_input
+from geovec.inputs import SEGMENT_KINDS, InputLike, Interleaved, as_input, render_text
 from geovec.precision import PRECISIONS, native_bfloat16
 from geovec.progress import progress_bar
 
@@ -35,7 +35,7 @@ class Embedder(Protocol):
     modalities: frozenset[str]
 
     def encode(self, inputs: Sequence[InputLike], batch_size: int = 32, show_progress: bool = False,
-               instruction: str | None = None) -> np.ndarray: ...
+               instruction: str | None = None, truncate: bool = False) -> np.ndarray: ...
 
     def use_precision(self, precision: str) -> str: ...
 
@@ -92,17 +92,56 @@ class TextWindow:
     reads_instruction: bool = True  # whether the instruction shares the window with the text
 
 
+def window_of(embedder: Embedder) -> TextWindow | None:
+    """The embedder's text window, or None for one without a fixed window (or any ``Embedder`` not a BaseEmbedder)."""
+    return getattr(embedder, "text_window", lambda: None)()
+
+
+def too_long(embedder: Embedder, tokens: int, limit: int, what: str, remedy: str) -> str:
+    """The problem of a text the model would cut: how long it is, how much the model reads, what to do."""
+    return (f"the {what} {tokens:,} tokens; model {embedder.name!r} reads at most {limit}, so the rest would be "
+            f"ignored: {remedy}")
+
+
 def check_text_fits(embedder: Embedder, text: str, instruction: str | None = None) -> None:
     """Refuse a query text the model would truncate: a silently cut query answers a different question."""
-    window: TextWindow | None = getattr(embedder, "text_window", lambda: None)()
+    window = window_of(embedder)
     if window is None:
         return
     read = f"{instruction} {text}" if instruction and window.reads_instruction else text
     tokens = window.count(read)
     if tokens > window.limit:
         what = "query text and its instruction take" if read != text else "query text takes"
-        raise GeovecInputError("text", f"the {what} {tokens:,} tokens; model {embedder.name!r} reads at most "
-                                       f"{window.limit}, so the rest would be ignored: shorten the query")
+        raise GeovecInputError("text", too_long(embedder, tokens, window.limit, what, "shorten the query"))
+
+
+def tokens_over(window: TextWindow, item: Interleaved) -> int | None:
+    """How many tokens ``item``'s text takes when that is more than the window reads (the rest would be cut off
+    unseen), else None. Texts too short to reach the window are not tokenised at all."""
+    read = render_text(item, include_instruction=window.reads_instruction, image_placeholder="")
+    if len(read.encode("utf-8", "surrogatepass")) + 4 <= window.limit:  # tokens cover >= 1 byte each (+ specials)
+        return None
+    tokens = window.count(read)
+    return tokens if tokens > window.limit else None
+
+
+def check_windows(embedder: Embedder, inputs: Iterable[tuple[str, Interleaved]], truncate: bool,
+                  remedy: str = "shorten it, or pass --truncate to cut it") -> int:
+    """Refuse the first input (``(where, input)``) whose text the model would cut, naming ``where``; with
+    ``truncate`` count them instead (they are then cut at the window). Returns how many are (to be) cut."""
+    window = window_of(embedder)
+    if window is None:
+        return 0
+    cut = 0
+    for where, item in inputs:
+        tokens = tokens_over(window, item)
+        if tokens is None:
+            continue
+        if not truncate:
+            what = "text and its instruction take" if item.instruction and window.reads_instruction else "text takes"
+            raise GeovecInputError(where, too_long(embedder, tokens, window.limit, what, remedy))
+        cut += 1
+    return cut
 
 
 def l2_normalize(vectors: np.ndarray) -> np.ndarray:
@@ -147,11 +186,12 @@ class BaseEmbedder(ABC):
         return torch.autocast(self.device_type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16")
 
     def encode(self, inputs: Sequence[InputLike] | InputLike, batch_size: int = 32, show_progress: bool = False,
-               instruction: str | None = None) -> np.ndarray:
+               instruction: str | None = None, truncate: bool = False) -> np.ndarray:
         """Embed ``inputs`` (strings, segments or ``Interleaved``) into an ``(n, dim)`` float32 matrix.
 
         A single string or ``Interleaved`` gives a ``(dim,)`` vector. Identical inputs are embedded once.
-        ``instruction`` applies to inputs that carry none of their own.
+        ``instruction`` applies to inputs that carry none of their own. A text longer than the model's window is
+        refused (its vector would say nothing of the cut-off rest) unless ``truncate`` lets it be cut.
         """
         single = isinstance(inputs, (str, Interleaved))
         items = []
@@ -161,6 +201,8 @@ class BaseEmbedder(ABC):
             except GeovecInputError as exc:
                 raise GeovecInputError(f"inputs[{position}].{exc.field}", exc.problem) from None
         self.check_supported(items)
+        check_windows(self, ((f"inputs[{n}]", item) for n, item in enumerate(items)), truncate,
+                      "shorten it, or pass truncate=True to cut it")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         first_position: dict[str, int] = {}

@@ -51,8 +51,9 @@ class EmbeddingCache:
         return found
 
     def encode(self, embedder: Embedder, inputs: Sequence[Interleaved], batch_size: int = 32,
-               show_progress: bool = False) -> np.ndarray:
-        """Embeddings of ``inputs`` in order, computing only those not cached for this model."""
+               show_progress: bool = False, truncate: bool = False) -> np.ndarray:
+        """Embeddings of ``inputs`` in order, computing only those not cached for this model (``truncate``: as in
+        ``encode``, cut texts longer than the model's window instead of refusing them)."""
         model = model_identity(embedder)
         keys = [item.cache_key() for item in inputs]
         unique = list(dict.fromkeys(keys))
@@ -64,7 +65,7 @@ class EmbeddingCache:
         for start in range(0, len(missing), CHUNK):
             chunk = missing[start:start + CHUNK]
             encoded = embedder.encode([inputs[first_of[key]] for key in chunk], batch_size=batch_size,
-                                      show_progress=show_progress)
+                                      show_progress=show_progress, truncate=truncate)
             with self._db:
                 self._db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)",
                                      [(model, key, vector.astype(np.float32).tobytes())
