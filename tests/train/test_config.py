@@ -53,7 +53,7 @@ def test_bad_keys_and_values_are_named(tmp_path, data, overrides, message):
 
 
 def test_missing_config_and_missing_required_key(tmp_path):
-    with pytest.raises(GeovecInputError, match="config: no such file"):
+    with pytest.raises(GeovecInputError, match="recipe .*nope.yaml: no such file"):
         load_config(tmp_path / "nope.yaml")
     (tmp_path / "empty.yaml").write_text("batch_size: 8\n")
     with pytest.raises(GeovecInputError, match="config.train_files: is required"):

@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 from typer.exceptions import TyperException
 
-from geovec.errors import GeovecError
+from geovec.errors import GeovecError, GeovecInputError
 
 
 def open_for_writing(index: str | Path, model: str, model_path: Path | None, descriptions: bool = False):
@@ -41,6 +41,14 @@ def open_for_writing(index: str | Path, model: str, model_path: Path | None, des
         store.close()
         raise
     return embedder, store
+
+
+def given(option: str, value: str | None, expected: str) -> str | None:
+    """``value`` unless the option was given empty: ``--within ''`` (often a shell variable that expanded to
+    nothing) is a mistake to report, not an absent option (nor the current folder, which ``Path('')`` would be)."""
+    if value is not None and not value.strip():
+        raise GeovecInputError(option, f"is empty: give {expected}")
+    return value
 
 
 def run(cli: typer.Typer) -> None:

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from geovec.cli.bench import bench_app
 from geovec.cli.caption import register as register_caption
-from geovec.cli.common import open_for_writing, run
+from geovec.cli.common import given, open_for_writing, run
 from geovec.cli.corpus import corpus_app
 from geovec.cli.data import register as register_train_data
 from geovec.cli.ingest import register as register_ingest
@@ -156,9 +156,12 @@ def search_command(
     """Search an index by text, image, region (image + box) and/or place, optionally within an area."""
     from geovec.search_request import SearchRequest, parse_numbers
 
+    given("--index", index, "an index folder or chroma://HOST:PORT/COLLECTION")
     request = SearchRequest(
-        text=text, image=image, box=parse_numbers("--box", box, 4), point=parse_numbers("--point", point, 2),  # type: ignore[arg-type]
-        within=parse_numbers("--within", within, 4), near=parse_numbers("--near", near, 2),  # type: ignore[arg-type]
+        text=text, image=image, box=parse_numbers("--box", given("--box", box, "X1,Y1,X2,Y2"), 4),  # type: ignore[arg-type]
+        point=parse_numbers("--point", given("--point", point, "LAT,LON"), 2),  # type: ignore[arg-type]
+        within=parse_numbers("--within", given("--within", within, "MINLON,MINLAT,MAXLON,MAXLAT"), 4),  # type: ignore[arg-type]
+        near=parse_numbers("--near", given("--near", near, "LAT,LON"), 2),  # type: ignore[arg-type]
         radius_km=radius_km, top_k=top_k, instruction=instruction, exact=exact)
     request.validate()  # before loading torch, the model or the index
 
@@ -208,15 +211,21 @@ def drop_stale_quickstart_index(index: Path) -> None:
 
 @app.command("quickstart")
 def quickstart_command(
-    index: Path = typer.Option(default_index_path(), "--index", help="Where to build the index."),
-    query: str = typer.Option(None, "--query", help="The search to run once the index is built."),
+    index: str = typer.Option(str(default_index_path()), "--index", help="Where to build the index."),
+    query: Optional[str] = typer.Option(None, "--query", help="The search to run once the index is built."),
     top_k: int = typer.Option(5, "--top-k", min=1),
 ) -> None:
     """The main job: index the RSICD test images offline with the shipped geovec-mini, then answer a text search."""
+    from geovec.quickstart import QUICKSTART_MODEL, QUICKSTART_QUERY, quickstart_items
+    from geovec.search_request import SearchRequest
+
+    given("--index", index, "the folder to build the index in")
+    question = QUICKSTART_QUERY if query is None else given("--query", query, "the text to search for")
+    SearchRequest(text=question, top_k=top_k).validate()  # a bad query fails now, not after minutes of indexing
+
     from geovec.ingest import index_items
     from geovec.ingest.thumbnails import attach_source_thumbnails
-    from geovec.query import Searcher, SearchRequest
-    from geovec.quickstart import QUICKSTART_MODEL, QUICKSTART_QUERY, quickstart_items
+    from geovec.query import Searcher
 
     started = time.perf_counter()
     items = quickstart_items()
@@ -227,7 +236,6 @@ def quickstart_command(
         report = index_items(items, embedder, store)
         typer.echo(f"index {index}: {len(store)} images (added {report.added}, already present "
                    f"{report.skipped_existing}) in {time.perf_counter() - started:.1f} s", err=True)
-    question = query or QUICKSTART_QUERY
     with Searcher(index, embedder=embedder) as searcher:
         hits = searcher.search(SearchRequest(text=question, top_k=top_k)).hits
     _print_results([hit.to_dict() for hit in hits], f"search: {question!r}")

@@ -21,6 +21,7 @@ from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
 from geovec.errors import GeovecInputError
+from geovec.inputs.text import check_utf8
 
 BoxUnits = Literal["pixel", "normalized"]
 SEGMENT_KINDS = ("text", "image", "box", "point")
@@ -48,6 +49,7 @@ class TextSegment:
             raise GeovecInputError("text", f"expected a string, got {type(self.text).__name__}")
         if not self.text.strip():
             raise GeovecInputError("text", "is empty")
+        check_utf8("text", self.text)
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": "text", "text": self.text}
@@ -263,6 +265,8 @@ class Interleaved:
             raise GeovecInputError("segments", "empty query: give at least one text, image, box or point")
         if self.instruction is not None and (not isinstance(self.instruction, str) or not self.instruction.strip()):
             raise GeovecInputError("instruction", "must be a non-empty string or omitted")
+        if self.instruction is not None:
+            check_utf8("instruction", self.instruction)
         images: list[ImageSegment] = []
         for position, segment in enumerate(segments):
             if isinstance(segment, ImageSegment):

@@ -37,7 +37,7 @@ from geovec.fileio import write_text_atomic
 from geovec.inputs import image_files
 from geovec.models.trainable import TrainableEncoder, architecture_class, load_encoder
 from geovec.progress import progress_bar
-from geovec.train.config import TrainConfig, changed_keys
+from geovec.train.config import TrainConfig, changed_keys, check_paths
 from geovec.train.examples import TrainingExample, read_examples
 from geovec.train.losses import CachedInfoNCELoss, ContrastiveOutput, InfoNCELoss
 from geovec.train.validation import Evaluator, RetrievalValidator
@@ -90,11 +90,10 @@ class TaskSampler:
 
 
 def load_examples(files: Iterable[str]) -> dict[str, list[TrainingExample]]:
-    """All examples of the given JSONL files, grouped by task (file order kept within a task)."""
+    """All examples of the given JSONL files (``check_paths`` saw they exist), grouped by task (file order kept
+    within a task)."""
     by_task: dict[str, list[TrainingExample]] = {}
-    for index, name in enumerate(files):
-        if not Path(name).is_file():
-            raise GeovecInputError(f"config.train_files[{index}]", f"no such file: {name}")
+    for name in files:
         for example in read_examples(name):
             by_task.setdefault(example.task, []).append(example)
     if not by_task:
@@ -336,6 +335,7 @@ def setup(config: TrainConfig, resume: bool = False, evaluator: Evaluator | None
     from accelerate.utils import set_seed
     from transformers import get_cosine_schedule_with_warmup
 
+    check_paths(config)
     out = Path(config.output_dir)
     checkpoints = Checkpoints(out / "checkpoints", config.keep_last)
     latest = checkpoints.latest()
