@@ -51,6 +51,27 @@ def given(option: str, value: str | None, expected: str) -> str | None:
     return value
 
 
+def output_file(option: str, path: Path) -> Path:
+    """A file to write: a folder there would fail only after the work is done (IsADirectoryError on the rename)."""
+    if path.is_dir():
+        raise GeovecInputError(option, f"{path} is a folder; give the path of the file to write")
+    return path
+
+
+def output_folder(option: str, path: Path) -> Path:
+    """A folder to write into: a file of that name would fail only when the first result is saved."""
+    if path.exists() and not path.is_dir():
+        raise GeovecInputError(option, f"{path} is a file, not a folder: choose another path")
+    return path
+
+
+def data_root(option: str, path: Path | None) -> Path | None:
+    """A ``--data`` root given explicitly must be a folder (a typo would otherwise read as "every dataset missing")."""
+    if path is not None and not path.is_dir():
+        raise GeovecInputError(option, f"no such folder: {path}")
+    return path
+
+
 def run(cli: typer.Typer) -> None:
     """Run a typer app, turning user errors into one line on stderr and exit code 2.
 

@@ -132,6 +132,7 @@ def index_info_command(index: str = typer.Option(str(default_index_path()), "--i
     """Show an index's size, vector dimension and the model that made it."""
     from geovec.index import open_index
 
+    given("--index", index, "an index folder or chroma://HOST:PORT/COLLECTION")
     with open_index(index) as store:
         print(json.dumps({**store.info(), "path": str(index)}, indent=2))  # the path as the user wrote it
 

@@ -22,10 +22,11 @@ def train_command(
 ) -> None:
     """Train an encoder contrastively on TrainingExample JSONL files; writes OUTPUT/final for `--model-path`."""
     from geovec.train.config import load_config
-    from geovec.train.trainer import train
 
     settings = load_config(given("CONFIG", config, "a recipe YAML file"), overrides,
                            given("--output", output, "an output folder"))
+    from geovec.train.trainer import train  # torch: only for a valid recipe
+
     final = train(settings, resume=resume, show_progress=not quiet)
     typer.echo(f"trained encoder saved to {final}", err=True)
     if (final.parent / "best").is_dir():
