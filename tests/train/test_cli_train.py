@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from train_helpers import write_recipe
 
 from geovec.models import load_model
@@ -51,3 +53,35 @@ def test_two_process_ddp_run_with_accelerate_launch(tmp_path, pairs_file):
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("effective config") == 1 and "step 2/2 loss" in done.stdout  # printed by rank 0 only
     assert load_model("geovec-mini", out / "final").encode("a harbour").shape == (384,)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"lr": float("inf")}, "error: config.lr: must be a finite number, got inf"),  # trained an encoder of NaNs
+    ({"temperature": float("inf")}, "error: config.temperature: must be a finite number, got inf"),
+    ({"freeze": ["("]}, "error: config.freeze[0]: invalid regular expression '('"),
+    ({"train_files": ["missing.jsonl"]}, "error: config.train_files[0]: no such file: "),
+    ({"init": "no-such-encoder"}, "error: config.init: no such encoder folder: "),
+    ({"validation_file": "missing-validation.jsonl"}, "error: config.validation_file: no such file: "),
+])
+def test_an_invalid_recipe_trains_nothing_and_writes_nothing(tmp_path, pairs_file, overrides, message, capsys,
+                                                              monkeypatch):
+    """`geovec train` in this interpreter (the real entry point): one line, exit 2, no output folder made."""
+    from geovec.cli.train import main
+
+    recipe = write_recipe(tmp_path / "recipes", pairs_file, **overrides)
+    out = tmp_path / "run"
+    monkeypatch.setattr(sys, "argv", ["geovec-train", str(recipe), "--output", str(out), "--quiet"])
+    with pytest.raises(SystemExit) as stopped:
+        main()
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and err.startswith(message) and err.count("\n") == 1, err
+    assert not out.exists()
+
+
+def test_an_output_that_is_a_file_is_refused_before_training(tmp_path, pairs_file):
+    taken = tmp_path / "taken"
+    taken.write_text("somebody's file\n")
+    failed = _run(str(write_recipe(tmp_path, pairs_file)), "--output", str(taken))
+    assert failed.returncode == 2 and "Traceback" not in failed.stderr
+    assert failed.stderr.strip() == f"error: config.output_dir: {taken} is a file, not a folder: choose another path"
+    assert taken.read_text() == "somebody's file\n"
