@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-
 from train_helpers import write_recipe
 
 from geovec.models import load_model
