@@ -35,7 +35,8 @@ def import_command(
 
     output_file("--output", output)
     if source.lower() in SPLIT_DATASETS:
-        corpus = human_caption_corpus((data_root("--data", data) or data_dir()) / "rs_caption_splits", source.lower(), split)
+        root = data_root("--data", data) or data_dir()
+        corpus = human_caption_corpus(root / "rs_caption_splits", source.lower(), split)
     elif Path(source).is_file():
         corpus = karpathy_caption_corpus(source, split=split)
     else:

@@ -67,7 +67,8 @@ def register(app: typer.Typer) -> None:
                                           "source (default 1: each once)."),
         hard_negatives: int = typer.Option(0, "--hard-negatives", min=0, help="Mined hard negatives per example."),
         limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most N items per source (seeded)."),
-        seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of subsamples, negatives and the shuffle."),
+        seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1,
+                                 help="Seed of subsamples, negatives and the shuffle."),
         path: List[str] = typer.Option([], "--path", help="SOURCE=PATH: read a source from PATH instead of its "
                                        "default under the data root (e.g. rsitmd-captions=/data/RSITMD/images)."),
         validation_images: int = typer.Option(0, "--validation-images", min=0, help="Hold out N training images "
@@ -82,7 +83,8 @@ def register(app: typer.Typer) -> None:
             raise GeovecInputError("--sources", "names no source: give source names (see `geovec train-data sources`)")
         root = data_root("--data", data) or data_dir()
         manifest = build_training_data(names, output_folder("--output", output), root, _weights(weights),
-                                       hard_negatives, limit, seed, {k: Path(v) for k, v in _pairs(path, "--path").items()},
+                                       hard_negatives, limit, seed,
+                                       {k: Path(v) for k, v in _pairs(path, "--path").items()},
                                        validation_images=validation_images)
         typer.echo(json.dumps({k: manifest[k] for k in ("examples", "counts", "validation_images", "build_seconds")}),
                    err=True)

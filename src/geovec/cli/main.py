@@ -155,14 +155,13 @@ def search_command(
     as_json: bool = typer.Option(False, "--json", help='Print {"results": [...]} as JSON.'),
 ) -> None:
     """Search an index by text, image, region (image + box) and/or place, optionally within an area."""
-    from geovec.search_request import SearchRequest, parse_numbers
+    from geovec.search_request import SearchRequest
 
     given("--index", index, "an index folder or chroma://HOST:PORT/COLLECTION")
     request = SearchRequest(
-        text=text, image=image, box=parse_numbers("--box", given("--box", box, "X1,Y1,X2,Y2"), 4),  # type: ignore[arg-type]
-        point=parse_numbers("--point", given("--point", point, "LAT,LON"), 2),  # type: ignore[arg-type]
-        within=parse_numbers("--within", given("--within", within, "MINLON,MINLAT,MAXLON,MAXLAT"), 4),  # type: ignore[arg-type]
-        near=parse_numbers("--near", given("--near", near, "LAT,LON"), 2),  # type: ignore[arg-type]
+        text=text, image=image, box=_numbers("--box", box, "X1,Y1,X2,Y2"),  # type: ignore[arg-type]
+        point=_numbers("--point", point, "LAT,LON"), near=_numbers("--near", near, "LAT,LON"),  # type: ignore[arg-type]
+        within=_numbers("--within", within, "MINLON,MINLAT,MAXLON,MAXLAT"),  # type: ignore[arg-type]
         radius_km=radius_km, top_k=top_k, instruction=instruction, exact=exact)
     request.validate()  # before loading torch, the model or the index
 
@@ -175,6 +174,14 @@ def search_command(
         return
     _print_results(result.to_dict()["results"], f"{len(result.hits)} results from {index} in "
                                                 f"{result.elapsed_ms:.0f} ms")
+
+
+def _numbers(option: str, text: str | None, form: str) -> tuple[float, ...] | None:
+    """The numbers of an option written ``form`` (``LAT,LON``), ``None`` when it was left out, an error when given
+    empty (``parse_numbers`` alone would read ``--within ''`` as no filter at all)."""
+    from geovec.search_request import parse_numbers
+
+    return parse_numbers(option, given(option, text, form), form.count(",") + 1)
 
 
 def _print_results(results: list[dict], title: str) -> None:
