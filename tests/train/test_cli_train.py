@@ -61,6 +61,11 @@ def test_two_process_ddp_run_with_accelerate_launch(tmp_path, pairs_file):
     ({"train_files": ["missing.jsonl"]}, "error: config.train_files[0]: no such file: "),
     ({"init": "no-such-encoder"}, "error: config.init: no such encoder folder: "),
     ({"validation_file": "missing-validation.jsonl"}, "error: config.validation_file: no such file: "),
+    # found only once data and model are loaded: still before the output folder is made
+    ({"lora": {"target_modules": ["qeury"]}}, "error: config.lora.target_modules: ['qeury'] match no module"),
+    ({"task_weights": {"rsicd-captoin": 1}}, "error: config.task_weights.rsicd-captoin: no examples of this task"),
+    ({"freeze": ["."]}, "error: config.freeze: leaves no trainable parameter"),
+    ({"model_options": {"num_layers": -3}}, "error: geovec-mini: num_layers must be a whole number >= 1, got -3"),
 ])
 def test_an_invalid_recipe_trains_nothing_and_writes_nothing(tmp_path, pairs_file, overrides, message, capsys,
                                                               monkeypatch):

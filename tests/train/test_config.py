@@ -76,6 +76,7 @@ def test_missing_config_and_missing_required_key(tmp_path):
     ({"lr_multipliers": {"[vision": 2}}, [], r"config.lr_multipliers.\[vision: invalid regular expression"),
     ({"lora": {"fully_trainable": ["*x"]}}, [], r"config.lora.fully_trainable\[0\]: invalid regular expression"),
     ({"seed": -1}, [], r"config.seed: must be between 0 and 2\*\*32 - 1, got -1"),
+    ({"lora": {"target_modules": []}}, [], r"config.lora: needs .* at least one target module"),
     ({}, ["lr=[1"], r"--set lr: cannot parse value '\[1': YAML syntax error at line 1, column 3: expected ','"),
     ({}, ["lr=caf\udce9"], r"--set: not valid UTF-8 \(byte 0xe9 at character 6\)"),
 ])

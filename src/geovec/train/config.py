@@ -97,8 +97,8 @@ class TrainConfig:
                   ("warmup_steps", self.warmup_steps >= 0, "must be >= 0"),
                   ("max_grad_norm", self.max_grad_norm >= 0, "must be >= 0 (0: no clipping)"),
                   ("lora", self.lora is None or (self.lora.r >= 1 and self.lora.alpha > 0
-                                                 and 0 <= self.lora.dropout < 1),
-                   "needs r >= 1, alpha > 0 and 0 <= dropout < 1")]
+                                                 and 0 <= self.lora.dropout < 1 and bool(self.lora.target_modules)),
+                   "needs r >= 1, alpha > 0, 0 <= dropout < 1 and at least one target module")]
         for key, ok, problem in checks:
             if not ok:
                 raise GeovecInputError(f"config.{key}", f"{problem}, got {getattr(self, key)!r}")

@@ -141,9 +141,15 @@ def adapt_model(encoder: TrainableEncoder, config: TrainConfig) -> torch.nn.Modu
     if config.lora is not None:
         from peft import LoraConfig, get_peft_model
 
+        from peft.utils.error import NoMatchingPeftModuleError
+
         lora = config.lora
-        model = get_peft_model(encoder, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                                                   target_modules=lora.target_modules))
+        try:
+            model = get_peft_model(encoder, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                                                       target_modules=lora.target_modules))
+        except NoMatchingPeftModuleError as exc:  # a module name that matches nothing (a typo adapts nothing)
+            raise GeovecInputError("config.lora.target_modules", f"{lora.target_modules} match no module of the "
+                                   f"encoder ({' '.join(str(exc).split())})") from None
         for parameter in _matching(encoder, lora.fully_trainable, "lora.fully_trainable"):
             parameter.requires_grad_(True)
     for parameter in _matching(encoder, config.freeze, "freeze"):
@@ -359,11 +365,6 @@ def setup(config: TrainConfig, resume: bool = False, evaluator: Evaluator | None
     if config.batch_size % accelerator.num_processes:
         raise GeovecInputError("config.batch_size", f"{config.batch_size} does not split over "
                                f"{accelerator.num_processes} processes")
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(saved_config, config.to_yaml())
-        print(f"effective config ({saved_config}):\n{config.to_yaml()}", flush=True)
-
     by_task = load_examples(config.train_files)
     sampler = TaskSampler(by_task, config.task_weights, config.batch_size, config.seed)
     if evaluator is None and config.validation_file:
@@ -380,6 +381,10 @@ def setup(config: TrainConfig, resume: bool = False, evaluator: Evaluator | None
                else InfoNCELoss(**loss_options)).to(accelerator.device)
     optimizer = torch.optim.AdamW(_param_groups(encoder, loss_fn, config), lr=config.lr)
     scheduler = get_cosine_schedule_with_warmup(optimizer, config.warmup_steps, config.max_steps)
+    if main:  # only now: data, model and options all proved usable, so a refused run leaves no output folder
+        out.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(saved_config, config.to_yaml())
+        print(f"effective config ({saved_config}):\n{config.to_yaml()}", flush=True)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     accelerator.register_for_checkpointing(loss_fn)
 
