@@ -24,6 +24,9 @@ def places(tmp_path, monkeypatch) -> dict[str, str]:
     monkeypatch.setenv("GEOVEC_HOME", str(tmp_path / "home"))
     (tmp_path / "a-file.txt").write_text("not a folder\n")
     (tmp_path / "a-folder").mkdir()
+    (tmp_path / "latin-results").mkdir()
+    (tmp_path / "latin-results" / "run.json").write_bytes(b'{"model": "caf\xe9"}')
+    (tmp_path / "folder-results" / "minilm.json").mkdir(parents=True)  # a folder whose name looks like a record
     return {"FILE": str(tmp_path / "a-file.txt"), "FOLDER": str(tmp_path / "a-folder"), "TMP": str(tmp_path)}
 
 
@@ -35,6 +38,8 @@ def places(tmp_path, monkeypatch) -> dict[str, str]:
      "error: --data: no such folder: FILE"),
     (["bench", "mock-run", "-m", "minilm", "-o", "FILE"], "error: --output: FILE is a file, not a folder"),
     (["bench", "list", "--data", "TMP/nowhere"], "error: --data: no such folder: TMP/nowhere"),
+    (["bench", "report", "TMP/latin-results"], "error: TMP/latin-results/run.json: not valid UTF-8 (byte 0xe9 at"),
+    (["bench", "report", "TMP/folder-results"], "error: no result records in TMP/folder-results"),
     (["corpus", "import", "rsicd", "-o", "FOLDER"], "error: --output: FOLDER is a folder"),
     (["caption", "FOLDER", "-m", "FOLDER", "-o", "FOLDER"], "error: --output: FOLDER is a folder"),
     (["train-data", "build", "--sources", " ", "-o", "TMP/out"], "error: --sources: names no source"),
@@ -45,6 +50,7 @@ def places(tmp_path, monkeypatch) -> dict[str, str]:
      "error: --weights: weight of rsicd-captions must be a finite number >= 0, got 'inf'"),
     (["train-data", "build", "--sources", "rsicd-captions", "-o", "TMP/out", "--seed", "-1"],
      "error: Invalid value for '--seed'"),
+    (["search", "--image", "FOLDER", "--text", "x"], "error: image: FOLDER is a folder; give an image file"),
     (["index", "info", "--index", ""], "error: --index: is empty"),
     (["search", "--text", "x", "--index", ""], "error: --index: is empty"),
     (["quickstart", "--index", ""], "error: --index: is empty"),

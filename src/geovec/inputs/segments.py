@@ -96,6 +96,8 @@ class ImageSegment:
             path = Path(source)
             if not str(source).strip():
                 raise GeovecInputError("image", "empty image path")
+            if path.is_dir():
+                raise GeovecInputError("image", f"{path} is a folder; give an image file")
             if not path.is_file():
                 raise GeovecInputError("image", f"no such image file: {path}")
             if path.stat().st_size == 0:

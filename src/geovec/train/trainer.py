@@ -37,7 +37,7 @@ from geovec.fileio import write_text_atomic
 from geovec.inputs import image_files
 from geovec.models.trainable import TrainableEncoder, architecture_class, load_encoder
 from geovec.progress import progress_bar
-from geovec.train.config import TrainConfig, changed_keys, check_paths
+from geovec.train.config import TrainConfig, changed_keys, check_paths, read_recipe
 from geovec.train.examples import TrainingExample, read_examples
 from geovec.train.losses import CachedInfoNCELoss, ContrastiveOutput, InfoNCELoss
 from geovec.train.validation import Evaluator, RetrievalValidator
@@ -350,9 +350,7 @@ def setup(config: TrainConfig, resume: bool = False, evaluator: Evaluator | None
                           "another --output")
     saved_config = out / "config.yaml"
     if resume and latest is not None and saved_config.is_file():
-        import yaml
-
-        differing = changed_keys(yaml.safe_load(saved_config.read_text()), config.to_dict())
+        differing = changed_keys(read_recipe(saved_config), config.to_dict())
         if differing:
             raise GeovecError(f"cannot resume {out}: the config differs in {', '.join(differing)} "
                               f"(only {', '.join(sorted(('max_steps', 'log_every', 'save_every', 'keep_last')))} "
