@@ -24,6 +24,7 @@ def places(tmp_path, monkeypatch) -> dict[str, str]:
     monkeypatch.setenv("GEOVEC_HOME", str(tmp_path / "home"))
     (tmp_path / "a-file.txt").write_text("not a folder\n")
     (tmp_path / "a-folder").mkdir()
+    (tmp_path / "corpus.jsonl").write_text('{"image_id": "a", "kind": "caption", "text": "a port"}\n')
     (tmp_path / "latin-results").mkdir()
     (tmp_path / "latin-results" / "run.json").write_bytes(b'{"model": "caf\xe9"}')
     (tmp_path / "folder-results" / "minilm.json").mkdir(parents=True)  # a folder whose name looks like a record
@@ -51,6 +52,8 @@ def places(tmp_path, monkeypatch) -> dict[str, str]:
     (["train-data", "build", "--sources", "rsicd-captions", "-o", "TMP/out", "--seed", "-1"],
      "error: Invalid value for '--seed'"),
     (["search", "--image", "FOLDER", "--text", "x"], "error: image: FOLDER is a folder; give an image file"),
+    (["index", "descriptions", "TMP/corpus.jsonl", "--index", "TMP/r", "--images-root", "FILE"],
+     "error: --images-root: no such folder: FILE"),
     (["index", "info", "--index", ""], "error: --index: is empty"),
     (["search", "--text", "x", "--index", ""], "error: --index: is empty"),
     (["quickstart", "--index", ""], "error: --index: is empty"),

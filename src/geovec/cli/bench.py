@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from geovec.cli.common import data_root, output_folder
+from geovec.cli.common import existing_folder, output_folder
 from geovec.cli.tables import print_table
 from geovec.config import data_dir
 from geovec.errors import GeovecError, GeovecInputError
@@ -32,7 +32,7 @@ def list_command(data: Path = typer.Option(None, "--data", help="Data root (defa
     """Every task with its category, dataset and whether its data is present."""
     from geovec.bench import list_tasks
 
-    root = data_root("--data", data) or data_dir()
+    root = existing_folder("--data", data) or data_dir()
     rows = [{"task": task.metadata.name, "category": task.metadata.category, "dataset": task.metadata.dataset,
              "split": task.metadata.split, "query_kinds": list(task.metadata.query_kinds),
              "candidate_kinds": list(task.metadata.candidate_kinds), "data_present": task.data_present(root),
@@ -77,7 +77,7 @@ def run_command(
     if not names:
         raise GeovecInputError("--tasks", "names no task: give task names (see `geovec bench list`)")
     output_folder("--output", output)
-    data_root("--data", data)
+    existing_folder("--data", data)
     selected = [get_task(name) for name in dict.fromkeys(names)]  # unknown names fail before the model loads
     if corpus is not None and not any(task.metadata.protocol == "t2t" for task in selected):
         raise GeovecError("--corpus applies to text-to-text (t2t) tasks only, and none was selected")

@@ -65,8 +65,9 @@ def output_folder(option: str, path: Path) -> Path:
     return path
 
 
-def data_root(option: str, path: Path | None) -> Path | None:
-    """A ``--data`` root given explicitly must be a folder (a typo would otherwise read as "every dataset missing")."""
+def existing_folder(option: str, path: Path | None) -> Path | None:
+    """A folder option given explicitly (``--data``, ``--images-root``) must be one: a typo would otherwise read as
+    "every dataset missing" or "no image found" and still exit 0."""
     if path is not None and not path.is_dir():
         raise GeovecInputError(option, f"no such folder: {path}")
     return path

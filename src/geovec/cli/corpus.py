@@ -13,7 +13,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from geovec.cli.common import data_root, output_file
+from geovec.cli.common import existing_folder, output_file
 from geovec.cli.tables import print_table
 from geovec.config import data_dir
 from geovec.errors import GeovecError
@@ -35,7 +35,7 @@ def import_command(
 
     output_file("--output", output)
     if source.lower() in SPLIT_DATASETS:
-        root = data_root("--data", data) or data_dir()
+        root = existing_folder("--data", data) or data_dir()
         corpus = human_caption_corpus(root / "rs_caption_splits", source.lower(), split)
     elif Path(source).is_file():
         corpus = karpathy_caption_corpus(source, split=split)

@@ -10,7 +10,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from geovec.cli.common import data_root, output_folder
+from geovec.cli.common import existing_folder, output_folder
 from geovec.cli.tables import print_table
 from geovec.config import data_dir
 from geovec.errors import GeovecInputError
@@ -81,7 +81,7 @@ def register(app: typer.Typer) -> None:
         names = [s.strip() for s in sources.split(",") if s.strip()]
         if not names:
             raise GeovecInputError("--sources", "names no source: give source names (see `geovec train-data sources`)")
-        root = data_root("--data", data) or data_dir()
+        root = existing_folder("--data", data) or data_dir()
         manifest = build_training_data(names, output_folder("--output", output), root, _weights(weights),
                                        hard_negatives, limit, seed,
                                        {k: Path(v) for k, v in _pairs(path, "--path").items()},

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from geovec.cli.bench import bench_app
 from geovec.cli.caption import register as register_caption
-from geovec.cli.common import given, open_for_writing, run
+from geovec.cli.common import existing_folder, given, open_for_writing, run
 from geovec.cli.corpus import corpus_app
 from geovec.cli.data import register as register_train_data
 from geovec.cli.ingest import register as register_ingest
@@ -117,7 +117,7 @@ def index_descriptions_command(
     from geovec.t2t.corpus import read_corpus
     from geovec.t2t.search import attach_thumbnails, description_items
 
-    items = description_items(read_corpus(corpus), images_root)
+    items = description_items(read_corpus(corpus), existing_folder("--images-root", images_root))
     embedder, store = open_for_writing(index, model, model_path, descriptions=True)
     with store:
         pictures = attach_thumbnails(items, store.folder) if store.folder and images_root else 0
