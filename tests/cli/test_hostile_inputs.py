@@ -62,6 +62,7 @@ def places(tmp_path, monkeypatch) -> dict[str, str]:
     (["quickstart", "--query", "caf\udce9", "--index", "TMP/qs"], "error: text: not valid UTF-8 (byte 0xe9 at"),
     (["quickstart", "--top-k", "5000", "--index", "TMP/qs"], "error: top_k: must be between 1 and 1000"),
     (["train", ""], "error: CONFIG: is empty"),
+    (["train", "TMP/two\nlines.yaml"], "error: recipe TMP/two\\nlines.yaml: no such file"),
     (["train", "FOLDER"], "error: recipe FOLDER: is a folder"),
     (["train", "TMP/nope.yaml"], "error: recipe TMP/nope.yaml: no such file"),
 ])

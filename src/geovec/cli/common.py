@@ -73,6 +73,12 @@ def existing_folder(option: str, path: Path | None) -> Path | None:
     return path
 
 
+def one_line(message: str) -> str:
+    """The message with its line breaks escaped: a name the user gave (a path holding a newline, a quoted
+    value) must not split the one ``error:`` line that scripts read."""
+    return message.replace("\r", "\\r").replace("\n", "\\n")
+
+
 def run(cli: typer.Typer) -> None:
     """Run a typer app, turning user errors into one line on stderr and exit code 2.
 
@@ -81,7 +87,7 @@ def run(cli: typer.Typer) -> None:
     try:
         code = cli(standalone_mode=False)
     except GeovecError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {one_line(str(exc))}", err=True)
         sys.exit(2)
     except TyperException as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":  # `geovec` alone: the help, as typer shows it (typer's test)
