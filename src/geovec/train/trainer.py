@@ -140,7 +140,6 @@ def adapt_model(encoder: TrainableEncoder, config: TrainConfig) -> torch.nn.Modu
     model: torch.nn.Module = encoder
     if config.lora is not None:
         from peft import LoraConfig, get_peft_model
-
         from peft.utils.error import NoMatchingPeftModuleError
 
         lora = config.lora
