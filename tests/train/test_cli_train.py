@@ -89,3 +89,25 @@ def test_an_output_that_is_a_file_is_refused_before_training(tmp_path, pairs_fil
     assert failed.returncode == 2 and "Traceback" not in failed.stderr
     assert failed.stderr.strip() == f"error: config.output_dir: {taken} is a file, not a folder: choose another path"
     assert taken.read_text() == "somebody's file\n"
+
+
+@pytest.mark.parametrize("saved, message", [
+    (b"lr: [1\n", "YAML syntax error at line 2, column 1"),
+    (b"lr: caf\xe9\n", "not valid UTF-8 (byte 0xe9 at offset 7)"),
+])
+def test_resume_with_a_damaged_saved_config_is_one_line(tmp_path, pairs_file, saved, message, capsys, monkeypatch):
+    """The run folder of a crashed run whose config.yaml was damaged: --resume names that file, no traceback."""
+    from geovec.cli.train import main
+
+    out = tmp_path / "run"
+    (out / "checkpoints" / "step-2").mkdir(parents=True)
+    (out / "checkpoints" / "step-2" / "trainer_state.json").write_text('{"step": 2}')
+    (out / "config.yaml").write_bytes(saved)
+    monkeypatch.setattr(sys, "argv", ["geovec-train", str(write_recipe(tmp_path, pairs_file)), "--output", str(out),
+                                      "--resume", "--quiet"])
+    with pytest.raises(SystemExit) as stopped:
+        main()
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"error: recipe {out / 'config.yaml'}: {message}")
+    assert (out / "config.yaml").read_bytes() == saved  # left as it was, for the user to mend
