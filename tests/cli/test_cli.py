@@ -83,6 +83,14 @@ def test_rebuild_is_idempotent(built_index):
     (["--text", "x", "--top-k", "abc"], "error: Invalid value for '--top-k' / '-k': Input should be a valid integer"),
     (["--text", "harbour " * 12_500], "text: query text is 100,000 characters long; at most 10,000"),
     (["--text", "harbour " * 300], "takes 302 tokens; model 'minilm' reads at most 256"),
+    # an option given empty is a mistake (an unset shell variable), not "no filter": it used to search everything
+    (["--text", "x", "--within", ""], "error: --within: is empty: give MINLON,MINLAT,MAXLON,MAXLAT"),
+    (["--text", "x", "--near", " ", "--radius-km", "5"], "error: --near: is empty: give LAT,LON"),
+    (["--text", "x", "--box", ""], "error: --box: is empty: give X1,Y1,X2,Y2"),
+    (["--text", "x", "--point", ""], "error: --point: is empty: give LAT,LON"),
+    # raw bytes that are not UTF-8 in argv (b"caf\xe9"): Python hands them over as surrogates
+    (["--text", "caf\udce9"], "error: text: not valid UTF-8 (byte 0xe9 at character 3)"),
+    (["--text", "x", "--instruction", "caf\udce9 task"], "error: instruction: not valid UTF-8 (byte 0xe9 at"),
 ])
 def test_bad_queries_give_one_line_and_exit_2(built_index, args, message):
     home, index, _ = built_index

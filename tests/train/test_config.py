@@ -53,9 +53,54 @@ def test_bad_keys_and_values_are_named(tmp_path, data, overrides, message):
 
 
 def test_missing_config_and_missing_required_key(tmp_path):
-    with pytest.raises(GeovecInputError, match="config: no such file"):
+    with pytest.raises(GeovecInputError, match="recipe .*nope.yaml: no such file"):
         load_config(tmp_path / "nope.yaml")
     (tmp_path / "empty.yaml").write_text("batch_size: 8\n")
     with pytest.raises(GeovecInputError, match="config.train_files: is required"):
         load_config(tmp_path / "empty.yaml")
     assert TrainConfig(train_files=["a"]).architecture == "geovec-mini"
+
+
+@pytest.mark.parametrize("data, overrides, message", [
+    ({"lr": float("inf")}, [], r"config.lr: must be a finite number, got inf"),
+    ({}, ["lr=.inf"], r"config.lr: must be a finite number, got inf"),
+    ({"lr": "1e999"}, [], r"config.lr: must be a finite number, got inf"),  # overflows to inf when read
+    ({"temperature": float("inf")}, [], r"config.temperature: must be a finite number"),
+    ({"weight_decay": float("nan")}, [], r"config.weight_decay: must be a finite number, got nan"),
+    ({"max_grad_norm": float("inf")}, [], r"config.max_grad_norm: must be a finite number"),
+    ({"lr_multipliers": {"^vision": float("inf")}}, [], r"config.lr_multipliers.\^vision: must be a finite"),
+    ({"task_weights": {"rsicd-caption": float("inf")}}, [], r"config.task_weights.rsicd-caption: must be a finite"),
+    ({"lora": {"dropout": float("nan")}}, [], r"config.lora.dropout: must be a finite number"),
+    ({"model_options": {"num_layers": float("nan")}}, [], r"config.model_options.num_layers: must be a finite"),
+    ({"freeze": ["^bert", "("]}, [], r"config.freeze\[1\]: invalid regular expression '\(': missing \)"),
+    ({"lr_multipliers": {"[vision": 2}}, [], r"config.lr_multipliers.\[vision: invalid regular expression"),
+    ({"lora": {"fully_trainable": ["*x"]}}, [], r"config.lora.fully_trainable\[0\]: invalid regular expression"),
+    ({"seed": -1}, [], r"config.seed: must be between 0 and 2\*\*32 - 1, got -1"),
+    ({"lora": {"target_modules": []}}, [], r"config.lora: needs .* at least one target module"),
+    ({}, ["lr=[1"], r"--set lr: cannot parse value '\[1': YAML syntax error at line 1, column 3: expected ','"),
+    ({}, ["lr=caf\udce9"], r"--set: not valid UTF-8 \(byte 0xe9 at character 6\)"),
+])
+def test_non_finite_numbers_bad_regexes_and_bad_overrides_are_named(tmp_path, data, overrides, message):
+    with pytest.raises(GeovecInputError, match=message) as refused:
+        load_config(_yaml(tmp_path, **data), overrides)
+    assert "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"train_files: [a.jsonl]\nlr: [1, 2\n", "YAML syntax error at line 3, column 1: expected ',' or ']', but got"),
+    (b"train_files: [a.jsonl]\n\tlr: 1\n", "YAML syntax error at line 2, column 1: found character '\\t' that cannot"),
+    (b"train_files: !!python/object:os.system [x]\n", "YAML syntax error at line 1, column 14: could not determine"),
+    (b"train_files: [caf\xe9.jsonl]\n", "not valid UTF-8 (byte 0xe9 at offset 17): save it as UTF-8"),
+    (b"\xff\xfe\x00binary", "not valid UTF-8 (byte 0xff at offset 0)"),
+    (b"- a\n- b\n", "must hold a mapping of keys to values"),
+])
+def test_a_malformed_recipe_file_is_one_line_naming_the_file(tmp_path, content, message):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_bytes(content)
+    with pytest.raises(GeovecInputError) as refused:
+        load_config(recipe)
+    assert str(refused.value) == f"recipe {recipe}: {message}" or str(refused.value).startswith(
+        f"recipe {recipe}: {message}")
+    assert "\n" not in str(refused.value)
+    with pytest.raises(GeovecInputError, match=f"recipe {tmp_path}: is a folder"):
+        load_config(tmp_path)

@@ -52,11 +52,15 @@ def read_results(out_dir: str | Path) -> list[dict[str, Any]]:
     if not folder.is_dir():
         raise GeovecError(f"results folder not found: {folder}")
     records = []
-    for path in sorted(folder.rglob("*.json"), key=lambda found: (len(found.parts), found)):
+    found = [path for path in folder.rglob("*.json") if path.is_file()]  # a folder may be named x.json too
+    for path in sorted(found, key=lambda path: (len(path.parts), path)):
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
             raise GeovecError(f"{path}: not valid JSON ({exc.msg})") from None
+        except UnicodeDecodeError as exc:
+            raise GeovecError(f"{path}: not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+                              "a result record is UTF-8 JSON") from None
         missing = [key for key in REQUIRED if key not in record] if isinstance(record, dict) else list(REQUIRED)
         if missing:
             raise GeovecError(f"{path}: not a geovec result record (missing {', '.join(missing)})")

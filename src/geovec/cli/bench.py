@@ -9,9 +9,10 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
+from geovec.cli.common import existing_folder, output_folder
 from geovec.cli.tables import print_table
 from geovec.config import data_dir
-from geovec.errors import GeovecError
+from geovec.errors import GeovecError, GeovecInputError
 
 bench_app = typer.Typer(no_args_is_help=True, help="RSMEB: the remote-sensing multimodal embedding benchmark.")
 
@@ -31,7 +32,7 @@ def list_command(data: Path = typer.Option(None, "--data", help="Data root (defa
     """Every task with its category, dataset and whether its data is present."""
     from geovec.bench import list_tasks
 
-    root = data or data_dir()
+    root = existing_folder("--data", data) or data_dir()
     rows = [{"task": task.metadata.name, "category": task.metadata.category, "dataset": task.metadata.dataset,
              "split": task.metadata.split, "query_kinds": list(task.metadata.query_kinds),
              "candidate_kinds": list(task.metadata.candidate_kinds), "data_present": task.data_present(root),
@@ -72,7 +73,11 @@ def run_command(
     from geovec.models.cache import default_cache
     from geovec.models import load_model
 
-    names = [name for value in [*tasks, *(more_tasks or [])] for name in value.split(",") if name]
+    names = [name.strip() for value in [*tasks, *(more_tasks or [])] for name in value.split(",") if name.strip()]
+    if not names:
+        raise GeovecInputError("--tasks", "names no task: give task names (see `geovec bench list`)")
+    output_folder("--output", output)
+    existing_folder("--data", data)
     selected = [get_task(name) for name in dict.fromkeys(names)]  # unknown names fail before the model loads
     if corpus is not None and not any(task.metadata.protocol == "t2t" for task in selected):
         raise GeovecError("--corpus applies to text-to-text (t2t) tasks only, and none was selected")
@@ -125,6 +130,8 @@ def mock_run_command(
     from geovec.models import load_model
     from geovec.models.cache import EmbeddingCache
 
+    if output is not None:
+        output_folder("--output", output)
     embedder = load_model(model, model_path)
     cache = EmbeddingCache(":memory:")
     lines = run_loaded(MOCK_TASKS, embedder, output, Path("."), cache, show_progress=False)

@@ -9,6 +9,7 @@ import typer
 
 from geovec.caption.prompts import DEFAULT_PROMPT_VERSION
 from geovec.caption.quality import ALL_CHECKS
+from geovec.cli.common import output_file
 
 
 def caption_command(
@@ -31,6 +32,7 @@ def caption_command(
     """Describe every image with a local vision-language model (RSRT prompts) into a description corpus."""
     from geovec.caption import caption_images, load_caption_model
 
+    output_file("--output", output)
     report = caption_images(images, load_caption_model(model, device), output, prompt_version=prompt_version,
                             variants=variants, batch_size=batch_size, max_new_tokens=max_new_tokens,
                             retries=retries, limit=limit, checks=[c.strip() for c in checks.split(",") if c.strip()])

@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 from typer.exceptions import TyperException
 
-from geovec.errors import GeovecError
+from geovec.errors import GeovecError, GeovecInputError
 
 
 def open_for_writing(index: str | Path, model: str, model_path: Path | None, descriptions: bool = False):
@@ -49,6 +49,42 @@ def open_for_writing(index: str | Path, model: str, model_path: Path | None, des
     return embedder, store
 
 
+def given(option: str, value: str | None, expected: str) -> str | None:
+    """``value`` unless the option was given empty: ``--within ''`` (often a shell variable that expanded to
+    nothing) is a mistake to report, not an absent option (nor the current folder, which ``Path('')`` would be)."""
+    if value is not None and not value.strip():
+        raise GeovecInputError(option, f"is empty: give {expected}")
+    return value
+
+
+def output_file(option: str, path: Path) -> Path:
+    """A file to write: a folder there would fail only after the work is done (IsADirectoryError on the rename)."""
+    if path.is_dir():
+        raise GeovecInputError(option, f"{path} is a folder; give the path of the file to write")
+    return path
+
+
+def output_folder(option: str, path: Path) -> Path:
+    """A folder to write into: a file of that name would fail only when the first result is saved."""
+    if path.exists() and not path.is_dir():
+        raise GeovecInputError(option, f"{path} is a file, not a folder: choose another path")
+    return path
+
+
+def existing_folder(option: str, path: Path | None) -> Path | None:
+    """A folder option given explicitly (``--data``, ``--images-root``) must be one: a typo would otherwise read as
+    "every dataset missing" or "no image found" and still exit 0."""
+    if path is not None and not path.is_dir():
+        raise GeovecInputError(option, f"no such folder: {path}")
+    return path
+
+
+def one_line(message: str) -> str:
+    """The message with its line breaks escaped: a name the user gave (a path holding a newline, a quoted
+    value) must not split the one ``error:`` line that scripts read."""
+    return message.replace("\r", "\\r").replace("\n", "\\n")
+
+
 def run(cli: typer.Typer) -> None:
     """Run a typer app, turning user errors into one line on stderr and exit code 2.
 
@@ -57,7 +93,7 @@ def run(cli: typer.Typer) -> None:
     try:
         code = cli(standalone_mode=False)
     except GeovecError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {one_line(str(exc))}", err=True)
         sys.exit(2)
     except TyperException as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":  # `geovec` alone: the help, as typer shows it (typer's test)

@@ -13,6 +13,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from geovec.cli.common import existing_folder, output_file
 from geovec.cli.tables import print_table
 from geovec.config import data_dir
 from geovec.errors import GeovecError
@@ -32,8 +33,10 @@ def import_command(
     """Write a dataset's human captions as a corpus (as descriptions of the test images they are an oracle)."""
     from geovec.t2t.corpus import human_caption_corpus, karpathy_caption_corpus, write_corpus
 
+    output_file("--output", output)
     if source.lower() in SPLIT_DATASETS:
-        corpus = human_caption_corpus((data or data_dir()) / "rs_caption_splits", source.lower(), split)
+        root = existing_folder("--data", data) or data_dir()
+        corpus = human_caption_corpus(root / "rs_caption_splits", source.lower(), split)
     elif Path(source).is_file():
         corpus = karpathy_caption_corpus(source, split=split)
     else:
@@ -63,6 +66,7 @@ def neighbours_command(
     from geovec.models.registry import get_spec
     from geovec.t2t.corpus import read_corpus, write_corpus
 
+    output_file("--output", output)
     targets = list_images(images)
     reference_corpus = read_corpus(reference)
     embedder = load_model(model, model_path)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 from rich.table import Table
 
+from geovec.cli.common import existing_folder, output_folder
 from geovec.cli.tables import print_table
 from geovec.config import data_dir
 from geovec.errors import GeovecInputError
@@ -33,6 +35,8 @@ def _weights(values: List[str]) -> dict[str, float]:
             out[name] = float(value)
         except ValueError:
             raise GeovecInputError("--weights", f"weight of {name} must be a number, got {value!r}") from None
+        if not (math.isfinite(out[name]) and out[name] >= 0):
+            raise GeovecInputError("--weights", f"weight of {name} must be a finite number >= 0, got {value!r}")
     return out
 
 
@@ -63,7 +67,8 @@ def register(app: typer.Typer) -> None:
                                           "source (default 1: each once)."),
         hard_negatives: int = typer.Option(0, "--hard-negatives", min=0, help="Mined hard negatives per example."),
         limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most N items per source (seeded)."),
-        seed: int = typer.Option(0, "--seed", help="Seed of subsamples, negatives and the shuffle."),
+        seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1,
+                                 help="Seed of subsamples, negatives and the shuffle."),
         path: List[str] = typer.Option([], "--path", help="SOURCE=PATH: read a source from PATH instead of its "
                                        "default under the data root (e.g. rsitmd-captions=/data/RSITMD/images)."),
         validation_images: int = typer.Option(0, "--validation-images", min=0, help="Hold out N training images "
@@ -73,8 +78,12 @@ def register(app: typer.Typer) -> None:
         """Build sources, check them against every RSMEB test split, and write the shuffled, weighted mix."""
         from geovec.train.data import build_training_data
 
-        manifest = build_training_data([s.strip() for s in sources.split(",") if s.strip()], output,
-                                       data or data_dir(), _weights(weights), hard_negatives, limit, seed,
+        names = [s.strip() for s in sources.split(",") if s.strip()]
+        if not names:
+            raise GeovecInputError("--sources", "names no source: give source names (see `geovec train-data sources`)")
+        root = existing_folder("--data", data) or data_dir()
+        manifest = build_training_data(names, output_folder("--output", output), root, _weights(weights),
+                                       hard_negatives, limit, seed,
                                        {k: Path(v) for k, v in _pairs(path, "--path").items()},
                                        validation_images=validation_images)
         typer.echo(json.dumps({k: manifest[k] for k in ("examples", "counts", "validation_images", "build_seconds")}),

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from geovec.cli.bench import bench_app
 from geovec.cli.caption import register as register_caption
-from geovec.cli.common import open_for_writing, run
+from geovec.cli.common import existing_folder, given, open_for_writing, run
 from geovec.cli.corpus import corpus_app
 from geovec.cli.data import register as register_train_data
 from geovec.cli.gis import FORMAT_HELP, print_geojson, search_format
@@ -133,7 +133,7 @@ def index_descriptions_command(
     from geovec.t2t.corpus import read_corpus
     from geovec.t2t.search import attach_thumbnails, description_items
 
-    items = description_items(read_corpus(corpus), images_root)
+    items = description_items(read_corpus(corpus), existing_folder("--images-root", images_root))
     embedder, store = open_for_writing(index, model, model_path, descriptions=True)
     with store:
         pictures = attach_thumbnails(items, store.folder) if store.folder and images_root else 0
@@ -148,6 +148,7 @@ def index_info_command(index: str = typer.Option(str(default_index_path()), "--i
     """Show an index's size, vector dimension and the model that made it."""
     from geovec.index import open_index
 
+    given("--index", index, "an index folder or chroma://HOST:PORT/COLLECTION")
     with open_index(index) as store:
         print(json.dumps({**store.info(), "path": str(index)}, indent=2))  # the path as the user wrote it
 
@@ -171,11 +172,13 @@ def search_command(
     output: str = typer.Option("table", "--format", help=FORMAT_HELP),
 ) -> None:
     """Search an index by text, image, region (image + box) and/or place, optionally within an area."""
-    from geovec.search_request import SearchRequest, parse_numbers
+    from geovec.search_request import SearchRequest
 
+    given("--index", index, "an index folder or chroma://HOST:PORT/COLLECTION")
     request = SearchRequest(
-        text=text, image=image, box=parse_numbers("--box", box, 4), point=parse_numbers("--point", point, 2),  # type: ignore[arg-type]
-        within=parse_numbers("--within", within, 4), near=parse_numbers("--near", near, 2),  # type: ignore[arg-type]
+        text=text, image=image, box=_numbers("--box", box, "X1,Y1,X2,Y2"),  # type: ignore[arg-type]
+        point=_numbers("--point", point, "LAT,LON"), near=_numbers("--near", near, "LAT,LON"),  # type: ignore[arg-type]
+        within=_numbers("--within", within, "MINLON,MINLAT,MAXLON,MAXLAT"),  # type: ignore[arg-type]
         radius_km=radius_km, top_k=top_k, instruction=instruction, exact=exact)
     request.validate()  # before loading torch, the model or the index
     output = search_format(output, as_json)
@@ -192,6 +195,14 @@ def search_command(
         return
     _print_results(result.to_dict()["results"], f"{len(result.hits)} results from {index} in "
                                                 f"{result.elapsed_ms:.0f} ms")
+
+
+def _numbers(option: str, text: str | None, form: str) -> tuple[float, ...] | None:
+    """The numbers of an option written ``form`` (``LAT,LON``), ``None`` when it was left out, an error when given
+    empty (``parse_numbers`` alone would read ``--within ''`` as no filter at all)."""
+    from geovec.search_request import parse_numbers
+
+    return parse_numbers(option, given(option, text, form), form.count(",") + 1)
 
 
 def _print_results(results: list[dict], title: str) -> None:
@@ -229,15 +240,21 @@ def drop_stale_quickstart_index(index: Path) -> None:
 
 @app.command("quickstart")
 def quickstart_command(
-    index: Path = typer.Option(default_index_path(), "--index", help="Where to build the index."),
-    query: str = typer.Option(None, "--query", help="The search to run once the index is built."),
+    index: str = typer.Option(str(default_index_path()), "--index", help="Where to build the index."),
+    query: Optional[str] = typer.Option(None, "--query", help="The search to run once the index is built."),
     top_k: int = typer.Option(5, "--top-k", min=1),
 ) -> None:
     """The main job: index the RSICD test images offline with the shipped geovec-mini, then answer a text search."""
+    from geovec.quickstart import QUICKSTART_MODEL, QUICKSTART_QUERY, quickstart_items
+    from geovec.search_request import SearchRequest
+
+    given("--index", index, "the folder to build the index in")
+    question = QUICKSTART_QUERY if query is None else given("--query", query, "the text to search for")
+    SearchRequest(text=question, top_k=top_k).validate()  # a bad query fails now, not after minutes of indexing
+
     from geovec.ingest import index_items
     from geovec.ingest.thumbnails import attach_source_thumbnails
-    from geovec.query import Searcher, SearchRequest
-    from geovec.quickstart import QUICKSTART_MODEL, QUICKSTART_QUERY, quickstart_items
+    from geovec.query import Searcher
 
     started = time.perf_counter()
     items = quickstart_items()
@@ -248,7 +265,6 @@ def quickstart_command(
         report = index_items(items, embedder, store)
         typer.echo(f"index {index}: {len(store)} images (added {report.added}, already present "
                    f"{report.skipped_existing}) in {time.perf_counter() - started:.1f} s", err=True)
-    question = query or QUICKSTART_QUERY
     with Searcher(index, embedder=embedder) as searcher:
         hits = searcher.search(SearchRequest(text=question, top_k=top_k)).hits
     _print_results([hit.to_dict() for hit in hits], f"search: {question!r}")

@@ -6,26 +6,27 @@ distributed runs: ``accelerate launch -m geovec.cli.train CONFIG.yaml``.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from geovec.cli.common import run
+from geovec.cli.common import given, run
 
 
 def train_command(
-    config: Path = typer.Argument(..., help="Training recipe (YAML), e.g. recipes/geovec-mini.yaml."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output folder (overrides output_dir)."),
+    config: str = typer.Argument(..., help="Training recipe (YAML), e.g. recipes/geovec-mini.yaml."),
+    output: Optional[str] = typer.Option(None, "--output", "-o", help="Output folder (overrides output_dir)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint in the output folder."),
     overrides: List[str] = typer.Option([], "--set", help="Override a config key: --set lr=1e-4 --set lora.r=16."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Train an encoder contrastively on TrainingExample JSONL files; writes OUTPUT/final for `--model-path`."""
     from geovec.train.config import load_config
-    from geovec.train.trainer import train
 
-    settings = load_config(config, overrides, output)
+    settings = load_config(given("CONFIG", config, "a recipe YAML file"), overrides,
+                           given("--output", output, "an output folder"))
+    from geovec.train.trainer import train  # torch: only for a valid recipe
+
     final = train(settings, resume=resume, show_progress=not quiet)
     typer.echo(f"trained encoder saved to {final}", err=True)
     if (final.parent / "best").is_dir():

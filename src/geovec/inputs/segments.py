@@ -23,6 +23,7 @@ from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
 from geovec.errors import GeovecInputError
+from geovec.inputs.text import check_utf8
 
 BoxUnits = Literal["pixel", "normalized"]
 SEGMENT_KINDS = ("text", "image", "box", "point")
@@ -74,6 +75,7 @@ class TextSegment:
             raise GeovecInputError("text", f"expected a string, got {type(self.text).__name__}")
         if not self.text.strip():
             raise GeovecInputError("text", "is empty")
+        check_utf8("text", self.text)
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": "text", "text": self.text}
@@ -120,6 +122,8 @@ class ImageSegment:
             path = Path(source)
             if not str(source).strip():
                 raise GeovecInputError("image", "empty image path")
+            if path.is_dir():
+                raise GeovecInputError("image", f"{path} is a folder; give an image file")
             if not path.is_file():
                 raise GeovecInputError("image", f"no such image file: {path}")
             if path.stat().st_size == 0:
@@ -289,6 +293,8 @@ class Interleaved:
             raise GeovecInputError("segments", "empty query: give at least one text, image, box or point")
         if self.instruction is not None and (not isinstance(self.instruction, str) or not self.instruction.strip()):
             raise GeovecInputError("instruction", "must be a non-empty string or omitted")
+        if self.instruction is not None:
+            check_utf8("instruction", self.instruction)
         images: list[ImageSegment] = []
         for position, segment in enumerate(segments):
             if isinstance(segment, ImageSegment):

@@ -305,6 +305,9 @@ class GeovecMini(TrainableEncoder):
         from transformers import AutoTokenizer, BertModel
         from transformers.utils import logging as hf_logging
 
+        if num_layers is not None and (isinstance(num_layers, bool) or not isinstance(num_layers, int)
+                                       or num_layers < 1):
+            raise GeovecError(f"geovec-mini: num_layers must be a whole number >= 1, got {num_layers!r}")
         path = Path(text_model) if text_model else minilm_path()
         extra = {"num_hidden_layers": num_layers} if num_layers else {}
         unknown = set(settings) - set(MiniSettings.__dataclass_fields__) | ({"bert"} & set(settings))

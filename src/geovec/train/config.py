@@ -8,16 +8,19 @@ directory; ``$VARS`` and ``~`` are expanded. Unknown keys and ill-typed values a
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import yaml
 
 from geovec.errors import GeovecInputError
+from geovec.inputs import check_utf8
 
 PATH_KEYS = ("train_files", "init", "output_dir", "validation_file", "feature_cache")
 # Keys a resumed run may change: they do not affect the optimisation trajectory.
@@ -73,6 +76,8 @@ class TrainConfig:
     feature_cache: Optional[str] = None
 
     def __post_init__(self) -> None:
+        check_finite(self)
+        check_patterns(self)
         checks = [("train_files", bool(self.train_files), "needs at least one JSONL file"),
                   ("batch_size", self.batch_size >= 2, "must be >= 2 (in-batch negatives)"),
                   ("max_steps", self.max_steps >= 1, "must be >= 1"),
@@ -81,6 +86,7 @@ class TrainConfig:
                   ("keep_last", self.keep_last >= 1, "must be >= 1"),
                   ("validate_every", self.validate_every >= 0, "must be >= 0"),
                   ("hard_negatives", self.hard_negatives >= 0, "must be >= 0"),
+                  ("seed", 0 <= self.seed < 2**32, "must be between 0 and 2**32 - 1"),
                   ("mixed_precision", self.mixed_precision in ("no", "fp16", "bf16"), "must be no, fp16 or bf16"),
                   ("mini_batch_size", self.mini_batch_size is None or self.mini_batch_size >= 1, "must be >= 1"),
                   ("temperature", self.temperature > 0, "must be > 0"),
@@ -91,8 +97,8 @@ class TrainConfig:
                   ("warmup_steps", self.warmup_steps >= 0, "must be >= 0"),
                   ("max_grad_norm", self.max_grad_norm >= 0, "must be >= 0 (0: no clipping)"),
                   ("lora", self.lora is None or (self.lora.r >= 1 and self.lora.alpha > 0
-                                                 and 0 <= self.lora.dropout < 1),
-                   "needs r >= 1, alpha > 0 and 0 <= dropout < 1")]
+                                                 and 0 <= self.lora.dropout < 1 and bool(self.lora.target_modules)),
+                   "needs r >= 1, alpha > 0, 0 <= dropout < 1 and at least one target module")]
         for key, ok, problem in checks:
             if not ok:
                 raise GeovecInputError(f"config.{key}", f"{problem}, got {getattr(self, key)!r}")
@@ -102,6 +108,90 @@ class TrainConfig:
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def _floats(value: Any, name: str) -> Iterator[tuple[str, float]]:
+    """Every float inside a config value, named by its key path (``lr_multipliers.^vision``, ``lora.dropout``)."""
+    if dataclasses.is_dataclass(value):
+        for item in dataclasses.fields(value):
+            yield from _floats(getattr(value, item.name), f"{name}.{item.name}")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _floats(item, f"{name}.{key}")
+    elif isinstance(value, list):
+        for position, item in enumerate(value):
+            yield from _floats(item, f"{name}[{position}]")
+    elif isinstance(value, float):
+        yield name, value
+
+
+def check_finite(config: TrainConfig) -> None:
+    """Refuse nan and inf anywhere in a recipe: ``lr: .inf`` passes ``> 0`` but trains an encoder of NaNs."""
+    for name, value in _floats(config, "config"):
+        if not math.isfinite(value):
+            raise GeovecInputError(name, f"must be a finite number, got {value!r}")
+
+
+def check_patterns(config: TrainConfig) -> None:
+    """Compile the parameter-name regexes now, so a typo fails before a model is built or a file is written."""
+    patterns = [(f"config.freeze[{i}]", p) for i, p in enumerate(config.freeze)]
+    patterns += [(f"config.lr_multipliers.{p}", p) for p in config.lr_multipliers]
+    if config.lora is not None:
+        patterns += [(f"config.lora.fully_trainable[{i}]", p) for i, p in enumerate(config.lora.fully_trainable)]
+    for name, pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise GeovecInputError(name, f"invalid regular expression {pattern!r}: {exc}") from None
+
+
+def check_paths(config: TrainConfig) -> None:
+    """The files a recipe reads must exist and its output must be a folder, checked before anything is written
+    (a run that fails here leaves no half-made output folder behind)."""
+    for position, name in enumerate(config.train_files):
+        if not Path(name).is_file():
+            raise GeovecInputError(f"config.train_files[{position}]", f"no such file: {name}")
+    if config.validation_file and not Path(config.validation_file).is_file():
+        raise GeovecInputError("config.validation_file", f"no such file: {config.validation_file}")
+    if config.init and not Path(config.init).is_dir():
+        raise GeovecInputError("config.init", f"no such encoder folder: {config.init}")
+    for key in ("output_dir", "feature_cache"):
+        folder = getattr(config, key)
+        if folder and Path(folder).exists() and not Path(folder).is_dir():
+            raise GeovecInputError(f"config.{key}", f"{folder} is a file, not a folder: choose another path")
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line for a YAML error: where (1-based line and column) and what, as PyYAML words it."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return " ".join(f"YAML syntax error{where}: {problem}".split())
+
+
+def read_recipe(path: Path) -> dict[str, Any]:
+    """The mapping a recipe file holds; a missing, unreadable, non-UTF-8 or malformed file is one clear error."""
+    name = f"recipe {path}"
+    if path.is_dir():
+        raise GeovecInputError(name, "is a folder; give the recipe's YAML file")
+    if not path.is_file():
+        raise GeovecInputError(name, "no such file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise GeovecInputError(name, f"not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}): "
+                                     "save it as UTF-8") from None
+    except OSError as exc:
+        raise GeovecInputError(name, f"cannot read it: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise GeovecInputError(name, yaml_problem(exc)) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise GeovecInputError(name, "must hold a mapping of keys to values")
+    return data
 
 
 def _check_type(key: str, value: Any, annotation: Any) -> Any:
@@ -161,27 +251,21 @@ def _resolve(value: Any, base: Path) -> Any:
 
 def parse_override(text: str) -> tuple[list[str], Any]:
     """``a.b=value`` -> (["a", "b"], YAML-parsed value): ``--set lr=1e-4``, ``--set lora.r=16``, ``--set freeze=[x]``."""
+    check_utf8("--set", text)
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise GeovecInputError("--set", f"expected KEY=VALUE, got {text!r}")
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError as exc:
-        raise GeovecInputError(f"--set {key}", f"cannot parse value {raw!r}: {exc}") from None
+        raise GeovecInputError(f"--set {key}", f"cannot parse value {raw!r}: {yaml_problem(exc)}") from None
     return key.strip().split("."), value
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = (), output_dir: str | Path | None = None) -> TrainConfig:
     """The effective config: the YAML file, then ``--set`` overrides, then ``--output``."""
     path = Path(path)
-    if not path.is_file():
-        raise GeovecInputError("config", f"no such file: {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise GeovecInputError("config", f"{path} is not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise GeovecInputError("config", f"{path} must hold a mapping of keys to values")
+    data = read_recipe(path)
     for key in PATH_KEYS:
         if key in data:
             data[key] = _resolve(data[key], path.parent.resolve())

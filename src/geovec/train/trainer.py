@@ -37,7 +37,7 @@ from geovec.fileio import write_text_atomic
 from geovec.inputs import image_files
 from geovec.models.trainable import TrainableEncoder, architecture_class, load_encoder
 from geovec.progress import progress_bar
-from geovec.train.config import TrainConfig, changed_keys
+from geovec.train.config import TrainConfig, changed_keys, check_paths, read_recipe
 from geovec.train.examples import TrainingExample, read_examples
 from geovec.train.losses import CachedInfoNCELoss, ContrastiveOutput, InfoNCELoss
 from geovec.train.validation import Evaluator, RetrievalValidator
@@ -90,11 +90,10 @@ class TaskSampler:
 
 
 def load_examples(files: Iterable[str]) -> dict[str, list[TrainingExample]]:
-    """All examples of the given JSONL files, grouped by task (file order kept within a task)."""
+    """All examples of the given JSONL files (``check_paths`` saw they exist), grouped by task (file order kept
+    within a task)."""
     by_task: dict[str, list[TrainingExample]] = {}
-    for index, name in enumerate(files):
-        if not Path(name).is_file():
-            raise GeovecInputError(f"config.train_files[{index}]", f"no such file: {name}")
+    for name in files:
         for example in read_examples(name):
             by_task.setdefault(example.task, []).append(example)
     if not by_task:
@@ -141,10 +140,15 @@ def adapt_model(encoder: TrainableEncoder, config: TrainConfig) -> torch.nn.Modu
     model: torch.nn.Module = encoder
     if config.lora is not None:
         from peft import LoraConfig, get_peft_model
+        from peft.utils.error import NoMatchingPeftModuleError
 
         lora = config.lora
-        model = get_peft_model(encoder, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                                                   target_modules=lora.target_modules))
+        try:
+            model = get_peft_model(encoder, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                                                       target_modules=lora.target_modules))
+        except NoMatchingPeftModuleError as exc:  # a module name that matches nothing (a typo adapts nothing)
+            raise GeovecInputError("config.lora.target_modules", f"{lora.target_modules} match no module of the "
+                                   f"encoder ({' '.join(str(exc).split())})") from None
         for parameter in _matching(encoder, lora.fully_trainable, "lora.fully_trainable"):
             parameter.requires_grad_(True)
     for parameter in _matching(encoder, config.freeze, "freeze"):
@@ -336,6 +340,7 @@ def setup(config: TrainConfig, resume: bool = False, evaluator: Evaluator | None
     from accelerate.utils import set_seed
     from transformers import get_cosine_schedule_with_warmup
 
+    check_paths(config)
     out = Path(config.output_dir)
     checkpoints = Checkpoints(out / "checkpoints", config.keep_last)
     latest = checkpoints.latest()
@@ -344,9 +349,7 @@ def setup(config: TrainConfig, resume: bool = False, evaluator: Evaluator | None
                           "another --output")
     saved_config = out / "config.yaml"
     if resume and latest is not None and saved_config.is_file():
-        import yaml
-
-        differing = changed_keys(yaml.safe_load(saved_config.read_text()), config.to_dict())
+        differing = changed_keys(read_recipe(saved_config), config.to_dict())
         if differing:
             raise GeovecError(f"cannot resume {out}: the config differs in {', '.join(differing)} "
                               f"(only {', '.join(sorted(('max_steps', 'log_every', 'save_every', 'keep_last')))} "
@@ -359,11 +362,6 @@ def setup(config: TrainConfig, resume: bool = False, evaluator: Evaluator | None
     if config.batch_size % accelerator.num_processes:
         raise GeovecInputError("config.batch_size", f"{config.batch_size} does not split over "
                                f"{accelerator.num_processes} processes")
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(saved_config, config.to_yaml())
-        print(f"effective config ({saved_config}):\n{config.to_yaml()}", flush=True)
-
     by_task = load_examples(config.train_files)
     sampler = TaskSampler(by_task, config.task_weights, config.batch_size, config.seed)
     if evaluator is None and config.validation_file:
@@ -380,6 +378,10 @@ def setup(config: TrainConfig, resume: bool = False, evaluator: Evaluator | None
                else InfoNCELoss(**loss_options)).to(accelerator.device)
     optimizer = torch.optim.AdamW(_param_groups(encoder, loss_fn, config), lr=config.lr)
     scheduler = get_cosine_schedule_with_warmup(optimizer, config.warmup_steps, config.max_steps)
+    if main:  # only now: data, model and options all proved usable, so a refused run leaves no output folder
+        out.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(saved_config, config.to_yaml())
+        print(f"effective config ({saved_config}):\n{config.to_yaml()}", flush=True)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     accelerator.register_for_checkpointing(loss_fn)
 
