@@ -267,10 +267,12 @@ def test_an_index_built_by_another_revision_of_its_model_is_refused(tmp_path):
 
 
 def unchecked(searcher: Searcher, text: str, like: SearchRequest):
-    """``like``'s prepared query with ``text`` put in after the checks: what a check nobody wrote would let by."""
+    """``like``'s prepared query with ``text`` put in after every check (its text segment's own included): what a
+    check nobody wrote would let by."""
     prepared = searcher.prepare(like)
-    request = replace(prepared.request, text=text)
-    return replace(prepared, request=request, query=request.query(), key=f"{prepared.key}\x1funchecked")
+    (segment,) = prepared.query.segments
+    object.__setattr__(segment, "text", text)  # past the frozen segment's validation, as a missed check would be
+    return replace(prepared, request=replace(prepared.request, text=text), key=f"{prepared.key}\x1funchecked")
 
 
 def test_a_query_the_tokenizer_crashes_on_fails_alone_with_its_field_named(scenes_path, capfd):
@@ -336,5 +338,5 @@ def test_the_search_command_refuses_an_argument_that_is_not_utf8_in_one_line(ind
     result = subprocess.run([sys.executable, "-m", "geovec.cli.main", "search", "--index", str(index_path),
                              "--text", b"harbour \xff"], capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.splitlines() == [("error: text: character 8 ('\\udcff') is not valid Unicode text (a lone "
-                                           "surrogate, or a byte that is not UTF-8): send UTF-8 text")]
+    assert result.stderr.splitlines() == [("error: text: not valid UTF-8 (byte 0xff at character 8): give the text "
+                                           "encoded as UTF-8")]

@@ -13,7 +13,7 @@ from typing import Any
 
 from geovec.errors import GeovecInputError
 from geovec.index.filters import GeoFilter
-from geovec.inputs import BoxSegment, ImageSegment, Interleaved, PointSegment, TextSegment
+from geovec.inputs import BoxSegment, ImageSegment, Interleaved, PointSegment, TextSegment, check_utf8
 
 MAX_TOP_K = 1000
 MAX_QUERY_CHARS = 10_000  # longer texts are refused before tokenizing; the model's token window is checked too
@@ -30,19 +30,6 @@ def parse_numbers(field: str, text: str | None, count: int) -> tuple[float, ...]
     if len(values) != count:
         raise GeovecInputError(field, f"expected {count} comma-separated numbers, got {len(values)} in {text!r}")
     return values
-
-
-def check_unicode(field: str, text: str | None) -> None:
-    """Refuse text that is not encodable as UTF-8: a lone surrogate, which JSON's \\ud800 can carry, or a byte of a
-    command-line argument that is not UTF-8 (Python keeps it as one); tokenizers fail on it with errors that are
-    not the user's to read."""
-    if text is None:
-        return
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise GeovecInputError(field, f"character {exc.start} ({text[exc.start]!r}) is not valid Unicode text (a lone "
-                                      "surrogate, or a byte that is not UTF-8): send UTF-8 text") from None
 
 
 @dataclass(frozen=True)
@@ -104,8 +91,9 @@ class SearchRequest:
         if self.text is not None and len(self.text) > MAX_QUERY_CHARS:
             raise GeovecInputError("text", f"query text is {len(self.text):,} characters long; at most "
                                            f"{MAX_QUERY_CHARS:,} are accepted (no model reads more): shorten it")
-        check_unicode("text", self.text)
-        check_unicode("instruction", self.instruction)
+        for name, text in (("text", self.text), ("instruction", self.instruction)):
+            if text is not None:
+                check_utf8(name, text)
 
     def validate(self) -> None:
         """Every check that needs no model: k, text length, the query's segments and the area filter."""

@@ -55,7 +55,7 @@ BAD_ITEMS = {
                               (":1: item 'essay': inputs[1]: the text takes 2,802 tokens; model 'minilm' reads "
                                "at most 256")),
     "lone surrogate in id": ([{"id": "caf\ud800", "input": "a cafe"}],  # written as JSON's "\ud800"
-                             ":1: item 'caf\\ud800': id: not valid Unicode: a lone surrogate"),
+                             ":1: item 'caf\\ud800': id: not valid UTF-8 (lone surrogate U+D800 at character 3)"),
 }
 
 

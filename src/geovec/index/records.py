@@ -9,6 +9,7 @@ from typing import Sequence
 
 from geovec.errors import GeovecInputError
 from geovec.index.filters import check_box, check_lat_lon
+from geovec.inputs import check_utf8
 
 RECORD_COLUMNS = "id, source, bbox, lat, lon, footprint, captions, extra"
 
@@ -52,11 +53,11 @@ def record_row(record: Record, where: str) -> tuple:
         raise GeovecInputError(where, f"expected a Record, got {type(record).__name__}")
     if not isinstance(record.id, str) or not record.id.strip():
         raise GeovecInputError(f"{where}.id", "missing or empty")
-    check_unicode(f"{where}.id", record.id)
+    check_utf8(f"{where}.id", record.id)
     if record.source is not None and not isinstance(record.source, str):
         raise GeovecInputError(f"{where}.source", "must be a string (path or URI)")
     if record.source is not None:
-        check_unicode(f"{where}.source", record.source)
+        check_utf8(f"{where}.source", record.source)
     if (record.lat is None) != (record.lon is None):
         raise GeovecInputError(f"{where}.lat", "give both lat and lon, or neither")
     lat = lon = None
@@ -70,27 +71,17 @@ def record_row(record: Record, where: str) -> tuple:
     if not isinstance(record.captions, list) or not all(isinstance(c, str) for c in record.captions):
         raise GeovecInputError(f"{where}.captions", "must be a list of strings")
     for position, caption in enumerate(record.captions):
-        check_unicode(f"{where}.captions[{position}]", caption)
+        check_utf8(f"{where}.captions[{position}]", caption)
     if not isinstance(record.extra, dict):
         raise GeovecInputError(f"{where}.extra", "must be a dict")
     try:
         extra = json.dumps(record.extra, ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise GeovecInputError(f"{where}.extra", f"not JSON-serialisable ({exc})") from None
-    check_unicode(f"{where}.extra", extra)
+    check_utf8(f"{where}.extra", extra)
     return (record.id, record.source, None if bbox is None else json.dumps(bbox), lat, lon,
             None if footprint is None else json.dumps(footprint), json.dumps(record.captions, ensure_ascii=False),
             extra)
-
-
-def check_unicode(field: str, text: str) -> None:
-    """Refuse text that cannot be stored as UTF-8: a lone surrogate (JSON's ``"\\ud800"``, or bytes Python could not
-    decode) would fail deep inside SQLite, after the batch it came in was already embedded."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise GeovecInputError(field, f"not valid Unicode: a lone surrogate {text[exc.start]!r} at character "
-                                      f"{exc.start + 1}; write the character itself or drop it") from None
 
 
 def _floats(field: str, values) -> list[float]:
