@@ -36,7 +36,7 @@ def test_starts_as_minilm_on_text_without_instruction():
     mini = GeovecMini.initial().eval()  # the full 6-layer model
     with torch.no_grad():
         ours = mini.embed([as_input(s) for s in SENTENCES]).numpy()
-    reference = load_model("minilm").encode(SENTENCES)
+    reference = load_model("minilm").encode(SENTENCES, truncate=True)  # one is longer than the 256-token window
     assert np.allclose((ours * reference).sum(axis=1), 1.0, atol=1e-5)
     assert mini.encoder_config()["pooling"] == "mean" and mini.dim == 384
 
