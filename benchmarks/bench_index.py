@@ -31,7 +31,7 @@ import faiss
 import numpy as np
 
 from geovec.index import Record, VectorIndex
-from geovec.index.kernels import BATCHES, ISA_CAPS, candidates, choose, cpu_description, time_kernel
+from geovec.index.kernels import BATCHES, ISA_CAPS, candidates, choose, cpu_description
 from geovec.index.vectors import LiveVectors, exact_ranking
 
 ADD_BATCH = 50_000
@@ -90,18 +90,23 @@ def old_exact_ranking(revision: str):
     spec = importlib.util.spec_from_loader("old_vectors", loader=None)
     module = importlib.util.module_from_spec(spec)
     sys.modules["old_vectors"] = module  # dataclasses look their module up there
-    exec(compile(source, f"{revision}:vectors.py", "exec"), module.__dict__)
+    exec(compile(source, f"{revision}:vectors.py", "exec"), module.__dict__)  # noqa: S102  (our own history)
     return module
 
 
-def median_ms(run, repeats: int) -> float:
-    run()
-    times = []
+def interleaved_ms(runs: dict[str, list], repeats: int) -> dict[str, list[float]]:
+    """Median ms of every run, timed round-robin (one of each per round) so a neighbour's load spreads evenly."""
+    for calls in runs.values():
+        for call in calls:
+            call()  # warm-up
+    times: dict[str, list[list[float]]] = {name: [[] for _ in calls] for name, calls in runs.items()}
     for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return float(np.median(times) * 1000)
+        for name, calls in runs.items():
+            for slot, call in zip(times[name], calls):
+                started = time.perf_counter()
+                call()
+                slot.append((time.perf_counter() - started) * 1000)
+    return {name: [float(np.median(slot)) for slot in slots] for name, slots in times.items()}
 
 
 def bench_kernels(vectors: np.ndarray, args: argparse.Namespace, folder: str) -> None:
@@ -113,23 +118,25 @@ def bench_kernels(vectors: np.ndarray, args: argparse.Namespace, folder: str) ->
     choice = choose(vectors, cache_file=Path(folder) / "kernels.json", remeasure=True)
     print(f"choose (measure {len(choice.timings)} kernels): {time.perf_counter() - started:.2f} s; "
           f"{choice.summary()}", flush=True)
-    state = LiveVectors(vectors.shape[1], np.arange(len(vectors)), vectors)
-    paths = {}
+
+    def batches(rank) -> list:
+        return [lambda batch=batch: rank(queries[:batch], [10] * batch) for batch in BATCHES]
+
+    runs = {}
     for name, make in candidates(vectors.shape[1]).items():
         kernel = make()
         kernel.prepare(vectors)
-        paths[name] = [time_kernel(kernel, queries[:batch], repeats=args.repeats) for batch in BATCHES]
-        del kernel
-    floats = {name: times for name, times in paths.items() if "float" in name or name == "faiss-flat"}
-    paths["new: exact_ranking"] = [median_ms(lambda: exact_ranking(state, queries[:batch], 10, None), args.repeats)
-                                   for batch in BATCHES]
+        runs[name] = batches(lambda part, ks, kernel=kernel: kernel.rank(part, ks, None))
+    state = LiveVectors(vectors.shape[1], np.arange(len(vectors)), vectors)
+    runs["new: exact_ranking"] = batches(lambda part, ks: exact_ranking(state, part, ks, None))
     if args.old_rev:
         old = old_exact_ranking(args.old_rev)
         old_state = old.LiveVectors(vectors.shape[1], np.arange(len(vectors)), vectors)
-        paths[f"old ({args.old_rev}): exact_ranking"] = [
-            median_ms(lambda: old.exact_ranking(old_state, queries[:batch], 10, None), args.repeats)
-            for batch in BATCHES]
-    best_float = [min(times[i] for times in floats.values()) for i in range(len(BATCHES))]
+        runs[f"old ({args.old_rev}): exact_ranking"] = batches(lambda part, ks: old.exact_ranking(old_state, part, ks,
+                                                                                                  None))
+    paths = interleaved_ms(runs, args.repeats)
+    floats = [times for name, times in paths.items() if name in ("numpy-float32", "torch-float32", "faiss-flat")]
+    best_float = [min(times[i] for times in floats) for i in range(len(BATCHES))]
     print(f"{'kernel (median ms)':34s}" + "".join(f"{f'{b} quer' + ('y' if b == 1 else 'ies'):>12s}{'x fp32':>8s}"
                                                    for b in BATCHES))
     for name, times in paths.items():

@@ -18,8 +18,8 @@ def clustered(rows: int, seed: int = 0) -> np.ndarray:
 
 
 def test_a_large_index_searches_exactly_after_it_changes(tmp_path):
-    """Above MEASURED_MIN_ROWS the index may search through any measured kernel (int8, FAISS...); after adding and deleting items its
-    results still equal brute force over what is live."""
+    """Above MEASURED_MIN_ROWS the index searches through the kernel measured fastest (int8, FAISS...); after
+    adding and deleting items its results still equal brute force over what is live."""
     vectors = clustered(MEASURED_MIN_ROWS + 500)
     with VectorIndex.create(tmp_path / "big", 32) as store:
         store.add([Record(id=f"i{n}") for n in range(len(vectors) - 500)], vectors[:-500])
