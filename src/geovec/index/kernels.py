@@ -324,11 +324,12 @@ def _version(module: str) -> str | None:
 
 
 def threads() -> int:
-    """The threads a product may use here (what serve or the user set for torch, else the cores)."""
-    import sys
-
-    torch = sys.modules.get("torch")
-    return int(torch.get_num_threads()) if torch is not None else len(os.sched_getaffinity(0))
+    """The threads a product may use here: torch's setting (what serve or the user chose), else the usable cores."""
+    try:
+        import torch
+    except ImportError:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return int(torch.get_num_threads())
 
 
 def cache_key(rows: int, dim: int) -> dict[str, Any]:
