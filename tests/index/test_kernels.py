@@ -52,7 +52,7 @@ def test_excluded_rows_never_come_back_even_when_fewer_than_k_remain(name):
 
 def made_up(timings: dict[str, float], calls: list[str]):
     """A measure that reports given timings (ms per kernel name) instead of timing: the chooser's input."""
-    def measure(kernel, queries, give_up_ms):
+    def measure(kernel, queries):
         calls.append(kernel.name)
         return timings.get(kernel.name, 1000.0) * len(queries)
     return measure

@@ -339,19 +339,14 @@ def cache_key(rows: int, dim: int) -> dict[str, Any]:
             "rows": 1 << max(rows, 1).bit_length() - 1, "dim": dim}
 
 
-def time_kernel(kernel: Kernel, queries: np.ndarray, give_up_ms: float = float("inf"), repeats: int = 3) -> float:
-    """Median milliseconds of ``kernel.rank`` for ``queries`` (top-10) after a warm-up; a warm-up slower than
-    ``give_up_ms`` is the figure itself (a clear loser is not timed again)."""
-    def once() -> float:
-        started = time.perf_counter()
-        kernel.rank(queries, [10] * len(queries), None)
-        return (time.perf_counter() - started) * 1000
-
-    first = once()
-    return first if first > give_up_ms else float(np.median([once() for _ in range(repeats)]))
+def time_once(kernel: Kernel, queries: np.ndarray) -> float:
+    """Milliseconds of one ``kernel.rank`` of ``queries`` (top-10)."""
+    started = time.perf_counter()
+    kernel.rank(queries, [10] * len(queries), None)
+    return (time.perf_counter() - started) * 1000
 
 
-Measure = Callable[[Kernel, np.ndarray, float], float]  # (kernel, queries, give_up_ms) -> median ms
+Measure = Callable[[Kernel, np.ndarray], float]  # (kernel, queries) -> ms of one run
 
 
 def measured_queries(matrix: np.ndarray, count: int) -> np.ndarray:
@@ -384,23 +379,28 @@ class Choice:
         return f"exact search: {self.kernel.name} (ms for {'/'.join(map(str, BATCHES))} queries: {figures})"
 
 
-def measure_all(matrix: np.ndarray, makers: dict[str, Callable[[], Kernel]],
-                measure: Measure) -> tuple[dict[str, dict[str, float]], Kernel]:
-    """Each kernel prepared over ``matrix`` and timed per batch size, and the fastest, still prepared (only it keeps
-    its copy of the vectors). A kernel 2x slower than the best so far is timed once, so 100k rows take ~1-2 s."""
-    timings: dict[str, dict[str, float]] = {}
-    best: Kernel | None = None
-    for name, make in makers.items():
-        kernel = make()
+def measure_all(matrix: np.ndarray, makers: dict[str, Callable[[], Kernel]], measure: Measure,
+                rounds: int = 3) -> tuple[dict[str, dict[str, float]], Kernel]:
+    """Median ms of each kernel per batch size over ``matrix``, and the fastest kernel, prepared.
+
+    Timed round-robin (one run of each per round), so a neighbour's load falls on every kernel alike; the first
+    round warms up, and a kernel over 3x the best there in every batch size is not timed again (its warm-up is its
+    figure), which keeps 100k rows near a second or two. Every candidate's copy is held until the choice is made.
+    """
+    kernels = {name: make() for name, make in makers.items()}
+    for kernel in kernels.values():
         kernel.prepare(matrix)
-        timings[name] = {}
-        for batch in BATCHES:
-            so_far = min((times[str(batch)] for times in timings.values() if str(batch) in times), default=np.inf)
-            timings[name][str(batch)] = round(measure(kernel, measured_queries(matrix, batch), 2 * so_far), 3)
-        if best is None or fastest(timings) == name:
-            best = kernel
-    assert best is not None, "numpy float32 is always a candidate"
-    return timings, best
+    queries = {batch: measured_queries(matrix, batch) for batch in BATCHES}
+    runs = {name: {batch: [measure(kernel, queries[batch])] for batch in BATCHES} for name, kernel in kernels.items()}
+    best = {batch: min(times[batch][0] for times in runs.values()) for batch in BATCHES}
+    contenders = [name for name, times in runs.items() if any(times[b][0] <= 3 * best[b] for b in BATCHES)]
+    for _ in range(rounds):
+        for name in contenders:
+            for batch in BATCHES:
+                runs[name][batch].append(measure(kernels[name], queries[batch]))
+    timings = {name: {str(batch): round(float(np.median(times[batch][1:] or times[batch])), 3) for batch in BATCHES}
+               for name, times in runs.items()}
+    return timings, kernels[fastest(timings)]
 
 
 def fastest(timings: dict[str, dict[str, float]]) -> str:
@@ -408,7 +408,7 @@ def fastest(timings: dict[str, dict[str, float]]) -> str:
     return min(timings, key=lambda name: (sum(timings[name].values()), name))
 
 
-def choose(matrix: np.ndarray, *, measure: Measure = time_kernel, cache_file: Path | None = None,
+def choose(matrix: np.ndarray, *, measure: Measure = time_once, cache_file: Path | None = None,
            remeasure: bool = False) -> Choice:
     """The fastest exact kernel for ``matrix`` here, prepared: from the cache, or measured now and cached."""
     if len(matrix) < MEASURED_MIN_ROWS:
