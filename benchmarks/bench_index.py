@@ -31,7 +31,7 @@ import faiss
 import numpy as np
 
 from geovec.index import Record, VectorIndex
-from geovec.index.kernels import BATCHES, ISA_CAPS, candidates, choose, cpu_description
+from geovec.index.kernels import BATCHES, ISA_CAPS, candidates, cpu_description
 from geovec.index.vectors import LiveVectors, exact_ranking
 
 ADD_BATCH = 50_000
@@ -109,13 +109,15 @@ def interleaved_ms(runs: dict[str, list], repeats: int) -> dict[str, list[float]
     return {name: [float(np.median(slot)) for slot in slots] for name, slots in times.items()}
 
 
-def bench_kernels(vectors: np.ndarray, args: argparse.Namespace, folder: str) -> None:
-    """Each kernel's median ms for 1 and 8 queries, the choice, the fastest float32 kernel and the old path."""
+def bench_kernels(vectors: np.ndarray, args: argparse.Namespace) -> None:
+    """Each kernel's median ms for 1 and 8 queries, the choice (measured again, cached in GEOVEC_HOME), the
+    fastest float32 kernel and the old path."""
     import torch  # noqa: F401  (the old path takes its int8 pass only where torch is loaded, as when serving)
 
     queries = unit_vectors(max(BATCHES), vectors.shape[1], seed=2, clustered=args.data == "clustered")
+    state = LiveVectors(vectors.shape[1], np.arange(len(vectors)), vectors)
     started = time.perf_counter()
-    choice = choose(vectors, cache_file=Path(folder) / "kernels.json", remeasure=True)
+    choice = state.kernel(remeasure=True)  # what exact_ranking (serving, CLI) then runs
     print(f"choose (measure {len(choice.timings)} kernels): {time.perf_counter() - started:.2f} s; "
           f"{choice.summary()}", flush=True)
 
@@ -127,7 +129,6 @@ def bench_kernels(vectors: np.ndarray, args: argparse.Namespace, folder: str) ->
         kernel = make()
         kernel.prepare(vectors)
         runs[name] = batches(lambda part, ks, kernel=kernel: kernel.rank(part, ks, None))
-    state = LiveVectors(vectors.shape[1], np.arange(len(vectors)), vectors)
     runs["new: exact_ranking"] = batches(lambda part, ks: exact_ranking(state, part, ks, None))
     if args.old_rev:
         old = old_exact_ranking(args.old_rev)
@@ -151,7 +152,7 @@ def bench(size: int, args: argparse.Namespace, folder: str) -> None:
     path = os.path.join(folder, f"idx-{size}")
     print(f"\n== {size:,} {args.data} {args.dim}-d vectors, {args.queries} queries, "
           f"{faiss.omp_get_max_threads()} threads ==", flush=True)
-    bench_kernels(vectors, args, folder)
+    bench_kernels(vectors, args)
     if args.kernels_only:
         return
 
