@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"{index} is searched by its server: no kernel runs here")
             return
         table = Table("kernel", *(f"{batch} quer{'y' if batch == 1 else 'ies'} (ms)" for batch in BATCHES),
-                      title=found["summary"], title_justify="left")
+                      title=f"exact search runs {found['kernel']}", title_justify="left")
         for name, times in sorted(found["timings_ms"].items(), key=lambda item: sum(item[1].values())):
             table.add_row(name + (" (chosen)" if name == found["kernel"] else ""),
                           *(f"{times.get(str(batch), float('nan')):.2f}" for batch in BATCHES))
