@@ -2,7 +2,13 @@
 
     python benchmarks/bench_index.py [--sizes 100000 1000000] [--dim 384] [--queries 200]
                                      [--M 32] [--ef-construction 80] [--ef-search 64 128 256 512 1024 2048]
-                                     [--data random|clustered]
+                                     [--data random|clustered] [--kernels-only] [--old-rev GIT_REVISION]
+
+Every run starts with the CPU model and its relevant flags (lscpu), then the exact-search kernels at each size:
+each candidate's median ms for 1 and 8 queries, the measured choice (what serving and the CLI run), the fastest
+float32 kernel, and with ``--old-rev`` the exact search of that revision's ``geovec/index/vectors.py`` (before
+kernels were measured: the int8 pass whenever torch is loaded), all in this process. To reproduce another CPU, cap
+the instruction set: ``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/bench_index.py ...``.
 
 Uniform random vectors on the sphere are the hardest case for graph search (no structure to exploit), which is
 what the issue asks for; ``--data clustered`` shows the same pipeline on embedding-like data. Latencies are single
@@ -13,14 +19,20 @@ brute force over the same matrix in the same process makes figures comparable ac
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
+import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import faiss
 import numpy as np
 
 from geovec.index import Record, VectorIndex
+from geovec.index.kernels import BATCHES, ISA_CAPS, candidates, cpu_description
+from geovec.index.vectors import LiveVectors, exact_ranking
 
 ADD_BATCH = 50_000
 
@@ -51,6 +63,88 @@ def describe(ms: np.ndarray) -> str:
     return f"mean {ms.mean():7.2f}  p50 {np.percentile(ms, 50):7.2f}  p95 {np.percentile(ms, 95):7.2f} ms"
 
 
+def print_cpu() -> None:
+    """The CPU model and flags as lscpu reports them, beside the figures (and the ISA caps in force)."""
+    try:
+        lines = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout.splitlines()
+        model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("Model name")), "?")
+        flags = set(next((line.split(":", 1)[1].split() for line in lines if line.startswith("Flags")), []))
+    except (OSError, subprocess.CalledProcessError):
+        model, flags = cpu_description()["model"], set(cpu_description()["flags"])
+    relevant = [flag for flag in cpu_description()["flags"] if flag in flags] or sorted(flags & {"avx2", "avx512f"})
+    caps = ", ".join(f"{name}={os.environ.get(name, '-')}" for name in ISA_CAPS)
+    print(f"CPU: {model}; flags: {' '.join(relevant)}; caps: {caps}; threads: {torch_threads()}", flush=True)
+
+
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def old_exact_ranking(revision: str):
+    """``exact_ranking`` of ``geovec/index/vectors.py`` at a git revision (the path before measured kernels)."""
+    root = Path(__file__).resolve().parent.parent
+    source = subprocess.run(["git", "-C", str(root), "show", f"{revision}:src/geovec/index/vectors.py"],
+                            capture_output=True, text=True, check=True).stdout
+    spec = importlib.util.spec_from_loader("old_vectors", loader=None)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["old_vectors"] = module  # dataclasses look their module up there
+    exec(compile(source, f"{revision}:vectors.py", "exec"), module.__dict__)  # noqa: S102  (our own history)
+    return module
+
+
+def interleaved_ms(runs: dict[str, list], repeats: int) -> dict[str, list[float]]:
+    """Median ms of every run, timed round-robin (one of each per round) so a neighbour's load spreads evenly."""
+    for calls in runs.values():
+        for call in calls:
+            call()  # warm-up
+    times: dict[str, list[list[float]]] = {name: [[] for _ in calls] for name, calls in runs.items()}
+    for _ in range(repeats):
+        for name, calls in runs.items():
+            for slot, call in zip(times[name], calls):
+                started = time.perf_counter()
+                call()
+                slot.append((time.perf_counter() - started) * 1000)
+    return {name: [float(np.median(slot)) for slot in slots] for name, slots in times.items()}
+
+
+def bench_kernels(vectors: np.ndarray, args: argparse.Namespace) -> None:
+    """Each kernel's median ms for 1 and 8 queries, the choice (measured again, cached in GEOVEC_HOME), the
+    fastest float32 kernel and the old path."""
+    import torch  # noqa: F401  (the old path takes its int8 pass only where torch is loaded, as when serving)
+
+    queries = unit_vectors(max(BATCHES), vectors.shape[1], seed=2, clustered=args.data == "clustered")
+    state = LiveVectors(vectors.shape[1], np.arange(len(vectors)), vectors)
+    started = time.perf_counter()
+    choice = state.kernel(remeasure=True)  # what exact_ranking (serving, CLI) then runs
+    print(f"choose (measure {len(choice.timings)} kernels): {time.perf_counter() - started:.2f} s; "
+          f"{choice.summary()}", flush=True)
+
+    def batches(rank) -> list:
+        return [lambda batch=batch: rank(queries[:batch], [10] * batch) for batch in BATCHES]
+
+    runs = {}
+    for name, make in candidates(vectors.shape[1]).items():
+        kernel = make()
+        kernel.prepare(vectors)
+        runs[name] = batches(lambda part, ks, kernel=kernel: kernel.rank(part, ks, None))
+    runs["new: exact_ranking"] = batches(lambda part, ks: exact_ranking(state, part, ks, None))
+    if args.old_rev:
+        old = old_exact_ranking(args.old_rev)
+        old_state = old.LiveVectors(vectors.shape[1], np.arange(len(vectors)), vectors)
+        runs[f"old ({args.old_rev}): exact_ranking"] = batches(lambda part, ks: old.exact_ranking(old_state, part, ks,
+                                                                                                  None))
+    paths = interleaved_ms(runs, args.repeats)
+    floats = [times for name, times in paths.items() if name in ("numpy-float32", "torch-float32", "faiss-flat")]
+    best_float = [min(times[i] for times in floats) for i in range(len(BATCHES))]
+    print(f"{'kernel (median ms)':34s}" + "".join(f"{f'{b} quer' + ('y' if b == 1 else 'ies'):>12s}{'x fp32':>8s}"
+                                                   for b in BATCHES))
+    for name, times in paths.items():
+        print(f"{name + (' (chosen)' if name == choice.kernel.name else ''):34s}"
+              + "".join(f"{ms:12.2f}{ms / best:8.2f}" for ms, best in zip(times, best_float)), flush=True)
+
+
 def bench(size: int, args: argparse.Namespace, folder: str) -> None:
     clustered = args.data == "clustered"
     vectors = unit_vectors(size, args.dim, seed=size, clustered=clustered)
@@ -58,6 +152,9 @@ def bench(size: int, args: argparse.Namespace, folder: str) -> None:
     path = os.path.join(folder, f"idx-{size}")
     print(f"\n== {size:,} {args.data} {args.dim}-d vectors, {args.queries} queries, "
           f"{faiss.omp_get_max_threads()} threads ==", flush=True)
+    bench_kernels(vectors, args)
+    if args.kernels_only:
+        return
 
     started = time.perf_counter()
     index = VectorIndex.create(path, args.dim, model={"name": "bench"})
@@ -114,8 +211,12 @@ def main() -> None:
     parser.add_argument("--ef-construction", type=int, default=80)
     parser.add_argument("--ef-search", type=int, nargs="+", default=[64, 128, 256, 512, 1024, 2048])
     parser.add_argument("--data", choices=["random", "clustered"], default="random")
+    parser.add_argument("--kernels-only", action="store_true", help="only the exact-search kernels (no index)")
+    parser.add_argument("--old-rev", default=None, help="git revision whose exact search to time beside (e.g. HEAD~1)")
+    parser.add_argument("--repeats", type=int, default=9, help="timed runs per kernel and batch size (median)")
     parser.add_argument("--dir", default=None, help="where to build the indexes (default: a temporary folder)")
     args = parser.parse_args()
+    print_cpu()
     with tempfile.TemporaryDirectory(dir=args.dir) as folder:
         for size in args.sizes:
             bench(size, args, folder)

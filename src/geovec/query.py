@@ -147,7 +147,8 @@ class Searcher:
         return PreparedQuery(request, query, request.geo_filter(), f"{self.identity}\x1f{query.cache_key()}")
 
     def warm_up(self) -> None:
-        """Load what the first search would (the index's vectors and their int8 copy) now, not on a user's time."""
+        """Load what the first search would (the index's vectors, the exact kernel measured for them) now, not on a
+        user's time."""
         if self.store.dim:
             probe = np.zeros(self.store.dim, np.float32)
             probe[0] = 1.0

@@ -12,3 +12,9 @@ def chroma_server(tmp_path_factory):
 
     with local_server(tmp_path_factory.mktemp("chroma")) as address:
         yield address
+
+
+@pytest.fixture(autouse=True)
+def own_geovec_home(tmp_path, monkeypatch):
+    """Each test its own GEOVEC_HOME: a large index measures its kernels and caches the choice there."""
+    monkeypatch.setenv("GEOVEC_HOME", str(tmp_path / "geovec-home"))

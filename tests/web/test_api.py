@@ -38,6 +38,7 @@ def test_info_reports_size_model_and_data_bounds(client, web_index):
     info = client.get("/api/info").json()
     assert info["items"] == len(web_index.ids()) and info["dim"] == 16 and info["model"]["name"] == "clip"
     assert "image" in info["modalities"]
+    assert info["exact_kernel"]["kernel"] == "numpy-float32"  # a small index: numpy float32, nothing to measure
     minlon, minlat, maxlon, maxlat = info["bounds"]
     assert minlon == pytest.approx(2.1) and minlat == pytest.approx(41.4) and maxlat == pytest.approx(52.05)
     assert maxlon == pytest.approx(5.0 + 5 * 0.05)  # the east edge of the 5th nl tile

@@ -22,6 +22,7 @@ from geovec.cli.data import register as register_train_data
 from geovec.cli.gis import FORMAT_HELP, print_geojson, search_format
 from geovec.cli.gis import register as register_gis
 from geovec.cli.ingest import register as register_ingest
+from geovec.cli.kernels import register as register_kernels
 from geovec.cli.serve import register as register_serve
 from geovec.cli.tables import print_table
 from geovec.cli.train import register as register_train
@@ -36,6 +37,7 @@ app.add_typer(corpus_app, name="corpus")
 register_ingest(app)
 register_caption(app)
 register_serve(app)
+register_kernels(app)
 register_train(app)
 register_train_data(app)
 

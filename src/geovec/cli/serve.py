@@ -98,5 +98,8 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"serving {index} ({len(web_app.state.web.searcher.store)} items) at http://{host}:{port}/ "
                    f"with {running} process(es) of {threads_each} thread(s), "
                    f"{web_app.state.web.searcher.precision} queries", err=True)
+        kernel = web_app.state.web.searcher.store.exact_kernel()  # measured now, before the first user waits on it
+        if kernel is not None:
+            typer.echo(kernel["summary"], err=True)
         with sock:  # uvicorn serves the socket bound above (so nothing can take the port meanwhile)
             uvicorn.Server(uvicorn.Config(web_app, host=host, port=port, log_level="warning")).run(sockets=[sock])

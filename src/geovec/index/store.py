@@ -29,7 +29,7 @@ import sqlite3
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -243,6 +243,15 @@ class VectorIndex(StoreBase):
         self._ann.build(state, M, ef_construction, ef_search)
         if self._vectors.unsaved:
             self._vectors.save()
+
+    @_locked
+    def exact_kernel(self, remeasure: bool = False) -> dict[str, Any] | None:
+        """The kernel exact search runs over these vectors (measured now if this CPU/size has no cached choice, or
+        ``remeasure``), with the timings behind the choice and one line saying both."""
+        with self._records.snapshot():
+            state = self._vectors.sync(self._records)
+        choice = state.kernel(remeasure)
+        return {**choice.describe(), "summary": choice.summary()}
 
     # --- searching -----------------------------------------------------------------------------------------------
 

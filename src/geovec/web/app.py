@@ -210,7 +210,7 @@ class WebSearch:
                 "modalities": sorted(getattr(embedder, "modalities", ())), "bounds": store.bounds(),
                 "max_top_k": MAX_TOP_K, "query_cache": self.searcher.cache.stats(),
                 "batching": self.batcher.stats(), "threads": current_threads(),
-                "precision": self.searcher.precision}
+                "precision": self.searcher.precision, "exact_kernel": store.exact_kernel()}
 
 
 def _error(status: int, message: str) -> JSONResponse:
