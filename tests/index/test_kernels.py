@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 
-from geovec.errors import GeovecError
 from geovec.index.kernels import MEASURED_MIN_ROWS, candidates, choose, float_ranking, top_k
 
 KERNELS = sorted(candidates(32))
@@ -96,8 +95,9 @@ def test_a_damaged_cache_is_measured_again(tmp_path):
     assert choice.measured and json.loads(cache.read_text())
 
 
-def test_a_cache_that_cannot_be_written_is_a_geovec_error_naming_it(tmp_path):
+def test_a_cache_that_cannot_be_written_is_named_and_the_search_goes_on(tmp_path, capfd):
     (tmp_path / "home").write_text("a file where GEOVEC_HOME's folder should be")
     cache = tmp_path / "home" / "kernels.json"
-    with pytest.raises(GeovecError, match="kernels.json: cannot save the exact-search kernel measurement"):
-        choose(clustered(MEASURED_MIN_ROWS), measure=made_up({"numpy-float32": 1.0}, []), cache_file=cache)
+    choice = choose(clustered(MEASURED_MIN_ROWS), measure=made_up({"numpy-float32": 1.0}, []), cache_file=cache)
+    assert choice.measured and choice.kernel.name == "numpy-float32"
+    assert "kernels.json: cannot save the exact-search kernel measurement" in capfd.readouterr().err
