@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import functools
 import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -84,11 +85,13 @@ class LiveVectors:
             self._live, self.size, self.dead = np.ones(len(self._rowids), bool), len(self._rowids), 0
             self._changes += 1
 
-    def int8_copy(self) -> "Int8Copy | None":
+    def int8_copy(self) -> Int8Copy | None:
         """The int8 copy of the matrix for the first pass of ``int8_top_k``, or None where that does not pay: fewer
-        than ``FIRST_PASS_MIN_ROWS`` rows, or torch not loaded yet (a process that searches vectors it did not embed
-        should not pay ~1 s to import it). Costs a quarter of the float32 matrix's memory; rebuilt after changes."""
+        than ``FIRST_PASS_MIN_ROWS`` rows, torch not loaded yet (a process that searches vectors it did not embed
+        should not pay ~1 s to import it), or no exact int8 product on this CPU (``int8_first_pass_exact``). Costs a quarter of the float32 matrix's memory; rebuilt after changes."""
         if self.size < FIRST_PASS_MIN_ROWS or self.matrix.shape[1] > FIRST_PASS_MAX_DIM or "torch" not in sys.modules:
+            return None
+        if not int8_first_pass_exact():
             return None
         if self._int8 is None or self._int8[0] != self._changes:
             self._int8 = (self._changes, Int8Copy.of(self.matrix))
@@ -119,23 +122,52 @@ def quantize(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
     return values, scales, np.linalg.norm(matrix - restored, axis=1), np.linalg.norm(restored, axis=1)
 
 
+def _extreme_int8_operands() -> tuple[Any, Any]:
+    """Queries and rows at int8's extremes (+-127, alternating signs): where 16-bit partial sums would saturate."""
+    import torch
+
+    weights = torch.full((16, 64), 127, dtype=torch.int8)
+    weights[::2] = -127
+    queries = torch.full((32, 64), 127, dtype=torch.int8)
+    queries[1::2] = -127
+    queries[2] = 1
+    return queries, weights
+
+
+@functools.cache
+def int_mm_exact() -> bool:
+    """Whether ``torch._int_mm`` (the unpacked first pass) is exact at the extremes here, for one and for many
+    queries: without VNNI (an AVX2-only CPU) it sums u8 x s8 pairs in saturating 16-bit lanes, off by thousands."""
+    import torch
+
+    queries, weights = _extreme_int8_operands()
+    try:
+        return all(torch.equal(torch._int_mm(queries[:rows], weights.T).double(),
+                               queries[:rows].double() @ weights.double().T) for rows in (1, 3, 32))
+    except (AttributeError, RuntimeError, NotImplementedError):
+        return False
+
+
 @functools.cache
 def onednn_int8() -> bool:
     """Whether oneDNN's packed int8 product (~2x ``torch._int_mm`` for a few queries) runs here and is exact at the
     extremes: a CPU without VNNI may saturate 16-bit partial sums, which would break the first pass's error bound."""
     import torch
 
+    signed, weights = _extreme_int8_operands()
+    queries = (signed[:3].short() + 128).to(torch.uint8)  # its input is unsigned: 255, 1 and 129
     try:
-        weights = torch.full((16, 64), 127, dtype=torch.int8)
-        weights[::2] = -127
-        queries = torch.full((3, 64), 255, dtype=torch.uint8)
-        queries[1] = 1
         found = torch.ops.onednn.qlinear_pointwise(
             queries, 1.0, 128, torch.ops.onednn.qlinear_prepack(weights, [4, 64]), torch.ones(16),
             torch.zeros(1, dtype=torch.long), None, 1.0, 0, torch.float32, "none", [], "")
         return bool(torch.equal(found.double(), (queries.int() - 128).double() @ weights.double().T))
     except (AttributeError, RuntimeError, NotImplementedError):
         return False
+
+
+def int8_first_pass_exact() -> bool:
+    """Whether some int8 product is exact here, so the first pass keeps its error bound (else: float32 only)."""
+    return onednn_int8() or int_mm_exact()
 
 
 @dataclass(frozen=True)
@@ -149,7 +181,7 @@ class Int8Copy:
     packed: bool
 
     @classmethod
-    def of(cls, matrix: np.ndarray, chunk: int = 65_536, pack: bool = True) -> "Int8Copy":
+    def of(cls, matrix: np.ndarray, chunk: int = 65_536, pack: bool = True) -> Int8Copy:
         """Quantised ``chunk`` rows at a time, so building it never holds a second float copy of the matrix;
         packed for oneDNN where ``pack`` and it runs exactly here."""
         import torch
