@@ -8,7 +8,7 @@ import pytest
 import torch
 from tolerances import assert_float32_close, float32_close
 from torch.nn import functional as F
-from train_helpers import rsicd_pairs, tiny_encoder
+from train_helpers import batch_tokens, largest_gradient, rsicd_pairs, tiny_encoder
 
 from geovec.models.mini import GeovecMini
 from geovec.train.losses import CachedInfoNCELoss, InfoNCELoss
@@ -57,21 +57,10 @@ def _grads(encoder: torch.nn.Module, loss: InfoNCELoss) -> dict[str, torch.Tenso
     return out
 
 
-def _tokens(encoder: GeovecMini, features: list[list]) -> int:
-    """How many token positions the batch has: the length of the sums that make every weight's gradient."""
-    return sum(encoder.prepare(side)["input_ids"].numel() for side in features)
-
-
-def _scale(gradients: dict[str, torch.Tensor]) -> float:
-    """The largest gradient of all: a gradient that is zero in exact arithmetic (the attention key biases: softmax
-    ignores a shift shared by all keys) is the rounding residue of terms about that large, not of its own size."""
-    return max(float(g.abs().max()) for g in gradients.values())
-
-
 def _assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], terms: int) -> None:
     """Every parameter's gradients agree up to float32 reordering of ``terms``-long sums."""
     assert a.keys() == b.keys() and len(a) > 20
-    scale = _scale(a)
+    scale = largest_gradient(a)
     for name, expected in a.items():
         assert_float32_close(b[name], expected, terms, scale, what=name)
 
@@ -91,12 +80,12 @@ def test_gradcache_equals_plain_loss_with_dropout_on(encoder, features):
     got = cached(features, encoder)
     got.loss.backward()
     assert torch.allclose(got.loss, expected.loss, rtol=1e-5) and got.accuracy == expected.accuracy
-    _assert_same(reference, _grads(encoder, cached), _tokens(encoder, features))
+    _assert_same(reference, _grads(encoder, cached), batch_tokens(encoder, features))
     torch.manual_seed(8)  # other dropout masks give other gradients: the comparison above is not vacuous
     cached(features, encoder).loss.backward()
     other = _grads(encoder, cached)
-    terms = _tokens(encoder, features)
-    assert not all(float32_close(other[n], reference[n], terms, _scale(reference)) for n in reference)
+    terms = batch_tokens(encoder, features)
+    assert not all(float32_close(other[n], reference[n], terms, largest_gradient(reference)) for n in reference)
 
 
 def test_gradcache_equals_full_batch_loss_without_dropout(encoder, features):
@@ -108,4 +97,4 @@ def test_gradcache_equals_full_batch_loss_without_dropout(encoder, features):
     got = cached(features, encoder)
     (got.loss * 2).backward()  # the upstream gradient (e.g. a loss scale) reaches the replayed mini-batches
     assert torch.allclose(got.loss, expected.loss, rtol=1e-5)
-    _assert_same({n: g * 2 for n, g in reference.items()}, _grads(encoder, cached), _tokens(encoder, features))
+    _assert_same({n: g * 2 for n, g in reference.items()}, _grads(encoder, cached), batch_tokens(encoder, features))
