@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from geovec.errors import GeovecInputError
 from geovec.inputs import ImageSegment
 from geovec.models import load_model
@@ -52,3 +53,27 @@ def test_auto_picks_bfloat16_only_where_the_hardware_has_it(mini):
 def test_an_unknown_precision_is_refused_by_name(mini):
     with pytest.raises(GeovecInputError, match="precision.*float16"):
         mini.use_precision("float16")
+
+
+@pytest.mark.parametrize(("switch", "expected"), [("0", "float32"), ("1", "bfloat16")])
+def test_cpu_bf16_switch_decides_auto_whatever_the_cpu_has(mini, monkeypatch, switch, expected):
+    """GEOVEC_CPU_BF16=0 makes an AVX-512-BF16 machine pick as an AVX2-only one does (scripts/test_capped.sh)."""
+    monkeypatch.setenv("GEOVEC_CPU_BF16", switch)
+    native_bfloat16.cache_clear()
+    try:
+        assert mini.use_precision("auto") == expected
+    finally:
+        mini.use_precision("float32")
+        monkeypatch.undo()
+        native_bfloat16.cache_clear()
+
+
+def test_an_unreadable_cpu_bf16_switch_is_refused_by_name(mini, monkeypatch):
+    monkeypatch.setenv("GEOVEC_CPU_BF16", "no")
+    native_bfloat16.cache_clear()
+    try:
+        with pytest.raises(GeovecInputError, match="GEOVEC_CPU_BF16: is 'no'; set 0"):
+            mini.use_precision("auto")
+    finally:
+        monkeypatch.undo()
+        native_bfloat16.cache_clear()

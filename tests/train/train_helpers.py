@@ -12,6 +12,7 @@ from geovec.datasets.captions import read_caption_split
 from geovec.inputs import ImageSegment, Interleaved, TextSegment
 from geovec.train.examples import TrainingExample
 
+
 def tiny_encoder(dropout: float = 0.1):
     """A tiny randomly initialised geovec-mini (real BERT + stem, seeded), small enough for loss tests."""
     import torch
@@ -28,6 +29,19 @@ def tiny_encoder(dropout: float = 0.1):
 
 # A reduced geovec-mini: the first 2 real MiniLM layers, 64 px images in 16 px patches (16 image tokens).
 TINY_MINI = {"num_layers": 2, "image_size": 64, "patch_size": 16, "stem_widths": [16, 32]}
+
+
+def batch_tokens(encoder, features) -> int:
+    """How many token positions a batch (lists of items per side) has: the length of the sums that make every
+    weight's gradient, the ``terms`` of a float32 tolerance on gradients."""
+    return sum(encoder.prepare(side)["input_ids"].numel() for side in features)
+
+
+def largest_gradient(gradients) -> float:
+    """The largest gradient of all (a dict of tensors): a gradient that is zero in exact arithmetic (the attention
+    key biases: softmax ignores a shift shared by all keys) is the rounding residue of terms about that large, so
+    this, not its own size, scales its tolerance."""
+    return max(float(g.abs().max()) for g in gradients.values())
 
 
 def rsicd_pairs(count: int, skip: int = 0) -> list[TrainingExample]:
