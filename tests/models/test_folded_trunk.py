@@ -87,3 +87,15 @@ def test_the_folded_copy_follows_changed_weights(pixels):
 def test_an_unknown_trunk_runtime_is_refused(tower, pixels):
     with pytest.raises(GeovecError, match="trunk_runtime must be one of auto, modules, folded, onnxruntime"):
         _trunk(tower, pixels[:1], "tensorrt")
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_a_copied_tower_builds_its_own_inference_trunk(tower, pixels, runtime):
+    """Training deep-copies the model to merge LoRA adapters, possibly after evaluating it: the ONNX Runtime
+    session (which cannot be copied) and the folded tensors stay behind, and the copy computes the same."""
+    import copy
+
+    expected = _trunk(tower, pixels[:2], runtime)
+    copied = copy.deepcopy(tower)
+    assert copied.folded.units is copied.frozen and copied.folded.stamp is None
+    _assert_float32_close(_trunk(copied, pixels[:2], runtime), expected)

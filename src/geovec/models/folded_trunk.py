@@ -111,6 +111,10 @@ class FoldedTrunk:
         self.stamp: tuple | None = None
         self.folded: list[FoldedConv | FoldedBlock] = []
 
+    def __getstate__(self) -> dict:
+        """Copies (``copy.deepcopy`` of a model, pickling) carry the modules only; the copy folds afresh."""
+        return {"units": self.units, "stamp": None, "folded": []}
+
     def current_stamp(self) -> tuple:
         tensors = chain(self.units.parameters(), self.units.buffers())
         return tuple((t.data_ptr(), t._version, t.dtype) for t in tensors)
@@ -182,6 +186,10 @@ class OnnxTrunk:
         self.folded = folded
         self.stamp: tuple | None = None
         self.session = None
+
+    def __getstate__(self) -> dict:
+        """An ONNX Runtime session cannot be copied or pickled: a copy builds its own."""
+        return {"folded": self.folded, "stamp": None, "session": None}
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         stamp = self.folded.current_stamp()
