@@ -18,8 +18,8 @@ import hashlib
 import importlib
 import json
 import math
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -27,6 +27,7 @@ from torch import nn
 
 from geovec.errors import GeovecError
 from geovec.fileio import write_text_atomic
+from geovec.models.folded_trunk import FoldedTrunk, OnnxTrunk, onnxruntime_available
 from geovec.progress import progress_bar
 
 # EfficientNet-Lite was trained in TensorFlow on (x - 127) / 128 of 0-255 pixels (efficientnet/lite builder).
@@ -38,6 +39,9 @@ LITE_WEIGHTS = {  # backbone -> (pip module, class that locates its .pth)
 }
 VISION_CHOICES = ("patch-stem", *LITE_WEIGHTS)
 CPU_TRUNK_CHUNK = 4  # images per trunk call on a CPU (see EfficientNetTower.trunk)
+# what runs EfficientNetTower's frozen part in eval mode: its original modules, their batch-norm-folded copy
+# (geovec.models.folded_trunk), that copy in ONNX Runtime (the `onnx` extra), or "auto" (the fastest available)
+TRUNK_RUNTIMES = ("auto", "modules", "folded", "onnxruntime")
 
 
 class Projection(nn.Module):
@@ -100,7 +104,7 @@ class EfficientNetTower(nn.Module):
     cacheable = True
 
     def __init__(self, backbone: str, image_size: int, trainable_blocks: int, hidden: int,
-                 pretrained: bool = True) -> None:
+                 pretrained: bool = True, trunk_runtime: str = "auto") -> None:
         super().__init__()
         from efficientnet_lite_pytorch import EfficientNet
 
@@ -124,9 +128,12 @@ class EfficientNetTower(nn.Module):
         self.grid = math.ceil(image_size / 32)
         self.head = Projection(net._conv_head.out_channels, hidden, self.grid)
         self.frozen.to(memory_format=torch.channels_last)
+        self.trunk_runtime = trunk_runtime  # see TRUNK_RUNTIMES; training always runs the original modules
+        self.folded = FoldedTrunk(self.frozen)
+        self.onnx = OnnxTrunk(self.folded)
         self.train()  # sets the frozen part and batch norm to inference mode
 
-    def train(self, mode: bool = True) -> "EfficientNetTower":
+    def train(self, mode: bool = True) -> EfficientNetTower:
         super().train(mode)
         self.frozen.eval()  # no dropout or drop-connect in the part that never trains
         for module in self.modules():  # frozen ImageNet statistics, also while the top trains
@@ -148,11 +155,34 @@ class EfficientNetTower(nn.Module):
     def trunk(self, pixels: torch.Tensor) -> torch.Tensor:
         """On a CPU, a few images at a time in channels-last layout: 4 images keep each activation under glibc's
         32 MB mmap threshold, so its memory is reused instead of mapped and zeroed afresh by the kernel on every
-        call (measured on 2 cores: 16.6 images/s in one batch of 64, 74 in chunks of 4 channels-last)."""
+        call (measured on 2 cores: 16.6 images/s in one batch of 64, 74 in chunks of 4 channels-last). In eval
+        mode ``trunk_runtime`` chooses what computes it (benchmarks/bench_ingest_images.py: on a loaded 2-core
+        EPYC 8.5 images/s for the modules, 13.8 folded, 48.4 in ONNX Runtime, which takes the whole batch)."""
+        runtime = self.inference_runtime(pixels.device)
+        if runtime == "onnxruntime":
+            return self.onnx(pixels)
+        run = self.folded if runtime == "folded" else self._run_frozen
         if pixels.device.type != "cpu":
-            return self._run(self.frozen, pixels, -1)
-        return torch.cat([self._run(self.frozen, chunk.contiguous(memory_format=torch.channels_last), -1)
+            return run(pixels)
+        return torch.cat([run(chunk.contiguous(memory_format=torch.channels_last))
                           for chunk in pixels.split(CPU_TRUNK_CHUNK)])
+
+    def inference_runtime(self, device: torch.device) -> str:
+        """What runs the frozen part now: the original ``modules`` while training, else ``trunk_runtime``
+        ("auto": ONNX Runtime on a CPU when the ``onnx`` extra is installed, else the folded torch copy)."""
+        if self.trunk_runtime not in TRUNK_RUNTIMES:
+            raise GeovecError(f"trunk_runtime must be one of {', '.join(TRUNK_RUNTIMES)}, got {self.trunk_runtime!r}")
+        if self.training or self.trunk_runtime == "modules":
+            return "modules"
+        on_cpu = device.type == "cpu"
+        if self.trunk_runtime == "onnxruntime" and not on_cpu:
+            raise GeovecError(f"trunk_runtime 'onnxruntime' runs on a CPU only, not on {device}")
+        if self.trunk_runtime == "auto":
+            return "onnxruntime" if on_cpu and onnxruntime_available() else "folded"
+        return self.trunk_runtime
+
+    def _run_frozen(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self._run(self.frozen, pixels, -1)
 
     def top(self, features: torch.Tensor) -> torch.Tensor:
         return self.head(self._run(self.trainable, features, self.first_trainable_block + 1))
