@@ -31,7 +31,7 @@ import faiss
 import numpy as np
 
 from geovec.index import Record, VectorIndex
-from geovec.index.kernels import BATCHES, ISA_CAPS, candidates, cpu_description
+from geovec.index.kernels import BATCHES, candidates, cpu_line
 from geovec.index.vectors import LiveVectors, exact_ranking
 
 ADD_BATCH = 50_000
@@ -61,25 +61,6 @@ def latencies(run, queries: np.ndarray) -> tuple[np.ndarray, list]:
 
 def describe(ms: np.ndarray) -> str:
     return f"mean {ms.mean():7.2f}  p50 {np.percentile(ms, 50):7.2f}  p95 {np.percentile(ms, 95):7.2f} ms"
-
-
-def print_cpu() -> None:
-    """The CPU model and flags as lscpu reports them, beside the figures (and the ISA caps in force)."""
-    try:
-        lines = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout.splitlines()
-        model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("Model name")), "?")
-        flags = set(next((line.split(":", 1)[1].split() for line in lines if line.startswith("Flags")), []))
-    except (OSError, subprocess.CalledProcessError):
-        model, flags = cpu_description()["model"], set(cpu_description()["flags"])
-    relevant = [flag for flag in cpu_description()["flags"] if flag in flags] or sorted(flags & {"avx2", "avx512f"})
-    caps = ", ".join(f"{name}={os.environ.get(name, '-')}" for name in ISA_CAPS)
-    print(f"CPU: {model}; flags: {' '.join(relevant)}; caps: {caps}; threads: {torch_threads()}", flush=True)
-
-
-def torch_threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
 
 
 def old_exact_ranking(revision: str):
@@ -216,7 +197,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=9, help="timed runs per kernel and batch size (median)")
     parser.add_argument("--dir", default=None, help="where to build the indexes (default: a temporary folder)")
     args = parser.parse_args()
-    print_cpu()
+    print(cpu_line(), flush=True)
     with tempfile.TemporaryDirectory(dir=args.dir) as folder:
         for size in args.sizes:
             bench(size, args, folder)

@@ -14,9 +14,7 @@ writing) in chips/s, medians of ``--repeats`` interleaved runs, and the fraction
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -27,23 +25,15 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from geovec.config import data_dir
 from geovec.index import VectorIndex
+from geovec.index.kernels import cpu_line
 from geovec.ingest.archive import ingest_archive
 from geovec.ingest.raster import TileOptions
 from geovec.models import load_model
 from geovec.models.folded_trunk import onnxruntime_available
 
-SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_tile", "amx_bf16")
-
-
 def cpu_description() -> str:
-    fields = dict(line.split(":", 1) for line in subprocess.run(["lscpu"], capture_output=True, text=True,
-                                                                   check=True).stdout.splitlines() if ":" in line)
-    flags = set(fields.get("Flags", "").split())
-    caps = {name: os.environ.get(name, "-") for name in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")}
-    return (f"cpu: {fields.get('Model name', '?').strip()}, {os.cpu_count()} cpus, torch threads "
-            f"{torch.get_num_threads()}; flags: {' '.join(f for f in SIMD_FLAGS if f in flags)}\n"
-            f"caps: {' '.join(f'{k}={v}' for k, v in caps.items())}; torch kernels: "
-            f"{torch.backends.cpu.get_cpu_capability()}; torch {torch.__version__}")
+    """geovec's CPU line, and which kernels torch picked under the caps."""
+    return f"{cpu_line()}\ntorch kernels: {torch.backends.cpu.get_cpu_capability()}; torch {torch.__version__}"
 
 
 def seconds(run: Callable[[], object], repeats: int) -> list[float]:

@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
         """Time the exact-search kernels at the index's size (cached per CPU, flags, libraries and ISA caps) and say
         which one searches: numpy/torch float32, FAISS flat or 8-bit, oneDNN int8 (all give float32's hits)."""
         from geovec.index import open_index
-        from geovec.index.kernels import BATCHES, cpu_description
+        from geovec.index.kernels import BATCHES, cpu_description, cpu_line
 
         given("--index", index, "an index folder or chroma://HOST:PORT/COLLECTION")
         with open_index(index) as store:
@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print(json.dumps({"cpu": cpu, **(found or {})}, indent=2))
             return
-        typer.echo(f"CPU: {cpu['model']}; flags: {' '.join(cpu['flags']) or 'none of interest'}")
+        typer.echo(cpu_line())
         if found is None:
             typer.echo(f"{index} is searched by its server: no kernel runs here")
             return

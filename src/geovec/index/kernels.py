@@ -26,6 +26,7 @@ import numpy as np
 from geovec.config import home_dir
 from geovec.errors import GeovecError
 from geovec.fileio import atomic_write
+from geovec.threads import current_threads, usable_cores
 
 MEASURED_MIN_ROWS = 8192  # below this numpy float32 is fast enough: no measuring, no extra copies
 INT8_MAX_DIM = 65_536  # 127 * 127 * dim must fit the int32 sums of the int8 product
@@ -301,8 +302,10 @@ def _importable(module: str) -> bool:
 
 # --- measuring and choosing ----------------------------------------------------------------------------------------
 
+@functools.cache
 def cpu_description() -> dict[str, Any]:
-    """The CPU model and the instruction-set flags that decide which kernel wins (from /proc/cpuinfo)."""
+    """The CPU model and the instruction-set flags that decide which kernel wins (from /proc/cpuinfo, read once: the
+    kernel is chosen again after every change to the vectors)."""
     model, flags = platform.processor() or platform.machine(), set()
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
@@ -317,6 +320,15 @@ def cpu_description() -> dict[str, Any]:
     return {"model": model, "flags": [flag for flag in RELEVANT_FLAGS if flag in flags]}
 
 
+def cpu_line() -> str:
+    """The CPU, its relevant flags, the ISA caps in force and the threads, in one line: what every benchmark prints
+    beside its figures."""
+    cpu = cpu_description()
+    caps = ", ".join(f"{name}={os.environ.get(name, '-')}" for name in ISA_CAPS)
+    return f"CPU: {cpu['model']}; flags: {' '.join(cpu['flags']) or 'none of interest'}; caps: {caps}; threads: " \
+           f"{threads()}"
+
+
 def _version(module: str) -> str | None:
     try:
         return importlib.import_module(module).__version__
@@ -326,11 +338,7 @@ def _version(module: str) -> str | None:
 
 def threads() -> int:
     """The threads a product may use here: torch's setting (what serve or the user chose), else the usable cores."""
-    try:
-        import torch
-    except ImportError:
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return int(torch.get_num_threads())
+    return current_threads() if _importable("torch") else usable_cores()
 
 
 def cache_key(rows: int, dim: int) -> dict[str, Any]:
