@@ -109,16 +109,15 @@ def check_text_fits(embedder: Embedder, text: str, instruction: str | None = Non
     if window is None:
         return
     read = f"{instruction} {text}" if instruction and window.reads_instruction else text
-    tokens = window.count(read)
-    if tokens > window.limit:
+    tokens = tokens_over(window, read)
+    if tokens is not None:
         what = "query text and its instruction take" if read != text else "query text takes"
         raise GeovecInputError("text", too_long(embedder, tokens, window.limit, what, "shorten the query"))
 
 
-def tokens_over(window: TextWindow, item: Interleaved) -> int | None:
-    """How many tokens ``item``'s text takes when that is more than the window reads (the rest would be cut off
-    unseen), else None. Texts too short to reach the window are not tokenised at all."""
-    read = render_text(item, include_instruction=window.reads_instruction, image_placeholder="")
+def tokens_over(window: TextWindow, read: str) -> int | None:
+    """How many tokens ``read`` takes when that is more than the window reads (the rest would be cut off unseen),
+    else None. Texts too short to reach the window are not tokenised at all (a query's usual case)."""
     if len(read.encode("utf-8", "surrogatepass")) + 4 <= window.limit:  # tokens cover >= 1 byte each (+ specials)
         return None
     tokens = window.count(read)
@@ -134,7 +133,8 @@ def check_windows(embedder: Embedder, inputs: Iterable[tuple[str, Interleaved]],
         return 0
     cut = 0
     for where, item in inputs:
-        tokens = tokens_over(window, item)
+        tokens = tokens_over(window, render_text(item, include_instruction=window.reads_instruction,
+                                                 image_placeholder=""))
         if tokens is None:
             continue
         if not truncate:
