@@ -201,8 +201,9 @@ class BaseEmbedder(ABC):
             except GeovecInputError as exc:
                 raise GeovecInputError(f"inputs[{position}].{exc.field}", exc.problem) from None
         self.check_supported(items)
-        check_windows(self, ((f"inputs[{n}]", item) for n, item in enumerate(items)), truncate,
-                      "shorten it, or pass truncate=True to cut it")
+        if not truncate:  # cut texts need no counting here: the tokenizer cuts them
+            check_windows(self, ((f"inputs[{n}]", item) for n, item in enumerate(items)), False,
+                          "shorten it, or pass truncate=True to cut it")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         first_position: dict[str, int] = {}
