@@ -533,6 +533,7 @@ def serve_searches(descriptor: int, settings: str) -> None:
         pin_to_cores(share, shares)
         use_threads(threads)
         searcher = Searcher(location, model_path=model_path, precision=precision)
+        searcher.warm_up()  # vectors and exact kernel ready before it says so: a first batch has the same deadline
         connection.send(searcher.identity)
     except Exception as exc:
         connection.send(exc if isinstance(exc, GeovecError) else GeovecError(f"{type(exc).__name__}: {exc}"))
