@@ -122,7 +122,8 @@ def bench_kernels(vectors: np.ndarray, args: argparse.Namespace) -> None:
     print(f"{'kernel (median ms)':34s}" + "".join(f"{f'{b} quer' + ('y' if b == 1 else 'ies'):>12s}{'x fp32':>8s}"
                                                    for b in BATCHES))
     for name, times in paths.items():
-        print(f"{name + (' (chosen)' if name == choice.kernel.name else ''):34s}"
+        sizes = "/".join(size for size, chosen in choice.names().items() if chosen == name)
+        print(f"{name + (f' (chosen for {sizes})' if sizes else ''):34s}"
               + "".join(f"{ms:12.2f}{ms / best:8.2f}" for ms, best in zip(times, best_float)), flush=True)
 
 

@@ -28,8 +28,11 @@ def test_kernels_prints_the_cpu_the_timings_and_the_choice_it_caches(tmp_path):
     assert result.returncode == 0, result.stderr
     assert f"CPU: {cpu_description()['model']}" in result.stdout
     (entry,) = json.loads((tmp_path / "kernels.json").read_text()).values()
-    assert entry["kernel"] in candidates(32) and set(entry["timings_ms"]) == set(candidates(32))
-    assert f"{entry['kernel']} (chosen)" in result.stdout and f"exact search runs {entry['kernel']}" in result.stdout
+    chosen = entry["kernels"]
+    assert set(chosen) == {"1", "8"} and set(chosen.values()) <= set(candidates(32))
+    assert set(entry["timings_ms"]) == set(candidates(32))
+    assert f"exact search runs {chosen['1']} for 1 query, {chosen['8']} for 8 queries" in result.stdout
+    assert "(chosen)" in result.stdout
 
 
 def test_kernels_of_a_missing_index_is_one_line_and_exit_2(tmp_path):

@@ -65,9 +65,26 @@ def test_the_chooser_runs_the_measured_fastest_and_caches_it(tmp_path, winner):
     assert float_ranking(matrix[:2], matrix, [5, 5], None)[1][0].tolist() == choice.kernel.rank(
         matrix[:2], [5, 5], None)[1][0].tolist()  # prepared over the matrix, ready to search
     cached = json.loads((tmp_path / "kernels.json").read_text())
-    assert [entry["kernel"] for entry in cached.values()] == [winner]
+    assert [entry["kernels"] for entry in cached.values()] == [{"1": winner, "8": winner}]
     again = choose(matrix, measure=made_up({}, calls := []), cache_file=tmp_path / "kernels.json")
     assert again.kernel.name == winner and not again.measured and calls == []  # read back, not measured again
+
+
+def test_one_query_and_a_batch_each_run_the_kernel_measured_fastest_for_them(tmp_path):
+    """A lone query and a server's batch weigh the same read of the matrix differently: each gets its own winner,
+    and exact search over live vectors runs the one for its batch size."""
+    timings = {"numpy-float32": {1: 1.0, 8: 9.0}, "faiss-flat": {1: 3.0, 8: 4.0}}
+
+    def measure(kernel, queries):
+        return timings.get(kernel.name, {}).get(len(queries), 1000.0)
+
+    matrix = clustered(MEASURED_MIN_ROWS)
+    choice = choose(matrix, measure=measure, cache_file=tmp_path / "kernels.json")
+    assert choice.for_queries(1).name == "numpy-float32" and choice.for_queries(8).name == "faiss-flat"
+    assert choice.for_queries(3).name == "numpy-float32" and choice.for_queries(64).name == "faiss-flat"
+    assert "numpy-float32 for 1, faiss-flat for 8" in choice.summary()
+    again = choose(matrix, measure=made_up({}, calls := []), cache_file=tmp_path / "kernels.json")
+    assert again.names() == {"1": "numpy-float32", "8": "faiss-flat"} and calls == []  # read back per size
 
 
 def test_a_changed_isa_cap_or_size_is_measured_again(tmp_path, monkeypatch):

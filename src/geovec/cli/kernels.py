@@ -38,9 +38,15 @@ def register(app: typer.Typer) -> None:
         if found is None:
             typer.echo(f"{index} is searched by its server: no kernel runs here")
             return
-        table = Table("kernel", *(f"{batch} quer{'y' if batch == 1 else 'ies'} (ms)" for batch in BATCHES),
-                      title=f"exact search runs {found['kernel']}", title_justify="left")
+        chosen = found["kernels"]
+        runs = ", ".join(f"{name} for {_queries(int(batch))}" for batch, name in chosen.items())
+        typer.echo(f"exact search runs {runs}")
+        table = Table("kernel", *(f"{_queries(batch)} (ms)" for batch in BATCHES))
         for name, times in sorted(found["timings_ms"].items(), key=lambda item: sum(item[1].values())):
-            table.add_row(name + (" (chosen)" if name == found["kernel"] else ""),
-                          *(f"{times.get(str(batch), float('nan')):.2f}" for batch in BATCHES))
+            table.add_row(name, *(f"{times.get(str(batch), float('nan')):.2f}"
+                                  + (" (chosen)" if chosen.get(str(batch)) == name else "") for batch in BATCHES))
         print_table(table)
+
+
+def _queries(count: int) -> str:
+    return f"{count} quer{'y' if count == 1 else 'ies'}"

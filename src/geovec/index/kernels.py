@@ -367,30 +367,45 @@ def measured_queries(matrix: np.ndarray, count: int) -> np.ndarray:
 
 @dataclass
 class Choice:
-    """The prepared kernel used for a snapshot, with the timings (ms per batch size) it was chosen by."""
+    """The prepared kernels used for a snapshot, one per query-batch size measured, with the timings (ms per batch
+    size) they were chosen by. Why per size: one query reads the whole matrix for little arithmetic and a batch
+    shares that read, so the fastest kernel for a lone user is often not the fastest for a server's batch."""
 
-    kernel: Kernel
+    kernels: dict[int, Kernel]
     timings: dict[str, dict[str, float]] = field(default_factory=dict)
     measured: bool = False  # measured now, rather than read from the cache or small enough not to measure
     key: dict[str, Any] = field(default_factory=dict)
 
+    def for_queries(self, count: int) -> Kernel:
+        """The kernel for a batch of ``count`` queries: that of the largest measured batch size not above it."""
+        return self.kernels[max([size for size in self.kernels if size <= count] or [min(self.kernels)])]
+
+    @property
+    def kernel(self) -> Kernel:
+        """The kernel for a server's batch (the largest size measured)."""
+        return self.kernels[max(self.kernels)]
+
+    def names(self) -> dict[str, str]:
+        return {str(size): kernel.name for size, kernel in sorted(self.kernels.items())}
+
     def describe(self) -> dict[str, Any]:
         """JSON for /api/info, ``geovec serve`` and ``geovec kernels``."""
-        return {"kernel": self.kernel.name, "measured_now": self.measured, "timings_ms": self.timings,
-                "key": self.key}
+        return {"kernel": self.kernel.name, "kernels": self.names(), "measured_now": self.measured,
+                "timings_ms": self.timings, "key": self.key}
 
     def summary(self) -> str:
-        """One line: the kernel and, where measured, the timings behind it."""
+        """One line: the kernel per batch size and, where measured, the timings behind it."""
         if not self.timings:
             return f"exact search: {self.kernel.name} (index under {MEASURED_MIN_ROWS:,} rows: not measured)"
+        chosen = ", ".join(f"{kernel.name} for {size}" for size, kernel in sorted(self.kernels.items()))
         figures = ", ".join(f"{name} {'/'.join(f'{ms:.1f}' for ms in times.values())}"
                             for name, times in sorted(self.timings.items(), key=lambda item: sum(item[1].values())))
-        return f"exact search: {self.kernel.name} (ms for {'/'.join(map(str, BATCHES))} queries: {figures})"
+        return f"exact search: {chosen} (ms for {'/'.join(map(str, BATCHES))} queries: {figures})"
 
 
 def measure_all(matrix: np.ndarray, makers: dict[str, Callable[[], Kernel]], measure: Measure,
-                rounds: int = 5) -> tuple[dict[str, dict[str, float]], Kernel]:
-    """The least ms of each kernel per batch size over ``matrix``, and the fastest kernel, prepared.
+                rounds: int = 5) -> tuple[dict[str, dict[str, float]], dict[int, Kernel]]:
+    """The least ms of each kernel per batch size over ``matrix``, and the fastest kernel per size, prepared.
 
     Timed round-robin (one run of each per round), so a neighbour's load falls on every kernel alike; the first
     round warms up, and a kernel over 3x the best there in every batch size is not timed again (its warm-up is its
@@ -410,12 +425,12 @@ def measure_all(matrix: np.ndarray, makers: dict[str, Callable[[], Kernel]], mea
     # the least time of the rounds: a neighbour's load only ever adds time, so the minimum is the kernel's own
     timings = {name: {str(batch): round(min(times[batch][1:] or times[batch]), 3) for batch in BATCHES}
                for name, times in runs.items()}
-    return timings, kernels[fastest(timings)]
+    return timings, {batch: kernels[fastest(timings, batch)] for batch in BATCHES}
 
 
-def fastest(timings: dict[str, dict[str, float]]) -> str:
-    """The kernel with the least total time over the batch sizes (each weighs the same)."""
-    return min(timings, key=lambda name: (sum(timings[name].values()), name))
+def fastest(timings: dict[str, dict[str, float]], batch: int) -> str:
+    """The kernel with the least time for ``batch`` queries (ties by name, so the choice is reproducible)."""
+    return min(timings, key=lambda name: (timings[name][str(batch)], name))
 
 
 def choose(matrix: np.ndarray, *, measure: Measure = time_once, cache_file: Path | None = None,
@@ -424,21 +439,41 @@ def choose(matrix: np.ndarray, *, measure: Measure = time_once, cache_file: Path
     if len(matrix) < MEASURED_MIN_ROWS:
         small = NumpyFloat32()
         small.prepare(matrix)
-        return Choice(small)
+        return Choice({batch: small for batch in BATCHES})
     key = cache_key(*matrix.shape)
     name = json.dumps(key, sort_keys=True)
     cache_file = cache_file or home_dir() / CACHE_NAME
     makers = candidates(matrix.shape[1])
     entries = read_cache(cache_file)
     entry = None if remeasure else entries.get(name)
-    if isinstance(entry, dict) and entry.get("kernel") in makers and isinstance(entry.get("timings_ms"), dict):
-        kernel = makers[entry["kernel"]]()
-        kernel.prepare(matrix)
-        return Choice(kernel, entry["timings_ms"], False, key)
-    timings, kernel = measure_all(matrix, makers, measure)
-    entries[name] = {"kernel": kernel.name, "timings_ms": timings}
+    cached = cached_kernels(entry, makers)
+    if cached is not None:
+        return Choice(prepared(cached, makers, matrix), entry["timings_ms"], False, key)  # type: ignore[index]
+    timings, kernels = measure_all(matrix, makers, measure)
+    choice = Choice(kernels, timings, True, key)
+    entries[name] = {"kernels": choice.names(), "timings_ms": timings}
     write_cache(cache_file, entries)
-    return Choice(kernel, timings, True, key)
+    return choice
+
+
+def cached_kernels(entry: Any, makers: dict[str, Callable[[], Kernel]]) -> dict[int, str] | None:
+    """The kernel names per batch size of a cache entry, or None when it is not one this version can use."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("timings_ms"), dict) or \
+            not isinstance(entry.get("kernels"), dict):
+        return None
+    names = {str(batch): entry["kernels"].get(str(batch)) for batch in BATCHES}
+    if not all(name in makers for name in names.values()):
+        return None
+    return {batch: names[str(batch)] for batch in BATCHES}
+
+
+def prepared(names: dict[int, str], makers: dict[str, Callable[[], Kernel]], matrix: np.ndarray) -> dict[int, Kernel]:
+    """One prepared kernel per distinct name (a kernel chosen for both sizes is made once)."""
+    made: dict[str, Kernel] = {}
+    for name in dict.fromkeys(names.values()):
+        made[name] = makers[name]()
+        made[name].prepare(matrix)
+    return {batch: made[name] for batch, name in names.items()}
 
 
 def read_cache(file: Path) -> dict[str, Any]:

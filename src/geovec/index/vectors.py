@@ -112,7 +112,7 @@ def exact_ranking(state: LiveVectors, queries: np.ndarray, k: int | Sequence[int
             lambda part, part_ks: float_ranking(part, gathered, part_ks, None), queries, ks, len(allowed))]
     keep = state.live if allowed is None else mask_of(allowed, state.size)
     excluded = None if keep.all() else ~keep
-    kernel = state.kernel().kernel
+    kernel = state.kernel().for_queries(len(queries))
     return in_blocks(lambda part, part_ks: kernel.rank(part, part_ks, excluded), queries, ks, state.size)
 
 
