@@ -24,7 +24,7 @@ from geovec.inputs import BoxSegment, ImageSegment, Interleaved, PointSegment, T
 from geovec.models import load_model
 from geovec.models.geoclip_location import LocationEncoder, frozen_location_encoder, location_features
 from geovec.models.mini import GeovecMini, MiniSettings, export_embedded, load_embedded
-from geovec.models.trainable import load_encoder
+from geovec.models.trainable import EncoderEmbedder, load_encoder
 
 TINY = {"num_layers": 2, "image_size": 64, "patch_size": 16, "stem_widths": (16, 32)}
 POINTS = {"point_tower": "geoclip", "point_tokens": 2}
@@ -146,6 +146,18 @@ def test_the_point_tokens_carry_the_point_into_the_vector(tiny):
             tiny.point_projection.weight.copy_(initial)
     near, far = float(same_text[0] @ same_text[1]), float(same_text[0] @ same_text[2])
     assert far < near < 1.0 - 1e-4, (near, far)
+
+
+def test_bfloat16_serving_keeps_the_point_projection_in_float32(tmp_path):
+    """``use_precision("bfloat16")`` converts the autocast linears, not the float32 parts (the projection is one)."""
+    _geoclip_root()
+    embedder = EncoderEmbedder(GeovecMini.initial(**TINY, **POINTS), "geovec-mini")
+    items = [Interleaved((PointSegment(51.9 + 0.01 * i, 4.48), TextSegment("harbour"))) for i in range(3)]
+    full = embedder.encode(items)
+    assert embedder.use_precision("bfloat16") == "bfloat16"
+    half = embedder.encode(items)
+    assert embedder.encoder.point_projection.weight.dtype == torch.float32
+    assert np.all((full * half).sum(-1) > 0.999)
 
 
 def test_save_reload_and_shipping_keep_the_point_tower_and_leave_geoclip_out(tiny, tmp_path):
