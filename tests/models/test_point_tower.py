@@ -131,6 +131,28 @@ def test_each_point_adds_its_geoclip_tokens_after_its_loc_text(tiny):
     assert torch.equal(batch["point_features"], location_features(torch.tensor([[52.1, 4.3], [-33.87, 151.21]])))
 
 
+@pytest.mark.slow
+def test_points_beside_cached_and_fresh_images_read_their_own_tokens(tmp_path):
+    """All three kinds in one batch (cached whole images, box crops from pixels, points): the table has them in
+    that order and each slot reads its own tokens, so the feature cache still gives the fresh vectors."""
+    _geoclip_root()
+    lite = GeovecMini.initial(num_layers=1, vision="efficientnet-lite0", **POINTS).eval()
+    paths = [str(_image().source), str(IMAGE.with_name("bridge_2.jpg"))]
+    items = [Interleaved((ImageSegment(path), PointSegment(51.9 + i, 4.48), BoxSegment((10, 10, 120, 90), "pixel")))
+             for i, path in enumerate(paths)] + [Interleaved((PointSegment(-33.87, 151.21),))]
+    with torch.no_grad():
+        fresh = lite.embed(items)
+        lite.use_feature_cache(tmp_path / "cache", paths, show_progress=False)
+        batch = lite.prepare(items)
+        cached = lite.embed(items)
+    per_image, images = lite.settings.tokens_per_image, 4 * lite.settings.tokens_per_image  # 2 whole + 2 crops
+    assert batch["image_features"].shape[0] == 2 and batch["pixel_values"].shape[0] == 2
+    first = batch["image_slots"][0][batch["image_slots"][0] >= 0].tolist()  # cached image, its point, its crop
+    assert first == [*range(2 * per_image, 3 * per_image), images, images + 1, *range(per_image)]
+    assert batch["image_slots"][2][batch["image_slots"][2] >= 0].tolist() == [images + 4, images + 5]
+    assert torch.allclose(fresh, cached, atol=1e-5)
+
+
 def test_the_point_tokens_carry_the_point_into_the_vector(tiny):
     """Same text, other GeoCLIP features: the vector moves; and nearby points move it less than far ones."""
     items = [Interleaved((PointSegment(lat, lon), TextSegment("harbour"))) for lat, lon in
@@ -160,6 +182,7 @@ def test_bfloat16_serving_keeps_the_point_projection_in_float32(tmp_path):
     assert np.all((full * half).sum(-1) > 0.999)
 
 
+@pytest.mark.slow
 def test_save_reload_and_shipping_keep_the_point_tower_and_leave_geoclip_out(tiny, tmp_path):
     items = [Interleaved((PointSegment(51.9, 4.48), TextSegment("harbour")), instruction="Find the place"),
              Interleaved((_image(), PointSegment(52.0, 5.0)))]
