@@ -5,7 +5,10 @@ or the first version's small stem trained from scratch) turns an image into "ima
 with a learned 2-D (row + column) position embedding, and these tokens are spliced into the token sequence where
 the canonical rendering puts ``<image>``. Boxes and points reach the model as canonical text (``<box>..</box>``,
 ``<loc>..</loc>``); with ``box_crop`` on, a box that lies on an image is also followed by the image tokens of its
-crop, so "image + box" sees the region's pixels and not only its coordinates. The instruction comes first.
+crop, so "image + box" sees the region's pixels and not only its coordinates. With ``point_tower="geoclip"``
+a point's ``<loc>`` text is likewise followed by ``point_tokens`` tokens: a trainable projection of GeoCLIP's
+frozen, pretrained 512-d location features (``geovec.models.geoclip_location``), so coordinates reach the model
+as something pretrained and not only as digits. The instruction comes first.
 
 Pooling is the mean over non-padding tokens, which is how all-MiniLM-L6-v2 was trained: with no instruction and
 no image, an input is embedded exactly like the ``minilm`` sentence-transformers model, so training starts from a
@@ -33,16 +36,18 @@ from PIL import Image as PILImage
 from torch import nn
 
 from geovec.errors import GeovecError, GeovecInputError
-from geovec.inputs import BoxSegment, ImageSegment, Interleaved, render_segments
+from geovec.inputs import BoxSegment, ImageSegment, Interleaved, PointSegment, render_segments
 from geovec.inputs.render import RENDERING_VERSION
 from geovec.models.base import ALL_MODALITIES, checkpoint_revision
 from geovec.models.bert_inference import encode_hidden, isolating_mask, supports
+from geovec.models.geoclip_location import LOCATION_FEATURES, frozen_location_encoder, location_features
 from geovec.models.text import minilm_path
 from geovec.models.trainable import (ENCODER_CONFIG, EncoderEmbedder, TrainableEncoder, load_encoder,
                                      read_encoder_config)
 from geovec.models.vision import LITE_MEAN, LITE_STD, VISION_CHOICES, EfficientNetTower, FeatureCache, PatchStem
 
 WEIGHTS_FILE = "model.safetensors"
+POINT_TOWERS = ("geoclip",)
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,42 @@ class CachedImage:
     """A whole image whose trunk features come from the feature cache (``key``: its resolved path)."""
 
     key: str
+
+
+@dataclass
+class SlotTable:
+    """The images and points of a batch in the order they come; each fills a run of placeholder tokens
+    (``-1 - k`` for the k-th). The forward pass lays their tokens out as [tower(pixels) ..., tower.top(cached) ...,
+    point tokens ...]; ``slots`` says which row of that table each placeholder reads."""
+
+    per_image: int
+    per_point: int
+    pixels: list[np.ndarray] = field(default_factory=list)
+    cached: list[str] = field(default_factory=list)
+    points: list[tuple[float, float]] = field(default_factory=list)
+    entries: list[tuple[str, int]] = field(default_factory=list)  # per image or point: (its list, index in it)
+
+    def add(self, kind: str, value: Any) -> list[int]:
+        """Store an image (``pixels``/``cached``) or point (``points``); returns its placeholder tokens."""
+        store = getattr(self, kind)
+        self.entries.append((kind, len(store)))
+        store.append(value)
+        return [-len(self.entries)] * (self.per_point if kind == "points" else self.per_image)
+
+    def starts(self) -> torch.Tensor:
+        """Each entry's first row in the token table."""
+        images_before = {"pixels": 0, "cached": len(self.pixels), "points": len(self.pixels) + len(self.cached)}
+        return torch.tensor([images_before[kind] * self.per_image
+                             + index * (self.per_point if kind == "points" else self.per_image)
+                             for kind, index in self.entries] or [0])
+
+    @staticmethod
+    def slots(placeholders: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
+        """Table rows of a row's placeholders (in order): the entry's start + the position in its run."""
+        entry = -1 - placeholders
+        _, runs = torch.unique_consecutive(entry, return_counts=True)
+        in_run = torch.arange(len(entry)) - torch.repeat_interleave(runs.cumsum(0) - runs, runs)
+        return starts[entry] + in_run
 
 
 @dataclass
@@ -67,6 +108,8 @@ class MiniSettings:
     max_length: int = 256  # all-MiniLM-L6-v2's max_seq_length
     pooling: str = "mean"  # over non-padding tokens (image tokens included), as MiniLM was trained
     isolated_instruction: bool = False  # [CLS] + instruction attend only among themselves (computed once)
+    point_tower: str | None = None  # "geoclip": a point's <loc> text is followed by GeoCLIP feature tokens
+    point_tokens: int = 4  # with a point tower: how many tokens each point adds
     rendering_version: int = RENDERING_VERSION
     bert: dict[str, Any] = field(default_factory=dict)  # transformers BertConfig.to_dict()
 
@@ -82,6 +125,12 @@ class MiniSettings:
             raise GeovecError(f"geovec-mini: image_size must be >= 32, got {self.image_size}")
         if self.pooling != "mean":
             raise GeovecError(f"geovec-mini: only 'mean' pooling is supported, got {self.pooling!r}")
+        if self.point_tower is not None and self.point_tower not in POINT_TOWERS:
+            raise GeovecError(f"geovec-mini: unknown point tower {self.point_tower!r}; expected one of "
+                              f"{', '.join(POINT_TOWERS)} (or none)")
+        if isinstance(self.point_tokens, bool) or not isinstance(self.point_tokens, int) \
+                or not 1 <= self.point_tokens <= 16:
+            raise GeovecError(f"geovec-mini: point_tokens must be a whole number in [1, 16], got {self.point_tokens!r}")
         self.stem_widths = tuple(self.stem_widths)  # type: ignore[assignment]
         self.image_mean = tuple(self.image_mean or ((0.485, 0.456, 0.406) if stem else LITE_MEAN))  # type: ignore
         self.image_std = tuple(self.image_std or ((0.229, 0.224, 0.225) if stem else LITE_STD))  # type: ignore
@@ -106,12 +155,13 @@ def build_tower(settings: MiniSettings, hidden: int, pretrained: bool = True) ->
 
 
 class GeovecMini(TrainableEncoder):
-    """MiniLM-L6 text transformer + patch stem; see the module docstring."""
+    """MiniLM-L6 text transformer + vision tower (+ optional point tower); see the module docstring."""
 
     architecture = "geovec-mini"
     modalities = ALL_MODALITIES
     # The vision tower in bfloat16 moved image vectors to cosine ~0.995 of float32; the text side stays > 0.9999.
-    float32_parts = ("vision",)
+    # The point projection runs in float32 too: one small linear layer, its input the float32 GeoCLIP features.
+    float32_parts = ("vision", "point_projection")
 
     def __init__(self, settings: MiniSettings, tokenizer: Any, bert: nn.Module | None = None,
                  pretrained_vision: bool = True) -> None:
@@ -124,7 +174,18 @@ class GeovecMini(TrainableEncoder):
         self.settings.bert = self.bert.config.to_dict()
         self.dim = int(self.bert.config.hidden_size)
         self.vision = build_tower(settings, self.dim, pretrained_vision)
+        if settings.point_tower == "geoclip":
+            frozen_location_encoder()  # fails now, in one line, where geoclip is not installed
+            self.point_projection = self._new_point_projection()
         self.feature_cache: FeatureCache | None = None
+
+    def _new_point_projection(self) -> nn.Linear:
+        """GeoCLIP features -> ``point_tokens`` tokens, initialised small (as BERT initialises new weights: each
+        token starts near 0.4 in norm against ~1.1 for a word embedding) so training grows the point's share."""
+        projection = nn.Linear(LOCATION_FEATURES, self.settings.point_tokens * self.dim)
+        nn.init.normal_(projection.weight, std=float(self.bert.config.initializer_range))
+        nn.init.zeros_(projection.bias)
+        return projection
 
     # --- the frozen trunk's feature cache (training on a CPU) ------------------------------------------------
     def feature_cache_signature(self) -> dict[str, Any]:
@@ -160,9 +221,10 @@ class GeovecMini(TrainableEncoder):
         array = (array - np.asarray(self.settings.image_mean, np.float32)) / np.asarray(self.settings.image_std, np.float32)
         return array.transpose(2, 0, 1)
 
-    def _pieces(self, item: Interleaved) -> list[str | PILImage.Image | CachedImage]:
-        """Text chunks and images in sequence order: instruction, then segments (boxes may add their crop)."""
-        pieces: list[str | PILImage.Image | CachedImage] = []
+    def _pieces(self, item: Interleaved) -> list[str | PILImage.Image | CachedImage | PointSegment]:
+        """Text chunks, images and points in sequence order: instruction, then segments (boxes may add their
+        crop; with a point tower a point's text is followed by the point itself)."""
+        pieces: list[str | PILImage.Image | CachedImage | PointSegment] = []
         parts = [item.instruction] if item.instruction else []
         if parts and self.settings.isolated_instruction:  # its own chunk: its tokens are exactly the prefix
             pieces, parts = [item.instruction], []
@@ -178,19 +240,20 @@ class GeovecMini(TrainableEncoder):
                 box = tuple(round(v) for v in segment.pixels(image.size))
                 pieces += [" ".join([*parts, rendered]), full.crop(box)]
                 parts = []
+            elif isinstance(segment, PointSegment) and self.settings.point_tower:
+                pieces += [" ".join([*parts, rendered]), segment]
+                parts = []
             else:
                 parts.append(rendered)
         return pieces + [" ".join(parts)]
 
     def prepare(self, items: Sequence[Interleaved]) -> dict[str, torch.Tensor]:
-        """Token ids with image slots, attention mask, pixels and cached trunk features (and with an isolated
-        instruction, each row's prefix length: [CLS] + instruction); long text is cut from the end, never an
-        image."""
+        """Token ids with image (and point) slots, attention mask, pixels, cached trunk features, GeoCLIP point
+        features (and with an isolated instruction, each row's prefix length: [CLS] + instruction); long text is
+        cut from the end, never an image or a point."""
         tok, per_image = self.tokenizer, self.settings.tokens_per_image
-        rows: list[list[int]] = []  # token ids; -1 - k marks the k-th image of the batch
-        pixels: list[np.ndarray] = []
-        cached: list[str] = []
-        images: list[tuple[bool, int]] = []  # per image of the batch: (from the cache?, index in its list)
+        rows: list[list[int]] = []  # token ids; -1 - k marks the k-th image or point of the batch
+        table = SlotTable(per_image, self.settings.point_tokens)
         prefixes: list[int] = []
         for position, item in enumerate(items):
             try:
@@ -202,13 +265,12 @@ class GeovecMini(TrainableEncoder):
                 if isinstance(piece, str):
                     chunks.append(tok(piece, add_special_tokens=False)["input_ids"] if piece else [])
                     continue
-                chunks.append([-1 - len(images)] * per_image)
-                if isinstance(piece, CachedImage):
-                    images.append((True, len(cached)))
-                    cached.append(piece.key)
+                if isinstance(piece, PointSegment):
+                    chunks.append(table.add("points", (piece.lat, piece.lon)))
+                elif isinstance(piece, CachedImage):
+                    chunks.append(table.add("cached", piece.key))
                 else:
-                    images.append((False, len(pixels)))
-                    pixels.append(self._pixels(piece))
+                    chunks.append(table.add("pixels", self._pixels(piece)))
             excess = sum(map(len, chunks)) + 2 - self.settings.max_length
             for chunk in reversed(chunks):  # truncate text from the end, as the tokenizer does for text alone
                 if excess > 0 and chunk and chunk[0] >= 0:
@@ -216,31 +278,30 @@ class GeovecMini(TrainableEncoder):
                     del chunk[len(chunk) - cut:]
                     excess -= cut
             if excess > 0:
+                per_point = f", {table.per_point} per point" if self.settings.point_tower else ""
                 raise GeovecInputError(f"inputs[{position}]", f"its images need more than max_length="
-                                       f"{self.settings.max_length} tokens ({per_image} per image)")
+                                       f"{self.settings.max_length} tokens ({per_image} per image{per_point})")
             rows.append([tok.cls_token_id, *(t for chunk in chunks for t in chunk), tok.sep_token_id])
             isolated = self.settings.isolated_instruction and bool(item.instruction)
             prefixes.append(1 + len(chunks[0]) if isolated else 0)
-        # image tokens are laid out as [tower(pixels) ..., tower.top(cached) ...]: image k's place in that order
-        order = torch.tensor([index + (len(pixels) if from_cache else 0) for from_cache, index in images] or [0])
+        starts = table.starts()
         width = max(map(len, rows))
         ids = torch.full((len(rows), width), tok.pad_token_id, dtype=torch.long)
         slots = torch.full((len(rows), width), -1, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
         for row, values in enumerate(rows):
             row_ids = torch.tensor(values, dtype=torch.long)
-            is_image = row_ids < 0
-            # image k occupies flat rows order[k]*per_image ... of the tower's output, in patch order
-            image_index = order[-1 - row_ids[is_image]]
-            patch = torch.arange(int(is_image.sum())) % per_image
-            slots[row, :len(values)][is_image] = image_index * per_image + patch
-            ids[row, :len(values)] = torch.where(is_image, tok.pad_token_id, row_ids)
+            is_slot = row_ids < 0
+            slots[row, :len(values)][is_slot] = table.slots(row_ids[is_slot], starts)
+            ids[row, :len(values)] = torch.where(is_slot, tok.pad_token_id, row_ids)
             mask[row, :len(values)] = 1
         size = self.settings.image_size
-        batch = {"input_ids": ids, "attention_mask": mask, "image_slots": slots,
-                 "pixel_values": torch.from_numpy(np.stack(pixels)) if pixels else torch.zeros((0, 3, size, size))}
-        if cached:
-            batch["image_features"] = self.feature_cache.get(cached)  # type: ignore[union-attr]
+        pixels = torch.from_numpy(np.stack(table.pixels)) if table.pixels else torch.zeros((0, 3, size, size))
+        batch = {"input_ids": ids, "attention_mask": mask, "image_slots": slots, "pixel_values": pixels}
+        if table.cached:
+            batch["image_features"] = self.feature_cache.get(table.cached)  # type: ignore[union-attr]
+        if table.points:  # GeoCLIP is frozen: its features are computed here, like pixels, not in forward
+            batch["point_features"] = location_features(torch.tensor(table.points, dtype=torch.float32))
         if self.settings.isolated_instruction:
             batch["prefix_lengths"] = torch.tensor(prefixes, dtype=torch.long)
         return batch
@@ -249,12 +310,9 @@ class GeovecMini(TrainableEncoder):
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         embeds = self.bert.get_input_embeddings()(batch["input_ids"])
         slots = batch["image_slots"]
-        with torch.autocast(embeds.device.type, enabled=False):  # see float32_parts
-            tokens = [self.vision(batch["pixel_values"].float())] if batch["pixel_values"].shape[0] else []
-            if "image_features" in batch:
-                tokens.append(self.vision.top(batch["image_features"].float()))
-        if tokens:
-            image_tokens = torch.cat(tokens).flatten(0, 1).to(embeds.dtype)
+        slot_tokens = self._slot_tokens(batch, embeds.device.type)
+        if slot_tokens is not None:
+            image_tokens = slot_tokens.to(embeds.dtype)
             is_image = (slots >= 0).unsqueeze(-1)
             embeds = torch.where(is_image, image_tokens[slots.clamp(min=0)], embeds)
         mask, prefix = batch["attention_mask"], batch.get("prefix_lengths")
@@ -266,6 +324,20 @@ class GeovecMini(TrainableEncoder):
             hidden = self.bert(inputs_embeds=embeds, attention_mask=attend).last_hidden_state
         weights = mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+
+    def _slot_tokens(self, batch: dict[str, torch.Tensor], device_type: str) -> torch.Tensor | None:
+        """The token table that ``image_slots`` index (see ``SlotTable``), ``(rows, dim)``; None without images
+        or points."""
+        tokens: list[torch.Tensor] = []
+        with torch.autocast(device_type, enabled=False):  # see float32_parts
+            if batch["pixel_values"].shape[0]:
+                tokens.append(self.vision(batch["pixel_values"].float()).flatten(0, 1))
+            if "image_features" in batch:
+                tokens.append(self.vision.top(batch["image_features"].float()).flatten(0, 1))
+            if "point_features" in batch:
+                unit = torch.nn.functional.normalize(batch["point_features"].float(), dim=-1)  # as GeoCLIP compares
+                tokens.append(self.point_projection(unit).reshape(-1, self.dim))
+        return torch.cat(tokens) if tokens else None
 
     # --- saving and loading -----------------------------------------------------------------------------------
     def encoder_config(self) -> dict[str, Any]:
@@ -291,8 +363,11 @@ class GeovecMini(TrainableEncoder):
         weights = folder / WEIGHTS_FILE
         if not weights.is_file():
             raise GeovecError(f"{folder}: missing {WEIGHTS_FILE}")
-        model = cls(settings, AutoTokenizer.from_pretrained(str(folder), local_files_only=True),
-                    pretrained_vision=False)
+        try:
+            model = cls(settings, AutoTokenizer.from_pretrained(str(folder), local_files_only=True),
+                        pretrained_vision=False)
+        except GeovecError as exc:  # e.g. its point tower's package is not installed
+            raise GeovecError(f"{folder}: {exc}") from None
         model.load_state_dict(load_file(str(weights)))
         return model.to(device or "cpu")
 

@@ -149,9 +149,10 @@ class EncoderEmbedder(BaseEmbedder):
         time), and get their float32 weights back on a return to float32 (the same vectors: autocast rounds the
         weights the same way)."""
         chosen = super().use_precision(precision)
-        exempt = tuple(f"{part}." for part in self.encoder.float32_parts)
+        parts = self.encoder.float32_parts
+        exempt = tuple(f"{part}." for part in parts)  # a part's submodules, or the part itself (a lone Linear)
         linears = [(name, module) for name, module in self.encoder.named_modules()
-                   if isinstance(module, torch.nn.Linear) and not name.startswith(exempt)]
+                   if isinstance(module, torch.nn.Linear) and not name.startswith(exempt) and name not in parts]
         for name, module in linears:
             if chosen == "bfloat16" and name not in self._float32_linears:
                 self._float32_linears[name] = (module.weight.data, None if module.bias is None else module.bias.data)
