@@ -73,8 +73,10 @@ def test_eurosat_old_zip_layout(tmp_path):
 
 def test_rsicd_scene_uses_prefixed_test_images():
     queries = get_task("rsicd-scene").load(FIXTURES)
-    assert [q.id for q in queries] == ["airport_1.jpg", "beach_2.jpg"]  # 00003.jpg has no class; river_4 is train
-    assert texts(queries[0].candidates) == ["airport", "beach"] and [q.positives for q in queries] == [{0}, {1}]
+    # 00003.jpg has no class; river_4 is train
+    assert [q.id for q in queries] == ["airport_1.jpg", "beach_2.jpg", "farmland_10.jpg", "pond_11.jpg"]
+    assert texts(queries[0].candidates) == ["airport", "beach", "farmland", "pond"]
+    assert [q.positives for q in queries] == [{0}, {1}, {2}, {3}]
 
 
 def test_corrupt_image_in_a_scene_folder_is_named(tmp_path):
@@ -96,9 +98,11 @@ def test_empty_class_folder_is_an_error(tmp_path):
                                   "rsicd-retrieval"])
 def test_caption_splits(task):
     split = get_task(task).load(FIXTURES)
-    assert split.image_ids == ("airport_1.jpg", "beach_2.jpg", "00003.jpg")  # river_4.jpg is in the train split
-    assert len(split.texts) == 14  # 15 captions, one empty
-    assert split.text_image == (0,) * 4 + (1,) * 5 + (2,) * 5
+    mosaic_tiles = ("farmland_10.jpg", "pond_11.jpg") if task == "rsicd-retrieval" else ()  # rsicd split only
+    assert split.image_ids == ("airport_1.jpg", "beach_2.jpg", "00003.jpg", *mosaic_tiles)  # river_4.jpg: train
+    assert len(split.texts) == 14 + 5 * len(mosaic_tiles)  # 15 captions, one empty
+    assert split.text_image == (0,) * 4 + (1,) * 5 + (2,) * 5 + sum(((3 + k,) * 5 for k in range(len(mosaic_tiles))),
+                                                                     ())
     assert texts(split.texts)[:4] == ["many planes near a terminal", "an airport", "runways", "planes"]
     assert split.images[2].segments[0].path.endswith("00003.jpg")
 

@@ -26,7 +26,16 @@ _spec = importlib.util.spec_from_file_location("make_fixtures", FIXTURES / "make
 make_fixtures = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(make_fixtures)  # type: ignore[union-attr]
 FIXTURE_SOURCES = ["rsicd-captions", "rsicd-scenes", "rsitmd-captions", "rsvqa-lr-vqa", "dior-rsvg-regions",
-                   "rsvqa-lr-geo", "osbs-tree-regions"]
+                   "rsvqa-lr-geo", "osbs-tree-regions", "rsicd-mosaic-regions"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def home(tmp_path_factory: pytest.TempPathFactory):
+    """GEOVEC_HOME in a temporary folder: the mosaic source caches its scenes there."""
+    with pytest.MonkeyPatch.context() as patch:
+        folder = tmp_path_factory.mktemp("home")
+        patch.setenv("GEOVEC_HOME", str(folder))
+        yield folder
 
 
 @pytest.fixture(scope="module")
@@ -53,10 +62,11 @@ def built(tmp_path_factory: pytest.TempPathFactory, extra: dict[str, Path]) -> t
 def test_fixture_build_counts_instructions_and_inputs(built):
     output, manifest = built
     examples = list(read_examples(output / "train.jsonl"))
-    # 6 train images: 6 image->caption + 30 caption->image; 5 prefixed images; 5 train questions; 1 train object x 2
-    # directions; 3 tiles left after RSMEB's tile 0, x 2 directions; 3 tree boxes
-    expected = {"rsicd-captions": 36, "rsicd-scenes": 5, "rsitmd-captions": 36, "rsvqa-lr-vqa": 5,
-                "dior-rsvg-regions": 2, "rsvqa-lr-geo": 6, "osbs-tree-regions": 3}
+    # 8 rsicd train images: 8 image->caption + 40 caption->image (rsitmd: 6 and 30); 7 prefixed images; 5 train
+    # questions; 1 train object x 2 directions; 3 tiles left after RSMEB's tile 0, x 2 directions; 3 tree boxes; one
+    # 2x2 mosaic of the 5 train classes (no 3x3 or big layout fits) x 3 examples per tile
+    expected = {"rsicd-captions": 48, "rsicd-scenes": 7, "rsitmd-captions": 36, "rsvqa-lr-vqa": 5,
+                "dior-rsvg-regions": 2, "rsvqa-lr-geo": 6, "osbs-tree-regions": 3, "rsicd-mosaic-regions": 12}
     assert manifest["counts"] == expected == dict(Counter(e.task for e in examples))
     assert manifest["sources"]["rsvqa-lr-geo"]["excluded_test_items"] == 1
     assert json.loads((output / "manifest.json").read_text()) == manifest
@@ -81,7 +91,7 @@ def test_fixture_build_counts_instructions_and_inputs(built):
                 if isinstance(segment, PointSegment):
                     assert -90 <= segment.lat <= 90 and -180 <= segment.lon <= 180
     scenes = [e for e in examples if e.task == "rsicd-scenes"]
-    assert {e.positive.segments[0].text for e in scenes} == {"river", "airport", "beach"}
+    assert {e.positive.segments[0].text for e in scenes} == {"river", "airport", "beach", "farmland", "pond"}
     geo = [e for e in examples if e.task == "rsvqa-lr-geo"]
     assert {i for e in geo for i in e.source_ids} == {"RSVQA-LR:7", "RSVQA-LR:8", "RSVQA-LR:9"}  # never tile 0
     point = next(e.positive.segments[0] for e in geo if e.source_ids[0] == "RSVQA-LR:7" and
@@ -127,14 +137,14 @@ def test_build_is_deterministic_and_resumes(built, extra, tmp_path):
     first = [json.loads(line) for line in (tmp_path / "seed1" / "train.jsonl").read_text().splitlines()]
     mine = [e for e in (json.loads(line) for line in (output / "train.jsonl").read_text().splitlines())
             if e["task"] == "rsicd-captions"]
-    assert other["counts"] == {"rsicd-captions": 36} and first != mine
+    assert other["counts"] == {"rsicd-captions": 48} and first != mine
 
 
 def test_mix_weights_are_respected(built):
     groups = {name: [e for e in read_examples(built[0] / "train.jsonl") if e.task == name]
               for name in ("rsicd-captions", "rsicd-scenes", "rsvqa-lr-vqa")}
     mixed = mix(groups, {"rsicd-captions": 0.5, "rsicd-scenes": 2.0, "rsvqa-lr-vqa": 1.4}, seed=3)
-    assert Counter(e.task for e in mixed) == {"rsicd-captions": 18, "rsicd-scenes": 10, "rsvqa-lr-vqa": 7}
+    assert Counter(e.task for e in mixed) == {"rsicd-captions": 24, "rsicd-scenes": 14, "rsvqa-lr-vqa": 7}
     assert mixed == mix(groups, {"rsicd-captions": 0.5, "rsicd-scenes": 2.0, "rsvqa-lr-vqa": 1.4}, seed=3)
     assert [e.task for e in mixed] != sorted(e.task for e in mixed)  # shuffled, not grouped
     with pytest.raises(GeovecInputError, match="weights must be >= 0"):
