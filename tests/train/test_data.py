@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
 import pytest
 import typer
+from fixture_data import copy as copy_fixtures
 from typer.testing import CliRunner
 
 from geovec.bench import get_task
@@ -17,7 +19,7 @@ from geovec.config import data_dir
 from geovec.datasets import captions
 from geovec.errors import GeovecError, GeovecInputError
 from geovec.inputs import BoxSegment, ImageSegment, PointSegment, TextSegment
-from geovec.train.data import SOURCES, LeakError, Source, build_training_data, mix
+from geovec.train.data import SOURCES, Job, LeakError, Source, build_training_data, check_leaks, held_out, mix
 from geovec.train.examples import read_examples
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data"
@@ -206,3 +208,48 @@ def test_shared_osbs_boxes_are_refused_as_test_items(tmp_path):
         pytest.skip("real deepforest data not present")
     with pytest.raises(GeovecError, match="osbs-tree-regions: no training items left .* all 61 are test items"):
         build_training_data(["osbs-tree-regions"], tmp_path, REAL, show_progress=False)
+
+
+# ------------------------------------------------------------------------------------------------ mosaics
+def _scene_tiles(examples) -> dict[str, set[str]]:
+    """Scene file -> the item ids its examples name (every tile of the scene)."""
+    out: dict[str, set[str]] = {}
+    for e in examples:
+        out.setdefault(e.query.segments[0].path, set()).update(e.source_ids)
+    return out
+
+
+def test_mosaic_scenes_show_train_images_only_never_validation_ones(tmp_path, home):
+    build_training_data(["rsicd-captions", "rsicd-mosaic-regions"], tmp_path, FIXTURES, hard_negatives=2,
+                        validation_images=1, show_progress=False)
+    (held,) = [json.loads(line)["id"] for line in (tmp_path / "validation.jsonl").read_text().splitlines()]
+    train = {f"RSICD:{r.filename}" for r in captions.read_caption_split(FIXTURES / "rs_caption_splits", "rsicd",
+                                                                        "train") if r.scene}
+    examples = [e for e in read_examples(tmp_path / "train.jsonl") if e.task == "rsicd-mosaic-regions"]
+    scenes = _scene_tiles(examples)
+    assert scenes and all(len(tiles) == 4 and tiles <= train - {f"RSICD:{held}"} for tiles in scenes.values())
+    assert all(Path(path).parent.parent == home / "data" / "mosaics" for path in scenes)  # never in the repo
+    said = [e.query.segments[1].text for e in examples if isinstance(e.query.segments[1], TextSegment)]
+    assert sum(bool(re.fullmatch(r"the (river|airport|beach|farmland|pond) (in|on|at) the [a-z ]+", s))
+               for s in said) == 4  # one spatial expression per tile
+    for e in examples:
+        box = e.query.segments[1] if isinstance(e.query.segments[1], BoxSegment) else e.positive.segments[1]
+        assert box.bbox_xyxy in {(0, 0, 224, 224), (224, 0, 448, 224), (0, 224, 224, 448), (224, 224, 448, 448)}
+        assert e.positive not in e.negatives and len(e.negatives) == 2  # other tiles of the scene
+
+
+def test_leak_check_sees_a_test_image_inside_a_mosaic(tmp_path, home):
+    root = copy_fixtures(tmp_path, "rs_caption_splits", "rsicd")
+    splits = root / "rs_caption_splits" / "rsicd"
+    planted = ["airport_1.jpg", "beach_2.jpg", "farmland_10.jpg", "pond_11.jpg"]  # the test split, listed as train
+    test = captions.read_caption_split(FIXTURES / "rs_caption_splits", "rsicd", "test")
+    (splits / "train_filename.txt").write_text("".join(f"{r.filename}\n" for r in test if r.filename in planted))
+    (splits / "train_caps.txt").write_text("".join(f"{c}\n" for r in test if r.filename in planted
+                                                   for c in r.captions))
+    source = SOURCES["rsicd-mosaic-regions"]
+    careless = source.build(Job(source, root, root / "rsicd" / "images"))  # built without the test items left out
+    with pytest.raises(LeakError, match=r"RSICD:farmland_10\.jpg \(test item of rsicd-scene, rsicd-retrieval, "
+                                        r"rsicd-t2t, rsicd-mosaic-region-caption, rsicd-mosaic-refexp"):
+        check_leaks(careless, held_out(root, {"RSICD"}))
+    with pytest.raises(GeovecError, match="rsicd-mosaic-regions: no training items left .* all 4 are test items"):
+        build_training_data(["rsicd-mosaic-regions"], tmp_path / "out", root, show_progress=False)

@@ -213,7 +213,7 @@ def region_caption_queries(caption_root: Path, dataset: str, images_dir: Path, s
             outside = [c for name, c in every if name not in mosaic.sources and c not in own and c not in others]
             pool = others + rng(key, "others", mosaic.id, k).sample(outside, min(OTHER_CAPTIONS, len(outside)))
             chosen, positives = with_distractors(shown[k], pool, len(pool), key, mosaic.id, k,
-                                                 same=lambda text, _: text in own)
+                                                 same=lambda text, _, own=own: text in own)
             candidates = tuple(Interleaved((TextSegment(c),)) for c in chosen)
             out.append(CandidateQuery(f"{mosaic.id}#{k}", Interleaved((scene, BoxSegment(tile.box, "pixel"))),
                                       candidates, positives,
