@@ -19,7 +19,16 @@ from geovec.config import data_dir
 from geovec.datasets import captions
 from geovec.errors import GeovecError, GeovecInputError
 from geovec.inputs import BoxSegment, ImageSegment, PointSegment, TextSegment
-from geovec.train.data import SOURCES, Job, LeakError, Source, build_training_data, check_leaks, held_out, mix
+from geovec.train.data import (
+    SOURCES,
+    Job,
+    LeakError,
+    Source,
+    build_training_data,
+    check_leaks,
+    held_out,
+    mix,
+)
 from geovec.train.examples import read_examples
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data"
