@@ -1,8 +1,9 @@
 """Readers of public remote-sensing datasets in their published on-disk layouts: the data layer.
 
-One module per format family (``captions``, ``scenes``, ``rsvqa``, ``rsvg``, ``regions``, ``mosaics``, ``patterncom``, ``geo``);
-each reader is a pure function of files on disk returning the shapes of ``samples`` (``CandidateQuery`` lists,
-``RetrievalSplit``, ``TextToTextSplit``) and raising ``DatasetError`` naming the file and record. The benchmark,
+One module per format family (``captions``, ``scenes``, ``rsvqa``, ``rsvg``, ``regions``, ``mosaics``,
+``patterncom``, ``geo``); each reader is a pure function of files on disk returning the shapes of ``samples``
+(``CandidateQuery`` lists, ``RetrievalSplit``, ``TextToTextSplit``) and raising ``DatasetError`` naming the file
+and record. The benchmark,
 the training-data builders, the T2T corpora and captioning all read through here. Instructions are never put into
 inputs here: whoever embeds the data adds them.
 """
