@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import typer
 from fixture_data import copy as copy_fixtures
+from PIL import Image
 from typer.testing import CliRunner
 
 from geovec.bench import get_task
@@ -262,3 +263,18 @@ def test_leak_check_sees_a_test_image_inside_a_mosaic(tmp_path, home):
         check_leaks(careless, held_out(root, {"RSICD"}))
     with pytest.raises(GeovecError, match="rsicd-mosaic-regions: no training items left .* all 4 are test items"):
         build_training_data(["rsicd-mosaic-regions"], tmp_path / "out", root, show_progress=False)
+
+
+def test_mosaics_hold_out_what_rsicd_captions_holds_out_on_the_real_split(tmp_path, home):
+    """With --limit and --validation-images, the mosaic source leaves out exactly rsicd-captions' validation images
+    (the build's held-out check refuses any example that shows one)."""
+    if not (REAL / "rsicd" / "images").is_dir():
+        pytest.skip(f"real RSICD images not present under {REAL}")
+    manifest = build_training_data(["rsicd-captions", "rsicd-mosaic-regions"], tmp_path, REAL, limit=60,
+                                   validation_images=6, hard_negatives=3, show_progress=False)
+    held = {f"RSICD:{json.loads(line)['id']}" for line in (tmp_path / "validation.jsonl").read_text().splitlines()}
+    examples = [e for e in read_examples(tmp_path / "train.jsonl") if e.task == "rsicd-mosaic-regions"]
+    assert len(held) == 6 and manifest["counts"]["rsicd-mosaic-regions"] == len(examples) > 0
+    assert not held & {i for e in examples for i in e.source_ids}
+    layouts = {Image.open(path).size for path in _scene_tiles(examples)}
+    assert layouts <= {(448, 448), (672, 672)}

@@ -170,7 +170,7 @@ def caption_pairs(job: Job, *, split: Callable[[Path, Path], RetrievalSplit]) ->
     keep = job.select(range(len(data.images)), lambda i: data.image_ids[i])
     task, n, ids = job.source.tasks[0], job.hard_negatives, data.image_ids
     if job.validation_images:
-        held = job.held_for_validation(keep)
+        held = job.held_for_validation(keep, owner)
         keep = [i for i in keep if i not in held]
         meta = get_task(task).metadata
         job.validation = [{"id": ids[i], "dataset": dataset, "task": task, "image": _tag(data.images[i], meta.query_instruction).to_dict(),
@@ -268,18 +268,19 @@ def mosaic_regions(job: Job, *, dataset: str, owner: str) -> list[TrainingExampl
     """Mosaics of an AMFMN train split (every layout, each image in one scene): per tile, (scene + box) -> a caption,
     (scene + caption) -> (scene + box) and (scene + "the airport in the top left") -> (scene + box).
 
-    Images held out for validation are those the caption source ``owner`` holds out (same draw), so no scene shows
-    one. Hard negatives are the other tiles of the scene: their captions (never one of the tile's own) or boxes.
+    The images are those the caption source ``owner`` selects (same ``--limit`` subsample) less those it holds out
+    for validation (same draw), so no scene shows one. Hard negatives are the other tiles of the scene: their captions (never one of the tile's own) or boxes.
     Every example's ``source_ids`` name all tiles of its scene: the leak check sees inside the mosaic.
     """
     if not job.path.is_dir():
         raise GeovecError(f"source {job.source.name}: {job.source.dataset} images not found at {job.path}; give "
                           f"the folder holding them with --path {job.source.name}=DIR")
-    ids = _amfmn(dataset)(job.root, job.path).image_ids  # the order ``owner`` draws its validation images in
-    held = {ids[i] for i in job.held_for_validation(job.select(range(len(ids)), lambda i: ids[i], owner), owner)}
+    ids = _amfmn(dataset)(job.root, job.path).image_ids  # the order ``owner`` selects and holds out images in
+    keep = job.select(range(len(ids)), lambda i: ids[i], owner)  # with --limit, the same images as ``owner``
+    held = job.held_for_validation(keep, owner)
     records = {r.filename: r for r in caption_reader.read_caption_split(job.root / "rs_caption_splits", dataset,
                                                                         "train")}
-    pool = [records[i] for i in job.select(ids, str) if i not in held]
+    pool = [records[ids[i]] for i in keep if i not in held]
     scenes = mosaics.compose(pool, list(mosaics.LAYOUTS), "train", job.seed, job.source.name)
     folder = home_dir() / "data" / "mosaics" / f"{job.source.name}-{dataset}"
     out = []
