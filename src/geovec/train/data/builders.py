@@ -170,7 +170,7 @@ def caption_pairs(job: Job, *, split: Callable[[Path, Path], RetrievalSplit]) ->
     keep = job.select(range(len(data.images)), lambda i: data.image_ids[i])
     task, n, ids = job.source.tasks[0], job.hard_negatives, data.image_ids
     if job.validation_images:
-        held = job.held_for_validation(keep, owner)
+        held = job.held_for_validation(keep)
         keep = [i for i in keep if i not in held]
         meta = get_task(task).metadata
         job.validation = [{"id": ids[i], "dataset": dataset, "task": task, "image": _tag(data.images[i], meta.query_instruction).to_dict(),
