@@ -13,7 +13,7 @@ from geovec.bench.evaluate import EVALUATORS, evaluate_data
 from geovec.bench.results import markdown_report, read_results, write_report
 from geovec.bench.run import run_loaded
 from geovec.bench.task import PROTOCOLS, TaskMetadata
-from geovec.datasets import CandidateQuery, DatasetError, RetrievalSplit
+from geovec.datasets import CandidateQuery, DatasetError, Reference, RetrievalSplit
 from geovec.errors import GeovecError
 from geovec.inputs import Interleaved, TextSegment, render_text
 from geovec.models.base import BaseEmbedder
@@ -177,3 +177,21 @@ def test_old_result_records_stay_readable():
     records = read_results(FIXTURES / "results-v0.1.0")
     report = markdown_report(records)
     assert "## Category averages" in report and "minilm" in report
+
+
+def test_reference_rows_are_scored_on_the_same_answers_and_reported(tmp_path, cache):
+    reversed_candidates = tuple(reversed(CANDIDATES))
+    queries = [CandidateQuery(q.id, q.query, q.candidates, q.positives,
+                              (Reference("blind", text("nothing")), Reference("moved", q.query, reversed_candidates)))
+               for q in QUERIES]
+    run_loaded([(meta("toy-vqa"), queries)], KeywordEmbedder(VOCAB), tmp_path / "results", Path("."), cache,
+               show_progress=False)
+    record = json.loads(next((tmp_path / "results").rglob("toy-vqa.json")).read_text())
+    # blind: every candidate ties, so index 0 wins (q1 only); moved: the right words now sit where the answers are not
+    assert record["scores"] == {"precision_at_1": 75.0, "precision_at_1_blind": 25.0, "precision_at_1_moved": 0.0,
+                                "main_score": 75.0}
+    plain = evaluate_data(meta("toy-vqa"), QUERIES, KeywordEmbedder(VOCAB), cache)
+    assert record["dataset"]["fingerprint"] != plain.fingerprint  # reference inputs are part of the data
+    report = markdown_report(read_results(tmp_path / "results"))
+    assert "| task | model | P@1 | blind | moved |" in report
+    assert "| toy-vqa | keywords | 75.00 | 25.00 | 0.00 |" in report

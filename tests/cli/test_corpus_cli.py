@@ -19,12 +19,12 @@ def test_neighbour_corpus_then_text_to_text_and_hybrid_runs(tmp_path):
     result = geovec("corpus", "import", "rsicd", "--split", "train", "--data", str(FIXTURES), "-o", str(train),
                     home=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "30 human captions of 6 images" in result.stderr
+    assert "40 human captions of 8 images" in result.stderr
     images = FIXTURES / "rsicd" / "images"
     result = geovec("corpus", "neighbours", str(images), "--reference", str(train), "--reference-images",
                     str(images), "--k", "1", "-o", str(described), home=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "of 3 images (6 skipped: already in the reference; 0 unreadable)" in result.stderr  # the 3 test images
+    assert "of 5 images (8 skipped: already in the reference; 0 unreadable)" in result.stderr  # the 5 test images
     info = geovec("corpus", "info", str(described), home=tmp_path)
     assert "neighbours:geovec-mini" in info.stdout and "oracle" not in info.stdout
 

@@ -244,6 +244,31 @@ def train_splits(root: Path) -> None:
     rsvqa(root / "RSVQA-LR", "LR", "train", "Images_LR", VQA_TRAIN, (3, 4))
 
 
+# Mosaic tiles (geovec.datasets.mosaics needs one scene class per tile, four per 2x2 scene): two more RSICD test
+# images and two more train images of new classes, appended to the rsicd AMFMN split files only. Their pixels come
+# from their own generator, so adding them changed no other fixture file.
+MOSAIC_TILES = [("farmland_10.jpg", "test", (200, 180, 60), ["green farmland", "fields in rows", "farmland",
+                                                               "square fields", "crops"]),
+                ("pond_11.jpg", "test", (40, 90, 160), ["a pond", "a small pond with trees", "water", "a blue pond",
+                                                         "a round pond"]),
+                ("farmland_12.jpg", "train", (180, 200, 80), ["farmland", "many fields", "brown fields",
+                                                                "fields and a road", "green crops"]),
+                ("pond_13.jpg", "train", (30, 80, 170), ["a pond", "a pond near a road", "dark water",
+                                                          "a pond with grass", "two ponds"])]
+
+
+def mosaic_tiles(root: Path) -> None:
+    draw = np.random.default_rng(23)
+    splits = root / "rs_caption_splits" / "rsicd"
+    for name, split, colour, caps in MOSAIC_TILES:
+        pixels = np.clip(np.array(colour) + draw.integers(-30, 31, (24, 24, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(root / "rsicd" / "images" / name)
+        with (splits / f"{split}_caps.txt").open("a") as captions:
+            captions.write("".join(f"{c}\n" for c in caps))
+        with (splits / f"{split}_filename.txt").open("a") as names:
+            names.write("".join(f"{name}\n" for _ in (caps if split == "test" else caps[:1])))
+
+
 def main(root: Path = HERE) -> None:
     scenes(root)
     patterncom(root)
@@ -257,6 +282,7 @@ def main(root: Path = HERE) -> None:
     geotiffs(root)
     deepforest(root)
     train_splits(root)  # last, so the seeded pixels of everything above stay as they were
+    mosaic_tiles(root)
 
 
 if __name__ == "__main__":

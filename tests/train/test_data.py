@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
 import pytest
 import typer
+from fixture_data import copy as copy_fixtures
+from PIL import Image
 from typer.testing import CliRunner
 
 from geovec.bench import get_task
@@ -17,7 +20,16 @@ from geovec.config import data_dir
 from geovec.datasets import captions
 from geovec.errors import GeovecError, GeovecInputError
 from geovec.inputs import BoxSegment, ImageSegment, PointSegment, TextSegment
-from geovec.train.data import SOURCES, LeakError, Source, build_training_data, mix
+from geovec.train.data import (
+    SOURCES,
+    Job,
+    LeakError,
+    Source,
+    build_training_data,
+    check_leaks,
+    held_out,
+    mix,
+)
 from geovec.train.examples import read_examples
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data"
@@ -26,7 +38,16 @@ _spec = importlib.util.spec_from_file_location("make_fixtures", FIXTURES / "make
 make_fixtures = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(make_fixtures)  # type: ignore[union-attr]
 FIXTURE_SOURCES = ["rsicd-captions", "rsicd-scenes", "rsitmd-captions", "rsvqa-lr-vqa", "dior-rsvg-regions",
-                   "rsvqa-lr-geo", "osbs-tree-regions"]
+                   "rsvqa-lr-geo", "osbs-tree-regions", "rsicd-mosaic-regions"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def home(tmp_path_factory: pytest.TempPathFactory):
+    """GEOVEC_HOME in a temporary folder: the mosaic source caches its scenes there."""
+    with pytest.MonkeyPatch.context() as patch:
+        folder = tmp_path_factory.mktemp("home")
+        patch.setenv("GEOVEC_HOME", str(folder))
+        yield folder
 
 
 @pytest.fixture(scope="module")
@@ -53,10 +74,11 @@ def built(tmp_path_factory: pytest.TempPathFactory, extra: dict[str, Path]) -> t
 def test_fixture_build_counts_instructions_and_inputs(built):
     output, manifest = built
     examples = list(read_examples(output / "train.jsonl"))
-    # 6 train images: 6 image->caption + 30 caption->image; 5 prefixed images; 5 train questions; 1 train object x 2
-    # directions; 3 tiles left after RSMEB's tile 0, x 2 directions; 3 tree boxes
-    expected = {"rsicd-captions": 36, "rsicd-scenes": 5, "rsitmd-captions": 36, "rsvqa-lr-vqa": 5,
-                "dior-rsvg-regions": 2, "rsvqa-lr-geo": 6, "osbs-tree-regions": 3}
+    # 8 rsicd train images: 8 image->caption + 40 caption->image (rsitmd: 6 and 30); 7 prefixed images; 5 train
+    # questions; 1 train object x 2 directions; 3 tiles left after RSMEB's tile 0, x 2 directions; 3 tree boxes; one
+    # 2x2 mosaic of the 5 train classes (no 3x3 or big layout fits) x 3 examples per tile
+    expected = {"rsicd-captions": 48, "rsicd-scenes": 7, "rsitmd-captions": 36, "rsvqa-lr-vqa": 5,
+                "dior-rsvg-regions": 2, "rsvqa-lr-geo": 6, "osbs-tree-regions": 3, "rsicd-mosaic-regions": 12}
     assert manifest["counts"] == expected == dict(Counter(e.task for e in examples))
     assert manifest["sources"]["rsvqa-lr-geo"]["excluded_test_items"] == 1
     assert json.loads((output / "manifest.json").read_text()) == manifest
@@ -81,7 +103,7 @@ def test_fixture_build_counts_instructions_and_inputs(built):
                 if isinstance(segment, PointSegment):
                     assert -90 <= segment.lat <= 90 and -180 <= segment.lon <= 180
     scenes = [e for e in examples if e.task == "rsicd-scenes"]
-    assert {e.positive.segments[0].text for e in scenes} == {"river", "airport", "beach"}
+    assert {e.positive.segments[0].text for e in scenes} == {"river", "airport", "beach", "farmland", "pond"}
     geo = [e for e in examples if e.task == "rsvqa-lr-geo"]
     assert {i for e in geo for i in e.source_ids} == {"RSVQA-LR:7", "RSVQA-LR:8", "RSVQA-LR:9"}  # never tile 0
     point = next(e.positive.segments[0] for e in geo if e.source_ids[0] == "RSVQA-LR:7" and
@@ -127,14 +149,14 @@ def test_build_is_deterministic_and_resumes(built, extra, tmp_path):
     first = [json.loads(line) for line in (tmp_path / "seed1" / "train.jsonl").read_text().splitlines()]
     mine = [e for e in (json.loads(line) for line in (output / "train.jsonl").read_text().splitlines())
             if e["task"] == "rsicd-captions"]
-    assert other["counts"] == {"rsicd-captions": 36} and first != mine
+    assert other["counts"] == {"rsicd-captions": 48} and first != mine
 
 
 def test_mix_weights_are_respected(built):
     groups = {name: [e for e in read_examples(built[0] / "train.jsonl") if e.task == name]
               for name in ("rsicd-captions", "rsicd-scenes", "rsvqa-lr-vqa")}
     mixed = mix(groups, {"rsicd-captions": 0.5, "rsicd-scenes": 2.0, "rsvqa-lr-vqa": 1.4}, seed=3)
-    assert Counter(e.task for e in mixed) == {"rsicd-captions": 18, "rsicd-scenes": 10, "rsvqa-lr-vqa": 7}
+    assert Counter(e.task for e in mixed) == {"rsicd-captions": 24, "rsicd-scenes": 14, "rsvqa-lr-vqa": 7}
     assert mixed == mix(groups, {"rsicd-captions": 0.5, "rsicd-scenes": 2.0, "rsvqa-lr-vqa": 1.4}, seed=3)
     assert [e.task for e in mixed] != sorted(e.task for e in mixed)  # shuffled, not grouped
     with pytest.raises(GeovecInputError, match="weights must be >= 0"):
@@ -196,3 +218,63 @@ def test_shared_osbs_boxes_are_refused_as_test_items(tmp_path):
         pytest.skip("real deepforest data not present")
     with pytest.raises(GeovecError, match="osbs-tree-regions: no training items left .* all 61 are test items"):
         build_training_data(["osbs-tree-regions"], tmp_path, REAL, show_progress=False)
+
+
+# ------------------------------------------------------------------------------------------------ mosaics
+def _scene_tiles(examples) -> dict[str, set[str]]:
+    """Scene file -> the item ids its examples name (every tile of the scene)."""
+    out: dict[str, set[str]] = {}
+    for e in examples:
+        out.setdefault(e.query.segments[0].path, set()).update(e.source_ids)
+    return out
+
+
+def test_mosaic_scenes_show_train_images_only_never_validation_ones(tmp_path, home):
+    build_training_data(["rsicd-captions", "rsicd-mosaic-regions"], tmp_path, FIXTURES, hard_negatives=2,
+                        validation_images=1, show_progress=False)
+    (held,) = [json.loads(line)["id"] for line in (tmp_path / "validation.jsonl").read_text().splitlines()]
+    train = {f"RSICD:{r.filename}" for r in captions.read_caption_split(FIXTURES / "rs_caption_splits", "rsicd",
+                                                                        "train") if r.scene}
+    examples = [e for e in read_examples(tmp_path / "train.jsonl") if e.task == "rsicd-mosaic-regions"]
+    scenes = _scene_tiles(examples)
+    assert scenes and all(len(tiles) == 4 and tiles <= train - {f"RSICD:{held}"} for tiles in scenes.values())
+    assert all(Path(path).parent.parent == home / "data" / "mosaics" for path in scenes)  # never in the repo
+    said = [e.query.segments[1].text for e in examples if isinstance(e.query.segments[1], TextSegment)]
+    assert sum(bool(re.fullmatch(r"the (river|airport|beach|farmland|pond) (in|on|at) the [a-z ]+", s))
+               for s in said) == 4  # one spatial expression per tile
+    for e in examples:
+        box = e.query.segments[1] if isinstance(e.query.segments[1], BoxSegment) else e.positive.segments[1]
+        assert box.bbox_xyxy in {(0, 0, 224, 224), (224, 0, 448, 224), (0, 224, 224, 448), (224, 224, 448, 448)}
+        assert e.positive not in e.negatives and len(e.negatives) == 2  # other tiles of the scene
+
+
+def test_leak_check_sees_a_test_image_inside_a_mosaic(tmp_path, home):
+    root = copy_fixtures(tmp_path, "rs_caption_splits", "rsicd")
+    splits = root / "rs_caption_splits" / "rsicd"
+    planted = ["airport_1.jpg", "beach_2.jpg", "farmland_10.jpg", "pond_11.jpg"]  # the test split, listed as train
+    test = captions.read_caption_split(FIXTURES / "rs_caption_splits", "rsicd", "test")
+    (splits / "train_filename.txt").write_text("".join(f"{r.filename}\n" for r in test if r.filename in planted))
+    (splits / "train_caps.txt").write_text("".join(f"{c}\n" for r in test if r.filename in planted
+                                                   for c in r.captions))
+    source = SOURCES["rsicd-mosaic-regions"]
+    careless = source.build(Job(source, root, root / "rsicd" / "images"))  # built without the test items left out
+    with pytest.raises(LeakError, match=r"RSICD:farmland_10\.jpg \(test item of rsicd-scene, rsicd-retrieval, "
+                                        r"rsicd-t2t, rsicd-mosaic-region-caption, rsicd-mosaic-refexp"):
+        check_leaks(careless, held_out(root, {"RSICD"}))
+    with pytest.raises(GeovecError, match="rsicd-mosaic-regions: no training items left .* all 4 are test items"):
+        build_training_data(["rsicd-mosaic-regions"], tmp_path / "out", root, show_progress=False)
+
+
+def test_mosaics_hold_out_what_rsicd_captions_holds_out_on_the_real_split(tmp_path, home):
+    """With --limit and --validation-images, the mosaic source leaves out exactly rsicd-captions' validation images
+    (the build's held-out check refuses any example that shows one)."""
+    if not (REAL / "rsicd" / "images").is_dir():
+        pytest.skip(f"real RSICD images not present under {REAL}")
+    manifest = build_training_data(["rsicd-captions", "rsicd-mosaic-regions"], tmp_path, REAL, limit=60,
+                                   validation_images=6, hard_negatives=3, show_progress=False)
+    held = {f"RSICD:{json.loads(line)['id']}" for line in (tmp_path / "validation.jsonl").read_text().splitlines()}
+    examples = [e for e in read_examples(tmp_path / "train.jsonl") if e.task == "rsicd-mosaic-regions"]
+    assert len(held) == 6 and manifest["counts"]["rsicd-mosaic-regions"] == len(examples) > 0
+    assert not held & {i for e in examples for i in e.source_ids}
+    layouts = {Image.open(path).size for path in _scene_tiles(examples)}
+    assert layouts <= {(448, 448), (672, 672)}

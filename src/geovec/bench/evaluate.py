@@ -1,9 +1,9 @@
 """Run one task for one model: load, embed every unique input once (through the cache), score, time it.
 
 One evaluator per protocol, looked up in ``EVALUATORS``: ``candidates`` (Precision@1 over per-query candidate
-lists), ``retrieval`` (R@1/5/10 both directions and mR) and ``t2t`` (the same recalls, images represented by
-descriptions, per aggregation). For retrieval tasks the query instruction goes to the image side and the candidate
-instruction to the text side.
+lists, plus ``precision_at_1_<name>`` for each reference row the queries carry), ``retrieval`` (R@1/5/10 both
+directions and mR) and ``t2t`` (the same recalls, images represented by descriptions, per aggregation). For
+retrieval tasks the query instruction goes to the image side and the candidate instruction to the text side.
 """
 
 from __future__ import annotations
@@ -64,21 +64,51 @@ def _keys(*groups: Sequence[Interleaved]) -> list[str]:
     return [item.cache_key() for group in groups for item in group]
 
 
+def _ranked(query_vectors: np.ndarray, candidate_vectors: np.ndarray, sizes: Sequence[int]) -> list[np.ndarray]:
+    """Each query's scores over its own slice of the flattened candidate vectors."""
+    out, start = [], 0
+    for vector, size in zip(query_vectors, sizes):
+        out.append(candidate_vectors[start:start + size] @ vector)
+        start += size
+    return out
+
+
+def _score_references(meta: TaskMetadata, data: Sequence[CandidateQuery], embed, candidate_vectors: np.ndarray,
+                      positives: list[frozenset[int]]) -> tuple[dict[str, float], list[str]]:
+    """``precision_at_1_<name>`` per reference row (every query must carry it), and the keys of its inputs."""
+    scores, keys = {}, []
+    for name in dict.fromkeys(r.name for sample in data for r in sample.references):
+        rows = [next((r for r in sample.references if r.name == name), None) for sample in data]
+        if any(row is None for row in rows):
+            raise GeovecError(f"task {meta.name}: reference row {name!r} is missing from some queries")
+        queries = _instructed([row.query for row in rows], meta.query_instruction)  # type: ignore[union-attr]
+        own = [sample.candidates if row.candidates is None else row.candidates  # type: ignore[union-attr]
+               for sample, row in zip(data, rows)]
+        flat = _instructed([item for group in own for item in group], meta.candidate_instruction)
+        same = all(row.candidates is None for row in rows)  # type: ignore[union-attr]
+        vectors = candidate_vectors if same else embed(flat)
+        per_query = _ranked(embed(queries), vectors, [len(group) for group in own])
+        scores[f"precision_at_1_{name}"] = 100 * precision_at_1(per_query, positives)
+        keys += [name, *_keys(queries, [] if same else flat)]
+    return scores, keys
+
+
 def _score_candidates(meta: TaskMetadata, data: Sequence[CandidateQuery], embed) -> tuple[dict, dict, str]:
+    """P@1; queries carrying reference rows (box dropped, region alone...) add ``precision_at_1_<name>`` each."""
     check_unique_ids(data)
     queries = _instructed([sample.query for sample in data], meta.query_instruction)
     candidates = [_instructed(sample.candidates, meta.candidate_instruction) for sample in data]
     flat = [item for group in candidates for item in group]
     query_vectors, candidate_vectors = embed(queries), embed(flat)
-    per_query, start = [], 0
-    for vector, group in zip(query_vectors, candidates):
-        per_query.append(candidate_vectors[start:start + len(group)] @ vector)
-        start += len(group)
-    scores = {"precision_at_1": 100 * precision_at_1(per_query, [sample.positives for sample in data])}
+    positives = [sample.positives for sample in data]
+    per_query = _ranked(query_vectors, candidate_vectors, [len(group) for group in candidates])
+    scores = {"precision_at_1": 100 * precision_at_1(per_query, positives)}
+    references, reference_keys = _score_references(meta, data, embed, candidate_vectors, positives)
+    scores.update(references)
     keys = _keys(queries, flat)
     counts = {"queries": len(data), "candidates": len(flat), "unique_inputs": len(set(keys))}
-    positives = ";".join(",".join(map(str, sorted(sample.positives))) for sample in data)
-    return scores, counts, _fingerprint(keys, extra=positives)
+    answers = ";".join(",".join(map(str, sorted(p))) for p in positives)
+    return scores, counts, _fingerprint(keys + reference_keys, extra=answers)
 
 
 def _score_retrieval(meta: TaskMetadata, data: RetrievalSplit, embed) -> tuple[dict, dict, str]:

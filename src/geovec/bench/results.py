@@ -107,7 +107,6 @@ def markdown_report(records: list[dict[str, Any]]) -> str:
     summary = summarise(records)
     models = sorted(summary["scores"])
     categories = [c for c in CATEGORIES if any(c in summary["averages"][m] for m in models)]
-    cell = lambda value: "–" if value is None else f"{value:.2f}"  # noqa: E731
     lines = ["# RSMEB results", "", "Main score per task: Precision@1 (%) for candidate tasks, mean recall mR (%) "
              "for full retrieval. Averages are over the tasks each model ran. Tasks marked *oracle* represent images by "
              "their human captions: an upper bound, not comparable with image-based results.", "",
@@ -115,14 +114,40 @@ def markdown_report(records: list[dict[str, Any]]) -> str:
              "|---" * (len(categories) + 2) + "|"]
     for model in models:
         values = [summary["averages"][model].get(c) for c in categories + ["overall"]]
-        lines.append(f"| {model} | " + " | ".join(cell(v) for v in values) + " |")
+        lines.append(f"| {model} | " + " | ".join(_cell(v) for v in values) + " |")
     lines += ["", "## Tasks", "", "| task | category | " + " | ".join(models) + " |", "|---" * (len(models) + 2) + "|"]
     for task in sorted(summary["category_of"], key=lambda t: (CATEGORIES.index(summary["category_of"][t]), t)):
         values = [summary["scores"][m].get(task) for m in models]
         label = f"{task} (oracle: human captions)" if task in summary["oracle"] else task
-        lines.append(f"| {label} | {summary['category_of'][task]} | " + " | ".join(cell(v) for v in values) + " |")
+        lines.append(f"| {label} | {summary['category_of'][task]} | " + " | ".join(_cell(v) for v in values) + " |")
+    lines += _reference_rows(records)
     lines += _published_rows(records)
     return "\n".join(lines) + "\n"
+
+
+REFERENCE_PREFIX = "precision_at_1_"
+
+
+def _reference_rows(records: list[dict[str, Any]]) -> list[str]:
+    """P@1 beside the reference rows of tasks whose queries carry them (``precision_at_1_<name>`` scores)."""
+    rows = [(record, label) for record, label in zip(records, system_labels(records))
+            if any(key.startswith(REFERENCE_PREFIX) for key in record["scores"])]
+    if not rows:
+        return []
+    names = sorted({key[len(REFERENCE_PREFIX):] for record, _ in rows for key in record["scores"]
+                    if key.startswith(REFERENCE_PREFIX)})
+    lines = ["", "## Reference rows (P@1, %)", "", "The same answers sought from another input: box_blind = the box "
+             "dropped, region_alone = the region's own pixels instead of the scene and its box.", "",
+             "| task | model | P@1 | " + " | ".join(names) + " |", "|---" * (len(names) + 3) + "|"]
+    for record, label in sorted(rows, key=lambda row: (row[0]["task"]["name"], row[1])):
+        scores = record["scores"]
+        values = [scores.get("precision_at_1"), *(scores.get(REFERENCE_PREFIX + name) for name in names)]
+        lines.append(f"| {record['task']['name']} | {label} | " + " | ".join(_cell(v) for v in values) + " |")
+    return lines
+
+
+def _cell(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
 
 
 def _published_rows(records: list[dict[str, Any]]) -> list[str]:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from geovec.bench.task import Task, TaskMetadata
-from geovec.datasets import TaskData, captions, geo, patterncom, regions, rsvg, rsvqa, scenes
+from geovec.datasets import TaskData, captions, geo, mosaics, patterncom, regions, rsvg, rsvqa, scenes
 from geovec.errors import GeovecError
 from geovec.instructions import (COMPOSED_RETRIEVAL, IMAGE_TEXT_RETRIEVAL, IMAGE_TO_POINT, POINT_TO_IMAGE,
                                  REFERRING_EXPRESSION, REGION_CAPTION, REGION_MATCHING, SCENE_CLASSIFICATION,
@@ -217,6 +217,27 @@ _task(lambda root, limit: regions.region_matching(root / "deepforest", "OSBS_029
       citation=_cite("Weinstein, B. G., Marconi, S., Aubry-Kientz, M., Vincent, G., Senyondo, H., White, E. P.",
                      2020, "DeepForest: A Python package for RGB deep learning tree crown delineation",
                      "Methods in Ecology and Evolution 11(12)"))
+
+MOSAIC = {"category": "region", "dataset": "RSICD mosaics", "split": "test", "data_path": "rsicd/images",
+          "protocol": "candidates", "max_queries": 200, "citation": RSICD_CITE}
+MOSAIC_NOTE = ("Scenes: 448 px, 2x2 tiles of four RSICD test images of distinct scene classes (224 px each, "
+               "seeded, each image in one scene at most); 50 scenes, 4 queries each (200). Reference rows in the "
+               "scores: precision_at_1_box_blind (the box dropped) and precision_at_1_region_alone (the tile's own "
+               "pixels instead of scene + box), on the same answers.")
+_task(lambda root, limit: mosaics.region_caption_queries(root / "rs_caption_splits", "rsicd", root / "rsicd" / "images",
+                                                         "test", limit),
+      name="rsicd-mosaic-region-caption", query_kinds=("image", "box"), candidate_kinds=("text",),
+      **_instructed(REGION_CAPTION), **MOSAIC,
+      description="Region captioning on mosaics: scene + the box of one tile -> one human caption of that tile "
+                  "among one caption of each tile and 6 of other test images (10 candidates). " + MOSAIC_NOTE)
+_task(lambda root, limit: mosaics.refexp_queries(root / "rs_caption_splits", "rsicd", root / "rsicd" / "images",
+                                                 "test", limit),
+      name="rsicd-mosaic-refexp", query_kinds=("image", "text"), candidate_kinds=("image", "box"),
+      **_instructed(REFERRING_EXPRESSION), **MOSAIC,
+      description="Referring expressions on mosaics: scene + a human caption of one tile -> the scene with that "
+                  "tile's box among the scene with each of its 4 boxes (chance 25). Box-blind row: every candidate "
+                  "is the scene alone (ties: chance); region-alone row: the candidates are the tiles' pixels. "
+                  + MOSAIC_NOTE)
 
 # ---------------------------------------------------------------- geo-localization
 GEO = {"category": "geo-localization", "dataset": "RSVQA-LR tiles", "split": "all", "data_path": "rsvqa_lr",

@@ -27,13 +27,27 @@ class DatasetError(GeovecError):
 
 
 @dataclass(frozen=True)
+class Reference:
+    """A reference row of a query: the same answers sought from another input (the box dropped, the region alone).
+
+    ``candidates`` replaces the query's candidates one for one (``None``: ranked against the query's own), so the
+    positives stay where they are and the row is scored on the same lists.
+    """
+
+    name: str
+    query: Interleaved
+    candidates: tuple[Interleaved, ...] | None = None
+
+
+@dataclass(frozen=True)
 class CandidateQuery:
-    """One query, the candidates it is ranked against, and which of them are correct."""
+    """One query, the candidates it is ranked against, which of them are correct, and optional reference rows."""
 
     id: str
     query: Interleaved
     candidates: tuple[Interleaved, ...]
     positives: frozenset[int]
+    references: tuple[Reference, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.candidates:
@@ -44,6 +58,10 @@ class CandidateQuery:
         if outside:
             raise DatasetError(f"query {self.id!r}: positive indices {outside} are outside its "
                                f"{len(self.candidates)} candidates")
+        for reference in self.references:
+            if reference.candidates is not None and len(reference.candidates) != len(self.candidates):
+                raise DatasetError(f"query {self.id!r}: reference {reference.name!r} has "
+                                   f"{len(reference.candidates)} candidates for the query's {len(self.candidates)}")
 
 
 @dataclass(frozen=True)

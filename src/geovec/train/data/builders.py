@@ -17,6 +17,8 @@ Rules, documented because they shape what a model learns:
   never one equal to a caption of the query image; for caption -> image, other images of the class none of whose
   captions equals the query; scenes: other class names; VQA: other answers seen for the question's type; regions:
   other training objects (same image first) and seeded decoy boxes; geo: other training tiles with another centre.
+* mosaics (``rsicd-mosaic-regions``): every train image in one scene of tiles of distinct classes; per tile a
+  region caption, a referring caption and a spatial expression; hard negatives are the scene's other tiles.
 * ``source_ids`` are ``"DATASET:item"`` for every dataset item an example uses (query, positive and negatives), so
   the leak check sees negatives too. Items that RSMEB evaluates on are left out before building (and counted).
 * ``limit``: at most that many items (images, questions, objects, tiles) per source, a seeded subsample.
@@ -37,7 +39,9 @@ from pathlib import Path
 from typing import TypeVar
 
 from geovec.bench import get_task
-from geovec.datasets import CandidateQuery, CaptionedImage, RetrievalSplit, common, geo, regions, rsvg, rsvqa, scenes
+from geovec.config import home_dir
+from geovec.datasets import (CandidateQuery, CaptionedImage, RetrievalSplit, common, geo, mosaics, regions, rsvg,
+                             rsvqa, scenes)
 from geovec.datasets import captions as caption_reader
 from geovec.errors import GeovecError, GeovecInputError
 from geovec.inputs import BoxSegment, ImageSegment, Interleaved, PointSegment, TextSegment
@@ -77,14 +81,26 @@ class Job:
     def rng(self, *key: object) -> random.Random:
         return common.rng("train", self.seed, self.source.name, *key)
 
-    def select(self, items: Sequence[T], item_id: Callable[[T], str]) -> list[T]:
-        """Items not evaluated by RSMEB, then at most ``limit`` of them (seeded, in order)."""
+    def select(self, items: Sequence[T], item_id: Callable[[T], str], owner: str | None = None) -> list[T]:
+        """Items not evaluated by RSMEB, then at most ``limit`` of them (seeded, in order); ``owner``: the items
+        the source of that name would select (default: this one)."""
         kept = [x for x in items if item_id(x) not in self.exclude]
         self.excluded = len(items) - len(kept)
         if not kept:
             raise GeovecError(f"source {self.source.name}: no training items left at {self.path}: all "
                               f"{len(items)} are test items of RSMEB tasks on {self.source.dataset}")
-        return common.subsample(kept, self.limit, "train", self.seed, self.source.name)
+        return common.subsample(kept, self.limit, "train", self.seed, owner or self.source.name)
+
+    def held_for_validation(self, keep: Sequence[T], owner: str | None = None) -> set[T]:
+        """The ``validation_images`` items of ``keep`` held out, drawn as the caption source ``owner`` draws them
+        (default: this one), so that sources over the same images hold out the same ones."""
+        if not self.validation_images:
+            return set()
+        if self.validation_images >= len(keep):
+            raise GeovecInputError("--validation-images", f"{self.validation_images} would leave no training image "
+                                   f"of the {len(keep)} in {owner or self.source.name}")
+        return set(common.rng("train", self.seed, owner or self.source.name, "validation")
+                   .sample(list(keep), self.validation_images))
 
     def each(self, items: Sequence[T]) -> Iterator[T]:
         with progress_bar(len(items), self.source.name, self.show_progress) as bar:
@@ -154,10 +170,7 @@ def caption_pairs(job: Job, *, split: Callable[[Path, Path], RetrievalSplit]) ->
     keep = job.select(range(len(data.images)), lambda i: data.image_ids[i])
     task, n, ids = job.source.tasks[0], job.hard_negatives, data.image_ids
     if job.validation_images:
-        if job.validation_images >= len(keep):
-            raise GeovecInputError("--validation-images", f"{job.validation_images} would leave no training image "
-                                   f"of the {len(keep)} in {name}")
-        held = set(job.rng("validation").sample(keep, job.validation_images))
+        held = job.held_for_validation(keep)
         keep = [i for i in keep if i not in held]
         meta = get_task(task).metadata
         job.validation = [{"id": ids[i], "dataset": dataset, "task": task, "image": _tag(data.images[i], meta.query_instruction).to_dict(),
@@ -251,6 +264,52 @@ def tree_regions(job: Job) -> list[TrainingExample]:
     return job.from_candidates(job.source.tasks[0], queries, lambda q: q.id.rsplit("#", 1)[0])
 
 
+def mosaic_regions(job: Job, *, dataset: str, owner: str) -> list[TrainingExample]:
+    """Mosaics of an AMFMN train split (every layout, each image in one scene): per tile, (scene + box) -> a caption,
+    (scene + caption) -> (scene + box) and (scene + "the airport in the top left") -> (scene + box).
+
+    The images are those the caption source ``owner`` selects (same ``--limit`` subsample) less those it holds out
+    for validation (same draw), so no scene shows one. Hard negatives are the other tiles of the scene: their captions (never one of the tile's own) or boxes.
+    Every example's ``source_ids`` name all tiles of its scene: the leak check sees inside the mosaic.
+    """
+    if not job.path.is_dir():
+        raise GeovecError(f"source {job.source.name}: {job.source.dataset} images not found at {job.path}; give "
+                          f"the folder holding them with --path {job.source.name}=DIR")
+    ids = _amfmn(dataset)(job.root, job.path).image_ids  # the order ``owner`` selects and holds out images in
+    keep = job.select(range(len(ids)), lambda i: ids[i], owner)  # with --limit, the same images as ``owner``
+    held = job.held_for_validation(keep, owner)
+    records = {r.filename: r for r in caption_reader.read_caption_split(job.root / "rs_caption_splits", dataset,
+                                                                        "train")}
+    pool = [records[ids[i]] for i in keep if i not in held]
+    scenes = mosaics.compose(pool, list(mosaics.LAYOUTS), "train", job.seed, job.source.name)
+    folder = home_dir() / "data" / "mosaics" / f"{job.source.name}-{dataset}"
+    out = []
+    for mosaic in job.each(scenes):
+        picture = common.image(mosaics.write_scene(mosaic, job.path, folder), f"mosaic {mosaic.id}")
+        out += _mosaic_examples(job, mosaic, picture)
+    return out
+
+
+def _mosaic_examples(job: Job, mosaic: mosaics.Mosaic, picture: ImageSegment) -> list[TrainingExample]:
+    caption_task, refexp_task = job.source.tasks
+    regions = [Interleaved((picture, BoxSegment(t.box, "pixel"))) for t in mosaic.tiles]
+    out = []
+    for k, tile in enumerate(mosaic.tiles):
+        draw, own = job.rng(mosaic.id, k), set(tile.captions)
+        others = [i for i in range(len(mosaic.tiles)) if i != k]
+        chosen = draw.sample(others, min(job.hard_negatives, len(others)))
+        texts = [draw.choice(pick) for pick in ([c for c in mosaic.tiles[i].captions if c not in own]
+                                                for i in chosen) if pick]
+        out.append(job.example(caption_task, regions[k], Interleaved((TextSegment(draw.choice(tile.captions)),)),
+                               [Interleaved((TextSegment(t),)) for t in texts], mosaic.sources))
+        caption = draw.choice(tile.captions)
+        boxes = [regions[i] for i in chosen if caption not in mosaic.tiles[i].captions]
+        for said in (caption, tile.expression()):
+            out.append(job.example(refexp_task, Interleaved((picture, TextSegment(said))), regions[k], boxes,
+                                   mosaic.sources))
+    return out
+
+
 def _amfmn(dataset: str) -> Callable[[Path, Path], RetrievalSplit]:
     return lambda root, images: caption_reader.read_amfmn_split(root / "rs_caption_splits", dataset, images, "train")
 
@@ -276,6 +335,11 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
     Source("rsvqa-lr-geo", "RSVQA-LR", ("rsvqa-lr-geoloc-image-to-point", "rsvqa-lr-geoloc-point-to-image"),
            "rsvqa_lr", tile_locations,
            "Geo-referenced RSVQA-LR tiles not used by RSMEB: image -> centre point and point -> image."),
+    Source("rsicd-mosaic-regions", "RSICD", ("rsicd-mosaic-region-caption", "rsicd-mosaic-refexp"), "rsicd/images",
+           partial(mosaic_regions, dataset="rsicd", owner="rsicd-captions"),
+           "RSICD train images (not those rsicd-captions holds out) as 2x2, 3x3 and one-big-five-small mosaics of "
+           "distinct classes, cached under GEOVEC_HOME/data/mosaics: (scene + box) -> caption, (scene + caption) "
+           "and (scene + 'the airport in the top left') -> (scene + box); hard negatives: the other tiles."),
     Source("osbs-tree-regions", "NEON OSBS (DeepForest)", ("osbs-tree-region",), "deepforest/OSBS_029.csv",
            tree_regions, "DeepForest box CSV: (image + tree box) -> context crop of the box."),
 )}

@@ -49,7 +49,8 @@ def _vqa_images(folder: str, prefix: str, split: str) -> Callable[[Path], set[st
 
 
 HELD_OUT_SPLITS: tuple[HeldOutSplit, ...] = (
-    HeldOutSplit("RSICD", ("rsicd-scene", "rsicd-retrieval", "rsicd-t2t"), "rs_caption_splits/rsicd", _amfmn("rsicd")),
+    HeldOutSplit("RSICD", ("rsicd-scene", "rsicd-retrieval", "rsicd-t2t", "rsicd-mosaic-region-caption",
+                           "rsicd-mosaic-refexp"), "rs_caption_splits/rsicd", _amfmn("rsicd")),
     HeldOutSplit("RSITMD", ("rsitmd-t2t",), "rs_caption_splits/rsitmd", _amfmn("rsitmd")),
     HeldOutSplit("RSITMD", ("rsitmd-retrieval",), "RSITMD/dataset_RSITMD.json", lambda root: captions.read_karpathy(
         root / "RSITMD" / "dataset_RSITMD.json", root / "RSITMD" / "images").image_ids),
