@@ -43,9 +43,6 @@ class GazetteerSplit:
     def text(self, city: City) -> str:
         return self.countries.place(city).label
 
-    def held_out_ids(self) -> list[str]:
-        return [str(c.geonameid) for c in self.held_out + self.held_out_country]
-
 
 def is_held_out(city: City) -> bool:
     return rng("gazetteer-held-out", city.geonameid).random() < HELD_OUT_FRACTION

@@ -67,8 +67,11 @@ HELD_OUT_SPLITS: tuple[HeldOutSplit, ...] = (
               lambda root: [f"obj{o.index}" for o in rsvg.read_dior_rsvg(root / "DIOR-RSVG", "test")[0]]),
     HeldOutSplit("NEON OSBS (DeepForest)", ("osbs-tree-region",), "deepforest/OSBS_029.csv",
               lambda root: regions.read_box_csv(root / "deepforest" / "OSBS_029.csv")),
-    HeldOutSplit("GeoNames", GAZETTEER_TASKS, "geonames",  # the held-out 10 % and the held-out country, whole
-                 lambda root: gazetteer.read_gazetteer(root / "geonames").held_out_ids()),
+    HeldOutSplit("GeoNames", GAZETTEER_TASKS[:4], "geonames",  # the seeded 10 %: queries and candidates
+                 lambda root: [str(c.geonameid) for c in gazetteer.read_gazetteer(root / "geonames").held_out]),
+    HeldOutSplit("GeoNames", GAZETTEER_TASKS[4:], "geonames",  # the held-out country, whole
+                 lambda root: [str(c.geonameid) for c in
+                               gazetteer.read_gazetteer(root / "geonames").held_out_country]),
 )
 
 
