@@ -6,8 +6,9 @@ The rules, chosen so that the same text always gives the same answer:
 * Names are compared case- and accent-insensitively, punctuation and repeated spaces ignored ("sao  paulo" finds
   São Paulo). A place matches by its main GeoNames name; its alternate names ("München", "Den Haag") count only when
   no place has that main name.
-* Cities of 15,000+ people are searched first (loaded in ~0.3 s); only when none matches are the cities of 5,000+
-  people read (once, on the first miss, ~1 s; the package's 1,000+ file takes ~4 s to parse and index).
+* Cities of 15,000+ people are searched first (the first call reads and indexes them in ~0.45 s; alternate names
+  are indexed on the first main-name miss, ~0.8 s more); only when none matches are the cities of 5,000+ people
+  read (once, on the first total miss: ~2.5 s; the package's 1,000+ file would take ~8 s to parse and index).
 * Qualifiers after commas narrow the matches: "Name, X" keeps places whose country (name, ISO 3166 alpha-2 or
   alpha-3 code; also UK, USA) or region is X; "Name, Region, Country" needs both. A region is known by name only
   in the US (state name or code: "Springfield, MA"); elsewhere it is the GeoNames admin1 code ("San Fernando, 51,
@@ -56,7 +57,7 @@ class Place:
 
     @property
     def label(self) -> str:
-        """``Rotterdam, Netherlands`` / ``Springfield, Missouri, United States``: what a user would type back."""
+        """``Rotterdam, The Netherlands`` / ``Springfield, Missouri, United States``: what a user would type back."""
         return ", ".join(part for part in (self.name, self.region, self.country) if part)
 
     def to_dict(self) -> dict:
@@ -67,7 +68,7 @@ class Place:
 
 @dataclass(frozen=True)
 class City:
-    """A GeoNames city record as the gazetteer keeps it (``admin1`` is the code; ``region`` the name, if known)."""
+    """A GeoNames city record as the gazetteer keeps it (``admin1``: the region's code; names via ``Countries``)."""
 
     geonameid: int
     name: str
@@ -147,6 +148,7 @@ def read_countries(folder: Path) -> Countries:
     names = {code: r["name"] for code, r in records.items()}
     keys = {normalise(key): code for code, r in records.items() for key in (r["name"], r["iso"], r.get("iso3") or "")
             if key}
+    keys.update({key.removeprefix("the "): code for key, code in list(keys.items()) if key.startswith("the ")})
     keys.update({alias: code for alias, code in COUNTRY_ALIASES.items() if code in names})
     states_file = folder / "us_states.json"
     states = {code: r["name"] for code, r in _read_json(states_file).items()} if states_file.is_file() else {}
@@ -242,10 +244,15 @@ def _one(text: str, matched: list[City], countries: Countries, field: str) -> Ci
 
 
 def _unknown(text: str, name: str, qualifiers: list[str], countries: Countries) -> str:
-    """Why nothing matched, with the closest main names of the 15,000+ cities (or of the country asked for)."""
-    tier = _tier(TIERS[0])
-    if qualifiers and any(_tier(file_name).matches(normalise(name)) for file_name in TIERS):
-        return f"no place {name!r} in {', '.join(qualifiers)!r}; leave the qualifier out to see where {name!r} is"
-    close = tier.close_names(normalise(name), SHOWN)
+    """Why nothing matched: the qualifier (with the place in that country, if there is one), or the closest main
+    names of the 15,000+ cities."""
+    key = normalise(name)
+    named = [c for file_name in TIERS for c in _tier(file_name).matches(key)]
+    if qualifiers and named:
+        in_country = sorted(_qualified(named, qualifiers[-1:], countries), key=lambda c: -c.population)
+        hint = f"; did you mean {countries.label(in_country[0])!r}? (outside the US a region is its GeoNames " \
+               "admin1 code)" if in_country else f"; leave the qualifier out to see where {name!r} is"
+        return f"no place {name!r} in {', '.join(qualifiers)!r}{hint}"
+    close = _tier(TIERS[0]).close_names(key, SHOWN)
     hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
     return f"no known place named {text!r}{hint}"

@@ -99,6 +99,7 @@ def test_rebuild_is_idempotent(built_index):
     (["--text", "x", "--near", " ", "--radius-km", "5"], "error: --near: is empty: give LAT,LON"),
     (["--text", "x", "--box", ""], "error: --box: is empty: give X1,Y1,X2,Y2"),
     (["--text", "x", "--near", "Xanadu", "--radius-km", "5"], "error: --near: no known place named 'Xanadu'"),
+    (["--text", "x", "--near", "52,4x", "--radius-km", "5"], "error: --near: expected 2 comma-separated numbers"),
     (["--text", "x", "--near", "Rotterdm", "--radius-km", "5"], "did you mean 'Rotterdam'?"),
     (["--text", "x", "--near", "Springfield", "--radius-km", "5"],
      "error: --near: 'Springfield' names 8 places: Springfield, Missouri, United States (170,188 people);"),

@@ -210,9 +210,10 @@ def _numbers(option: str, text: str | None, form: str) -> tuple[float, ...] | No
 
 
 def _near_point(text: str | None) -> tuple[float, ...] | None:
-    """``--near``: numbers parse as ``LAT,LON``; text with a letter that is not numbers names a place, resolved by
-    the gazetteer (``geovec.places``) and said on stderr, so the user sees which Valencia was meant."""
-    if text is None or not re.search(r"[^\W\d_]", text) or _all_numbers(text):
+    """``--near``: ``LAT,LON`` when it has no letter or starts with a number (``52,4x`` is a typo, not a place);
+    anything else names a place, resolved by the gazetteer (``geovec.places``) and said on stderr, so the user sees
+    which Valencia was meant."""
+    if text is None or not re.search(r"[^\W\d_]", text) or _is_number(text.split(",")[0]):
         return _numbers("--near", text, "LAT,LON")
     from geovec.places import resolve_place
 
@@ -221,9 +222,9 @@ def _near_point(text: str | None) -> tuple[float, ...] | None:
     return place.lat, place.lon
 
 
-def _all_numbers(text: str) -> bool:
+def _is_number(text: str) -> bool:
     try:
-        [float(part) for part in text.split(",")]
+        float(text)
     except ValueError:
         return False
     return True
