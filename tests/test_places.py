@@ -59,8 +59,8 @@ def test_a_dominant_match_wins_and_others_are_an_error_listing_them():
     ("Rotterdm", "place: no known place named 'Rotterdm'; did you mean 'Rotterdam'?"),
     ("Xanadu", "place: no known place named 'Xanadu'"),
     ("Rotterdam, France", "place: no place 'Rotterdam' in 'France'; leave the qualifier out to see where"),
-    ("Rotterdam, South Holland, NL", "place: no place 'Rotterdam' in 'South Holland, NL'; did you mean "
-                                     "'Rotterdam, 11, The Netherlands'? (outside the US a region is its GeoNames"),
+    ("Rotterdam, South Holland, NL", ("place: no place 'Rotterdam' in 'South Holland, NL'; did you mean "
+                                      "'Rotterdam, 11, The Netherlands'? (outside the US a region is its GeoNames")),
     ("", "place: expected a place name, 'Name, Country' or 'Name, Region, Country', got ''"),
     ("Paris,", "place: expected a place name"),
     ("a, b, c, d", "place: expected a place name"),

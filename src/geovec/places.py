@@ -6,9 +6,9 @@ The rules, chosen so that the same text always gives the same answer:
 * Names are compared case- and accent-insensitively, punctuation and repeated spaces ignored ("sao  paulo" finds
   São Paulo). A place matches by its main GeoNames name; its alternate names ("München", "Den Haag") count only when
   no place has that main name.
-* Cities of 15,000+ people are searched first (the first call reads and indexes them in ~0.45 s; alternate names
-  are indexed on the first main-name miss, ~0.8 s more); only when none matches are the cities of 5,000+ people
-  read (once, on the first total miss: ~2.5 s; the package's 1,000+ file would take ~8 s to parse and index).
+* Cities of 15,000+ people are searched first (the first call reads and indexes them in ~0.45 s on a quiet CPU;
+  alternate names are indexed on the first main-name miss, ~0.8 s more); only when none matches are the cities of
+  5,000+ people read (once, on the first total miss: ~2.5 s; the package's 1,000+ file would take ~8 s).
 * Qualifiers after commas narrow the matches: "Name, X" keeps places whose country (name, ISO 3166 alpha-2 or
   alpha-3 code; also UK, USA) or region is X; "Name, Region, Country" needs both. A region is known by name only
   in the US (state name or code: "Springfield, MA"); elsewhere it is the GeoNames admin1 code ("San Fernando, 51,

@@ -15,8 +15,8 @@ from geovec.bench.task import Task, TaskMetadata
 from geovec.datasets import TaskData, captions, gazetteer, geo, patterncom, regions, rsvg, rsvqa, scenes
 from geovec.errors import GeovecError
 from geovec.instructions import (COMPOSED_RETRIEVAL, IMAGE_TEXT_RETRIEVAL, IMAGE_TO_POINT, PLACE_TO_POINT,
-                                 POINT_TO_IMAGE, POINT_TO_PLACE, REFERRING_EXPRESSION, REGION_CAPTION, REGION_MATCHING, SCENE_CLASSIFICATION,
-                                 VISUAL_QUESTION_ANSWERING, Instructions)
+                                 POINT_TO_IMAGE, POINT_TO_PLACE, REFERRING_EXPRESSION, REGION_CAPTION,
+                                 REGION_MATCHING, SCENE_CLASSIFICATION, VISUAL_QUESTION_ANSWERING, Instructions)
 from geovec.t2t.corpus import read_corpus, text_to_text_split
 
 _TASKS: dict[str, Task] = {}

@@ -264,7 +264,7 @@ def place_points(job: Job) -> list[TrainingExample]:
     out = []
     for c in job.each(cities):
         others = _pick(job.rng(c.geonameid), cities, job.hard_negatives,
-                       lambda o: (o.lat, o.lon) != (c.lat, c.lon) and split.text(o) != split.text(c))
+                       lambda o, c=c: (o.lat, o.lon) != (c.lat, c.lon) and split.text(o) != split.text(c))
         ids = [str(x.geonameid) for x in (c, *others)]
         out.append(job.example(to_point, texts[c.geonameid], points[c.geonameid],
                                [points[o.geonameid] for o in others], ids))
