@@ -43,3 +43,7 @@ IMAGE_TO_POINT = Instructions("Represent the given remote-sensing image for find
                               "Represent the geographic location:")
 POINT_TO_IMAGE = Instructions("Represent the geographic location for retrieving a remote-sensing image taken there:",
                               "Represent the given remote-sensing image:")
+PLACE_TO_POINT = Instructions("Represent the place name for finding its geographic location:",
+                              "Represent the geographic location:")
+POINT_TO_PLACE = Instructions("Represent the geographic location for finding the place there:",
+                              "Represent the place name:")

@@ -66,6 +66,17 @@ def test_area_filters_keep_only_results_inside(built_index):
     assert [r["id"] for r in near_amsterdam] == ["schiphol", "amsterdam-canals"]
 
 
+def test_near_takes_a_place_name_and_says_where_it_resolved(built_index):
+    home, index, _ = built_index
+    by_name = geovec("search", "--index", str(index), "--json", "--text", "harbour", "--near", "rotterdam",
+                     "--radius-km", "30", home=home)
+    assert by_name.returncode == 0, by_name.stderr
+    assert by_name.stderr.strip() == "near: Rotterdam, The Netherlands (51.9225, 4.47917)"
+    by_numbers = search(home, index, "--text", "harbour", "--near", "51.9225,4.47917", "--radius-km", "30")
+    assert json.loads(by_name.stdout)["results"] == by_numbers
+    assert [r["id"] for r in by_numbers] == ["rotterdam-port"]  # 23 km off; Amsterdam and Schiphol are farther
+
+
 def test_rebuild_is_idempotent(built_index):
     home, index, items = built_index
     again = geovec("index", "build", str(items), "--index", str(index), home=home)
@@ -87,6 +98,11 @@ def test_rebuild_is_idempotent(built_index):
     (["--text", "x", "--within", ""], "error: --within: is empty: give MINLON,MINLAT,MAXLON,MAXLAT"),
     (["--text", "x", "--near", " ", "--radius-km", "5"], "error: --near: is empty: give LAT,LON"),
     (["--text", "x", "--box", ""], "error: --box: is empty: give X1,Y1,X2,Y2"),
+    (["--text", "x", "--near", "Xanadu", "--radius-km", "5"], "error: --near: no known place named 'Xanadu'"),
+    (["--text", "x", "--near", "52,4x", "--radius-km", "5"], "error: --near: expected 2 comma-separated numbers"),
+    (["--text", "x", "--near", "Rotterdm", "--radius-km", "5"], "did you mean 'Rotterdam'?"),
+    (["--text", "x", "--near", "Springfield", "--radius-km", "5"],
+     "error: --near: 'Springfield' names 8 places: Springfield, Missouri, United States (170,188 people);"),
     (["--text", "x", "--point", ""], "error: --point: is empty: give LAT,LON"),
     # raw bytes that are not UTF-8 in argv (b"caf\xe9"): Python hands them over as surrogates
     (["--text", "caf\udce9"], "error: text: not valid UTF-8 (byte 0xe9 at character 3)"),

@@ -68,6 +68,21 @@ def test_area_and_radius_filters(client, web_index):
     assert {r["id"] for r in near["results"]} and {r["id"] for r in near["results"]} <= web_index.ids("nl")
 
 
+def test_place_resolves_names_with_the_gazetteer_and_refuses_unknown_or_ambiguous_ones(client):
+    found = client.get("/api/place", params={"name": "den haag"})
+    assert found.status_code == 200
+    assert found.json() | {"lat": round(found.json()["lat"], 2), "lon": round(found.json()["lon"], 2)} == {
+        "name": "The Hague", "region": None, "country": "The Netherlands", "country_code": "NL", "lat": 52.08,
+        "lon": 4.3, "population": found.json()["population"], "geonameid": 2747373,
+        "label": "The Hague, The Netherlands"}
+    unknown = client.get("/api/place", params={"name": "Xanadu"})
+    assert (unknown.status_code, unknown.json()) == (400, {"error": "name: no known place named 'Xanadu'"})
+    ambiguous = client.get("/api/place", params={"name": "Valencia"})
+    assert ambiguous.status_code == 400
+    assert ambiguous.json()["error"].startswith("name: 'Valencia' names 4 places: Valencia, 07, Venezuela (1,619,470")
+    assert client.get("/api/place").status_code == 422
+
+
 def test_area_without_data_gives_empty_results_and_a_message(client):
     response = client.post("/api/search", json={"text": "port", "within": [-150, -40, -120, -10]})
     assert response.status_code == 200

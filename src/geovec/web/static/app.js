@@ -9,7 +9,8 @@ const ACTIVE = { color: "#e8590c", weight: 3, fillOpacity: 0.2 };
 const map = L.map("map", { boxZoom: false, worldCopyJump: true, minZoom: 1, attributionControl: false })
   .setView([20, 0], 2);
 const resultLayer = L.layerGroup().addTo(map);
-const state = { within: null, areaRect: null, lastQuery: null, shapes: new Map(), canUseImages: false };
+const state = { within: null, areaRect: null, near: null, nearCircle: null, lastQuery: null, shapes: new Map(),
+  canUseImages: false };
 
 fetch("/static/vendor/land-110m.geojson").then((r) => r.json()).then((land) => {
   L.geoJSON(land, { interactive: false, style: { className: "land", color: "#b9ae97", weight: 1, fillColor: "#f4efe4", fillOpacity: 1 } })
@@ -41,12 +42,17 @@ async function run(query) {
     let body;
     if (query.kind === "text") {
       body = await api("/api/search", { method: "POST", headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ text: query.text, top_k: topK(), within: state.within }) });
+        body: JSON.stringify({ text: query.text, top_k: topK(), within: state.within,
+          ...(state.near ? { near: state.near.point, radius_km: state.near.radiusKm } : {}) }) });
     } else {
       const form = new FormData();
       form.append("image", query.blob, query.name);
       if (query.box) form.append("box", query.box.join(","));
       if (state.within) form.append("within", state.within.join(","));
+      if (state.near) {
+        form.append("near", state.near.point.join(","));
+        form.append("radius_km", String(state.near.radiusKm));
+      }
       form.append("top_k", String(topK()));
       body = await api("/api/search/image", { method: "POST", body: form });
     }
@@ -225,6 +231,36 @@ function setArea(within) {
 
 $("area-toggle").addEventListener("click", () => setDrawing(!drawing));
 $("area-clear").addEventListener("click", () => setArea(null));
+
+// --- near a place: the name resolves server-side (GET /api/place, the gazetteer of `geovec search --near`) -----
+
+async function setPlace(name) {
+  showError("");
+  if (!name) { setNear(null); return; }
+  try {
+    const place = await api(`/api/place?name=${encodeURIComponent(name)}`);
+    const radiusKm = parseFloat($("place-radius").value) || 50;
+    setNear({ point: [place.lat, place.lon], radiusKm, label: place.label });
+  } catch (err) {
+    showError(err.message);
+  }
+}
+
+function setNear(near) {
+  state.near = near;
+  if (state.nearCircle) { state.nearCircle.remove(); state.nearCircle = null; }
+  $("place-label").textContent = near ? `near ${near.label} (${near.point.map((v) => v.toFixed(2)).join(", ")})` : "";
+  $("place-clear").hidden = !near;
+  if (near) {
+    const style = { className: "near", color: "#e8590c", dashArray: "6 4", fillOpacity: 0.05, interactive: false };
+    state.nearCircle = L.circle(near.point, { ...style, radius: near.radiusKm * 1000 }).addTo(map);
+    map.fitBounds(state.nearCircle.getBounds(), { padding: [20, 20] });
+  }
+  if (state.lastQuery) run(state.lastQuery);
+}
+
+$("place-form").addEventListener("submit", (e) => { e.preventDefault(); setPlace($("place-name").value.trim()); });
+$("place-clear").addEventListener("click", () => { $("place-name").value = ""; setNear(null); });
 
 // --- query forms and index info ---------------------------------------------------------------------------------
 
