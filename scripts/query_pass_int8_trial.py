@@ -18,13 +18,13 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from query_pass_quality import image_vectors, score, task_data  # noqa: E402
+from query_pass_quality import image_vectors, score, task_data
 
-from geovec.index.kernels import cpu_line, least_times  # noqa: E402
-from geovec.models import load_model  # noqa: E402
-from geovec.models.query_pass import MEASURE_ROUNDS, timer  # noqa: E402
-from geovec.models.registry import get_spec  # noqa: E402
-from geovec.models.trainable import EncoderEmbedder  # noqa: E402
+from geovec.index.kernels import cpu_line
+from geovec.models import load_model
+from geovec.models.query_pass import measure_passes, timer
+from geovec.models.registry import get_spec
+from geovec.models.trainable import EncoderEmbedder
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "query_pass_int8_trial.json"
 INT8 = "transformers/int8-dynamic"
@@ -40,11 +40,9 @@ def main() -> None:
     int8 = EncoderEmbedder(encoder, mini.name, mini.revision)
     embedders = {**{str(p): mini.with_query_pass(p) for p in mini.query_passes()}, INT8: int8}
     instruction = get_spec("geovec-mini").query_instruction
-    measure = timer(lambda label, texts: embedders[label].encode(texts, batch_size=len(texts),
-                                                                   instruction=instruction))
-    runs = {label: {batch: (lambda label=label, batch=batch: measure(label, batch)) for batch in (1, 8)}
-            for label in embedders}
-    timings = least_times(runs, MEASURE_ROUNDS)
+    measure = timer(lambda label, texts: embedders[str(label)].encode(texts, batch_size=len(texts),
+                                                                        instruction=instruction))
+    timings = measure_passes(list(embedders), measure)  # labels: the int8 trial is no QueryPass
     print(cpu_line())
     for label, times in sorted(timings.items(), key=lambda item: sum(item[1].values())):
         print(f"{label}: {times['1']:.2f} ms (1 query), {times['8']:.2f} ms (8 queries)", flush=True)

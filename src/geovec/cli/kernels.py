@@ -43,8 +43,10 @@ def register(app: typer.Typer) -> None:
         typer.echo(cpu_line())
         if found is None:
             typer.echo(f"{index} is searched by its server: no kernel runs here")
-        else:
+        elif found["timings_ms"]:
             _timings_table("kernel", found["kernel"], found["timings_ms"], f"exact search runs {found['kernel']}")
+        else:
+            typer.echo(found["summary"])
         if passes["timings_ms"]:
             _timings_table("query pass", passes["query_pass"], passes["timings_ms"],
                            f"queries of {embedder.name} are embedded by {passes['query_pass']}")

@@ -131,6 +131,17 @@ def timer(embed: Callable[[QueryPass, Sequence[str]], object]) -> Measure:
     return measure
 
 
+def measure_passes(candidates: Sequence[QueryPass], measure: Measure) -> dict[str, dict[str, float]]:
+    """The least ms of each candidate (by its name) per batch size (``BATCHES``), after one untimed embedding of
+    each: the first pays one-time costs (the instruction's states, cast weights, torch's first calls) that
+    ``least_times``' warm-up round would count against whichever candidate runs first."""
+    for query_pass in candidates:
+        for batch in BATCHES:
+            measure(query_pass, batch)
+    runs = {str(p): {batch: (lambda p=p, batch=batch: measure(p, batch)) for batch in BATCHES} for p in candidates}
+    return least_times(runs, MEASURE_ROUNDS)
+
+
 def choose_pass(candidates: Sequence[QueryPass], identity: str, measure: Measure, *, cache_file: Path | None = None,
                 remeasure: bool = False) -> PassChoice:
     """The fastest of ``candidates`` for the model ``identity`` here: from the cache, or measured now (1 and 8
@@ -147,8 +158,7 @@ def choose_pass(candidates: Sequence[QueryPass], identity: str, measure: Measure
     by_name = {str(p): p for p in candidates}
     if isinstance(entry, dict) and entry.get("query_pass") in by_name and isinstance(entry.get("timings_ms"), dict):
         return PassChoice(by_name[entry["query_pass"]], entry["timings_ms"], False, key)
-    runs = {str(p): {batch: (lambda p=p, batch=batch: measure(p, batch)) for batch in BATCHES} for p in candidates}
-    timings = least_times(runs, MEASURE_ROUNDS)
+    timings = measure_passes(candidates, measure)
     chosen = fastest(timings)
     entries[name] = {"query_pass": chosen, "timings_ms": timings}
     write_cache(cache_file, entries, "query pass")
