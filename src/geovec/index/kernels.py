@@ -406,24 +406,26 @@ def measure_all(matrix: np.ndarray, makers: dict[str, Callable[[], Kernel]], mea
     return timings, kernels[fastest(timings)]
 
 
-def least_times(runs: dict[str, dict[int, Callable[[], float]]], rounds: int = 5) -> dict[str, dict[str, float]]:
+def least_times(runs: dict[str, dict[int, Callable[[], float]]], rounds: int = 5,
+                prune: bool = True) -> dict[str, dict[str, float]]:
     """The least ms of each candidate per batch size, from ``runs`` (candidate -> batch size -> one timed run).
 
-    Timed round-robin (one run of each per round), so a neighbour's load falls on every candidate alike; the first
-    round warms up, and a candidate over 3x the best there in every batch size is not timed again (its warm-up is
-    its figure), which keeps the measurement near a second or two.
+    Timed round-robin (one run of each per round), so a neighbour's load falls on every candidate alike. With
+    ``prune`` the first round warms up, and a candidate over 3x the best there in every batch size is not timed
+    again (its warm-up is its figure), which keeps 100k rows near a second or two; without it (candidates already
+    warm, runs short) every candidate runs every round, so one spike of a neighbour's load decides nothing.
     """
     times = {name: {batch: [run()] for batch, run in by_batch.items()} for name, by_batch in runs.items()}
     batches = {batch for by_batch in runs.values() for batch in by_batch}
     best = {batch: min(t[batch][0] for t in times.values() if batch in t) for batch in batches}
-    contenders = [name for name, t in times.items() if any(t[b][0] <= 3 * best[b] for b in t)]
+    contenders = [name for name, t in times.items() if not prune or any(t[b][0] <= 3 * best[b] for b in t)]
     for _ in range(rounds):
         for name in contenders:
             for batch, run in runs[name].items():
                 times[name][batch].append(run())
     # the least time of the rounds: a neighbour's load only ever adds time, so the minimum is the candidate's own
-    return {name: {str(batch): round(min(runs_of[1:] or runs_of), 3) for batch, runs_of in sorted(t.items())}
-            for name, t in times.items()}
+    return {name: {str(batch): round(min((runs_of[1:] if prune else runs_of) or runs_of), 3)
+                   for batch, runs_of in sorted(t.items())} for name, t in times.items()}
 
 
 def fastest(timings: dict[str, dict[str, float]]) -> str:
