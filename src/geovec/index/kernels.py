@@ -406,20 +406,24 @@ def measure_all(matrix: np.ndarray, makers: dict[str, Callable[[], Kernel]], mea
     return timings, kernels[fastest(timings)]
 
 
-def least_times(runs: dict[str, dict[int, Callable[[], float]]], rounds: int = 5,
-                prune: bool = True) -> dict[str, dict[str, float]]:
+def least_times(runs: dict[str, dict[int, Callable[[], float]]], rounds: int = 5, prune: bool = True,
+                budget_s: float | None = None) -> dict[str, dict[str, float]]:
     """The least ms of each candidate per batch size, from ``runs`` (candidate -> batch size -> one timed run).
 
     Timed round-robin (one run of each per round), so a neighbour's load falls on every candidate alike. With
     ``prune`` the first round warms up, and a candidate over 3x the best there in every batch size is not timed
     again (its warm-up is its figure), which keeps 100k rows near a second or two; without it (candidates already
     warm, runs short) every candidate runs every round, so one spike of a neighbour's load decides nothing.
+    ``budget_s``: no round starts after that many seconds (at least one runs after the first).
     """
+    started = time.perf_counter()
     times = {name: {batch: [run()] for batch, run in by_batch.items()} for name, by_batch in runs.items()}
     batches = {batch for by_batch in runs.values() for batch in by_batch}
     best = {batch: min(t[batch][0] for t in times.values() if batch in t) for batch in batches}
     contenders = [name for name, t in times.items() if not prune or any(t[b][0] <= 3 * best[b] for b in t)]
-    for _ in range(rounds):
+    for number in range(rounds):
+        if number and budget_s is not None and time.perf_counter() - started > budget_s:
+            break
         for name in contenders:
             for batch, run in runs[name].items():
                 times[name][batch].append(run())

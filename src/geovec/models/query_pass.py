@@ -35,7 +35,8 @@ PASS_PRECISIONS = ("float32", "bfloat16")
 CACHE_NAME = "query_pass.json"
 QUALITY_FILE = Path(__file__).with_name("query_pass_quality.json")
 MAX_MR_LOSS = 0.2  # RSICD t2i mR points a pass may lose against transformers/float32 and still be chosen
-MEASURE_ROUNDS = 3  # timed rounds after the first (least of 4 runs each)
+MEASURE_ROUNDS = 3  # timed rounds after the first (least of up to 4 runs each)
+MEASURE_BUDGET_S = 1.0  # no round starts after this (a round of every pass is ~0.2 s on a quiet CPU)
 TYPICAL_QUERIES = ("many planes are parked near the terminal of an airport", "a bridge crosses a wide river",
                    "green trees surround a baseball field", "several storage tanks stand near a port",
                    "a dense residential area with red roofs", "a playground with a track and a football field",
@@ -132,14 +133,14 @@ def timer(embed: Callable[[QueryPass, Sequence[str]], object]) -> Measure:
 
 
 def measure_passes(candidates: Sequence[QueryPass], measure: Measure) -> dict[str, dict[str, float]]:
-    """The least ms of each candidate (by its name) per batch size (``BATCHES``) over a few rounds, after one
-    untimed embedding of each: the first pays one-time costs (the instruction's states, cast weights, torch's first
+    """The least ms of each candidate (by its name) per batch size (``BATCHES``) over a few rounds (within
+    ``MEASURE_BUDGET_S``), after one untimed embedding of each: the first pays one-time costs (the instruction's states, cast weights, torch's first
     calls) that would count against whichever candidate runs first."""
     for query_pass in candidates:
-        for batch in BATCHES:
-            measure(query_pass, batch)
+        measure(query_pass, 1)
     runs = {str(p): {batch: (lambda p=p, batch=batch: measure(p, batch)) for batch in BATCHES} for p in candidates}
-    return least_times(runs, MEASURE_ROUNDS, prune=False)  # a few candidates of ~10-100 ms: all timed each round
+    # a few candidates of ~10-100 ms: all timed each round, within the budget
+    return least_times(runs, MEASURE_ROUNDS, prune=False, budget_s=MEASURE_BUDGET_S)
 
 
 def choose_pass(candidates: Sequence[QueryPass], identity: str, measure: Measure, *, cache_file: Path | None = None,
