@@ -3,9 +3,9 @@ with the instruction attended by and attending to the query (full attention) and
 
     python benchmarks/bench_query_pass.py [--share 4] [--shares 16] [--rounds 6]
 
-Shares of ``--share`` queries, each with the index's default query instruction, in bfloat16 where the CPU computes
-it natively, on one thread (what each serving process uses). Two query sets: bench_web's uniform synthetic texts
-and real RSICD test captions, whose mixed lengths pad a share. Three passes of the shipped weights in the same
+Shares of ``--share`` queries, each with the index's default query instruction, in the precision of the query
+pass "auto" chooses here (``geovec.models.query_pass``), on one thread (what each serving process uses). Two query
+sets: bench_web's uniform synthetic texts and real RSICD test captions, whose mixed lengths pad a share. Three passes of the shipped weights in the same
 process, rounds interleaved, the median per share: transformers (``BertModel``, as training runs it) with full
 attention, the lean pass with full attention (how geovec-mini 2 was served) and the lean pass with the isolated
 instruction (``isolated_instruction``, how it is served now: the instruction's states come from its cache). Each is
@@ -41,9 +41,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     args = parser.parse_args()
     use_threads(1)
-    embedder = load_model("geovec-mini")
-    precision = embedder.use_precision("auto")
     instruction = get_spec("geovec-mini").query_instruction  # what an index of it records for text queries
+    embedder = load_model("geovec-mini").with_precision("auto", instruction=instruction)
+    precision = embedder.precision
     rng = np.random.default_rng(0)
     synthetic = distinct_queries()
     captions = [c for image in read_caption_split(data_dir() / "rs_caption_splits", "rsicd", "test")
@@ -54,12 +54,12 @@ def main() -> None:
     shipped = encoder.settings.isolated_instruction
 
     def transformers_pass(batch: dict) -> None:
-        with torch.no_grad(), embedder.autocast():  # outside inference mode: BertModel's forward
-            encoder(batch)
+        with torch.inference_mode(), embedder.autocast():
+            encoder(batch, query_pass="transformers")
 
     def lean_pass(batch: dict) -> None:
         with torch.inference_mode(), embedder.autocast():
-            encoder(batch)
+            encoder(batch, query_pass="lean")
 
     passes = {"transformers, full": (False, transformers_pass), "lean, full": (False, lean_pass),
               "lean, isolated (served)": (True, lean_pass)}

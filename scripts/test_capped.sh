@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # README's test command as on an AVX2-only CPU (no AVX-512, no native bfloat16), on any x86 machine:
 # torch's own kernels capped at AVX2, oneDNN's (int8, bfloat16, matmul) and MKL's too, numpy's OpenBLAS on its
-# Haswell (AVX2) kernels, and "auto" precision told bfloat16 is not native (GEOVEC_CPU_BF16=0, see
+# Haswell (AVX2) kernels, and "auto" precision told to leave bfloat16 out of its candidates (GEOVEC_CPU_BF16=0, see
 # src/geovec/precision.py). Extra arguments go to pytest (a folder, -x, -k ...).
 # PYTHON overrides the interpreter (default: the checkout's .venv/bin/python, as README's command uses).
 set -euo pipefail

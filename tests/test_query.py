@@ -340,3 +340,19 @@ def test_the_search_command_refuses_an_argument_that_is_not_utf8_in_one_line(ind
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.splitlines() == [("error: text: not valid UTF-8 (byte 0xff at character 8): give the text "
                                            "encoded as UTF-8")]
+
+
+def test_searcher_embeds_with_its_own_copy_and_leaves_the_callers_embedder_as_it_was(tmp_path):
+    """Searcher(precision="bfloat16") used to switch the caller's embedder to bfloat16 in place."""
+    mini = load_model("geovec-mini")
+    path = tmp_path / "index"
+    items = [IndexItem(Record(id=i, captions=[text]), (as_input(text),)) for i, text, _, _ in PLACES]
+    with VectorIndex.create(path, mini.dim, model={"name": "geovec-mini", "path": None}) as store:
+        index_items(items, mini, store)
+    before = mini.encode(["boats in a port", "a forest"])
+    with Searcher(path, embedder=mini, precision="bfloat16") as searcher:
+        assert searcher.embedder is not mini and searcher.embedder.precision == "bfloat16"
+        assert searcher.search(SearchRequest(text="boats in a port", top_k=1)).hits[0].id.startswith("harbour")
+        assert searcher.query_pass_info()["query_pass"] == "transformers/bfloat16"
+    assert mini.precision == "float32"
+    assert np.array_equal(mini.encode(["boats in a port", "a forest"]), before)  # bit-identical float32

@@ -110,28 +110,47 @@ class QueryEmbeddingCache:
                     "misses": self.misses}
 
 
+def index_embedder(recorded: dict[str, Any], model_path: str | Path | None = None) -> Embedder:
+    """The model an index records (``store.model``; minilm for an index that records none), from ``model_path``
+    when given."""
+    return load_model(recorded.get("name", "minilm"), model_path or recorded.get("path"))
+
+
 class Searcher:
     """An open index (see ``geovec.index.open_index``) plus the embedder it was built with (or ``embedder`` to override).
 
     A description index (``geovec.t2t.search``) answers with images, each scored by its best description.
     ``query_cache`` entries of query vectors are kept (0: none), keyed by model name and revision + the input.
-    ``precision`` is what queries are embedded in (see ``BaseEmbedder.use_precision``; "auto" suits a server).
+    ``precision`` is what queries are embedded in (see ``BaseEmbedder.with_precision``; "auto", the fastest
+    quality-checked pass measured here, suits a server); ``query_pass`` ("lean/bfloat16") fixes the pass instead.
+    Queries are embedded by a copy of ``embedder`` with that setting: the caller's own is left as it was.
     """
 
     def __init__(self, index: str | Path, embedder: Embedder | None = None, model_path: str | Path | None = None,
-                 query_cache: int = 0, precision: str = "float32"):
+                 query_cache: int = 0, precision: str = "float32", query_pass: str | None = None):
         self.store = open_index(index)
         recorded = self.store.model or {}
-        self.embedder = embedder or load_model(recorded.get("name", "minilm"), model_path or recorded.get("path"))
-        check_index_revision(recorded, self.embedder, index)
-        self.precision = self.embedder.use_precision(precision)
+        given = embedder or index_embedder(recorded, model_path)
+        check_index_revision(recorded, given, index)
         self.query_instruction: str | None = recorded.get("query_instruction")
+        self.embedder = given.with_query_pass(query_pass) if query_pass is not None else \
+            given.with_precision(precision, instruction=self.query_instruction)
+        self.query_pass: str = str(self.embedder.query_pass)  # what worker processes embed with too
+        self.precision: str = self.embedder.query_pass.precision
         self.item_instruction: str | None = recorded.get("item_instruction")
         self.descriptions = DescriptionSearch(self.store) if is_description_index(recorded) else None
         self.cache = QueryEmbeddingCache(query_cache)
         self.identity = model_identity(self.embedder)  # what cache keys and worker processes must agree on
         self.location, self.model_path = str(index), model_path and str(model_path)
         self._lock = threading.Lock()  # the SQLite connection and torch model are used one batch at a time
+
+    def query_pass_info(self) -> dict[str, Any]:
+        """The pass queries are embedded with and, where "auto" measured it, the timings it was chosen by."""
+        choice = getattr(self.embedder, "pass_choice", None)
+        if choice is not None:
+            return choice.describe()
+        return {"query_pass": self.query_pass, "measured_now": False, "timings_ms": {}, "key": {},
+                "summary": f"query pass: {self.query_pass} (as asked: not measured)"}
 
     def prepare(self, request: SearchRequest) -> PreparedQuery:
         """Validate a request (errors name the field) and fix the instruction its query is embedded with."""
@@ -377,7 +396,7 @@ class SearchWorkers:
             raise GeovecInputError("worker_timeout", f"must be > 0 seconds, got {reply_timeout_s}")
         self.searcher, self.reply_timeout_s = searcher, reply_timeout_s
         self._batches = 0  # the number of the last batch sent out
-        settings = [searcher.location, searcher.model_path, searcher.precision, threads]
+        settings = [searcher.location, searcher.model_path, searcher.query_pass, threads]
         # A fresh interpreter, not multiprocessing: forking would copy torch's running threads, and its "spawn"
         # re-runs the caller's main script, which a script without a __main__ guard cannot survive.
         source = str(Path(__file__).resolve().parents[1])  # the folder geovec is imported from
@@ -523,16 +542,16 @@ def serve_searches(descriptor: int, settings: str) -> None:
     """A worker process (``SearchWorkers``): open the index and model, say ready (its model identity) or why not,
     then answer batches with ``SearchResult``s or the queries' errors until told to stop or the server is gone.
 
-    ``descriptor``: its end of the socket to the server; ``settings``: JSON [index, model path, precision, threads,
-    its share of the cores, how many shares].
+    ``descriptor``: its end of the socket to the server; ``settings``: JSON [index, model path, the server's query
+    pass (so every process embeds alike), threads, its share of the cores, how many shares].
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the server stops us
     connection = Connection(descriptor)
-    location, model_path, precision, threads, share, shares = json.loads(settings)
+    location, model_path, query_pass, threads, share, shares = json.loads(settings)
     try:
         pin_to_cores(share, shares)
         use_threads(threads)
-        searcher = Searcher(location, model_path=model_path, precision=precision)
+        searcher = Searcher(location, model_path=model_path, query_pass=query_pass)
         searcher.warm_up()  # vectors and exact kernel ready before it says so: a first batch has the same deadline
         connection.send(searcher.identity)
     except Exception as exc:

@@ -1,4 +1,5 @@
-"""``geovec kernels``: the CPU, each exact-search kernel's timings at the index's size, and the one chosen."""
+"""``geovec kernels``: the CPU, each exact-search kernel's timings at the index's size, and the one chosen; the same
+for the query passes of the index's model."""
 
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ def test_kernels_prints_the_cpu_the_timings_and_the_choice_it_caches(tmp_path):
     assert set(entry["timings_ms"]) == set(candidates(32))
     assert f"exact search runs {chosen['1']} for 1 query, {chosen['8']} for 8 queries" in result.stdout
     assert "(chosen)" in result.stdout
+    # and the query pass of the index's model (minilm, recorded by none: its passes were never quality-checked)
+    assert "query pass: transformers/float32 (the only quality-checked candidate: not measured)" in result.stdout
 
 
 def test_kernels_of_a_missing_index_is_one_line_and_exit_2(tmp_path):

@@ -50,7 +50,7 @@ def test_matches_bert_model_under_bfloat16_autocast_with_bfloat16_weights(length
     embeds, mask = _inputs(bert, lengths)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         reference = _reference(bert, embeds, mask)
-        for module in bert.modules():  # as EncoderEmbedder.use_precision("bfloat16") leaves the model
+        for module in bert.modules():  # bfloat16 weights: the lean pass computes in them as well
             if isinstance(module, torch.nn.Linear):
                 module.to(torch.bfloat16)
         with torch.inference_mode():

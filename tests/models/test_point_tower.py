@@ -171,13 +171,14 @@ def test_the_point_tokens_carry_the_point_into_the_vector(tiny):
 
 
 def test_bfloat16_serving_keeps_the_point_projection_in_float32(tmp_path):
-    """``use_precision("bfloat16")`` converts the autocast linears, not the float32 parts (the projection is one)."""
+    """A bfloat16 copy of the embedder leaves the point projection's weights in float32 and its vectors close."""
     _geoclip_root()
     embedder = EncoderEmbedder(GeovecMini.initial(**TINY, **POINTS), "geovec-mini")
     items = [Interleaved((PointSegment(51.9 + 0.01 * i, 4.48), TextSegment("harbour"))) for i in range(3)]
     full = embedder.encode(items)
-    assert embedder.use_precision("bfloat16") == "bfloat16"
-    half = embedder.encode(items)
+    half_embedder = embedder.with_precision("bfloat16")
+    assert half_embedder.precision == "bfloat16"
+    half = half_embedder.encode(items)
     assert embedder.encoder.point_projection.weight.dtype == torch.float32
     assert np.all((full * half).sum(-1) > 0.999)
 

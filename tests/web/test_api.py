@@ -159,6 +159,9 @@ def test_info_counts_query_cache_hits_and_misses(web_index):
         info = fresh.get("/api/info").json()
     assert info["query_cache"] == {"entries": 2, "capacity": 8, "hits": 2, "misses": 2}
     assert info["batching"]["queries"] == 4 and info["threads"] >= 1
+    # "auto" (create_app's default) says what it chose: a model whose passes were never quality-checked runs as trained
+    assert info["query_pass"]["query_pass"] == "transformers/float32" and info["precision"] == "float32"
+    assert info["query_pass"]["summary"].startswith("query pass: transformers/float32")
 
 
 @pytest.mark.parametrize("upload, data, message", [

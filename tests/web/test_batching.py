@@ -80,6 +80,7 @@ def test_geovec_serve_splits_batches_over_worker_processes_and_ctrl_c_stops_them
         _, errors = server.communicate(timeout=60)
     assert "Traceback" not in errors, errors
     assert "exact search: numpy-float32 (index under" in errors  # the start lines say which exact kernel searches
+    assert "queries embedded by the transformers/float32 pass" in errors  # and which query pass (as asked)
     deadline = time.monotonic() + 20
     while True:  # the worker processes are in the server's group: once they are gone, so is the group
         try:

@@ -62,8 +62,9 @@ def register(app: typer.Typer) -> None:
                                             "queries to join a batch (only while users are concurrent)."),
         query_cache: int = typer.Option(1024, "--query-cache", min=0, help="Query vectors kept for repeated "
                                         "queries (0: none)."),
-        precision: str = typer.Option("auto", "--precision", help="Query embedding precision: auto (bfloat16 "
-                                      "where the CPU/GPU computes it natively, else float32), float32 or bfloat16."),
+        precision: str = typer.Option("auto", "--precision", help="Query embedding precision: auto (the "
+                                      "fastest quality-checked query pass measured here: transformers or lean, float32 "
+                                      "or bfloat16; cached, see geovec kernels), float32 or bfloat16."),
         worker_timeout: Optional[float] = typer.Option(None, "--worker-timeout", min=0.01, help="Seconds a worker "
                                                        "process may take past this process's share of a batch before "
                                                        "it is killed and its share computed here (default: 2)."),
@@ -97,7 +98,8 @@ def register(app: typer.Typer) -> None:
                        "model and vectors", err=True)
         typer.echo(f"serving {index} ({len(web_app.state.web.searcher.store)} items) at http://{host}:{port}/ "
                    f"with {running} process(es) of {threads_each} thread(s), "
-                   f"{web_app.state.web.searcher.precision} queries", err=True)
+                   f"queries embedded by the {web_app.state.web.searcher.query_pass} pass", err=True)
+        typer.echo(web_app.state.web.searcher.query_pass_info()["summary"], err=True)
         kernel = web_app.state.web.searcher.store.exact_kernel()  # measured now, before the first user waits on it
         if kernel is not None:
             typer.echo(kernel["summary"], err=True)

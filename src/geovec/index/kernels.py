@@ -341,11 +341,15 @@ def threads() -> int:
     return current_threads() if _importable("torch") else usable_cores()
 
 
-def cache_key(rows: int, dim: int) -> dict[str, Any]:
-    """What the measurement depends on: CPU, libraries, ISA caps, threads, and the index's size (power of two)."""
+def machine_key() -> dict[str, Any]:
+    """What any measurement here depends on: CPU, libraries, ISA caps and threads (also the query pass's key)."""
     return {"cpu": cpu_description(), "numpy": np.__version__, "torch": _version("torch"), "faiss": _version("faiss"),
-            "env": {name: os.environ.get(name) for name in ISA_CAPS}, "threads": threads(),
-            "rows": 1 << max(rows, 1).bit_length() - 1, "dim": dim}
+            "env": {name: os.environ.get(name) for name in ISA_CAPS}, "threads": threads()}
+
+
+def cache_key(rows: int, dim: int) -> dict[str, Any]:
+    """What the measurement depends on: the machine (``machine_key``) and the index's size (power of two)."""
+    return {**machine_key(), "rows": 1 << max(rows, 1).bit_length() - 1, "dim": dim}
 
 
 def time_once(kernel: Kernel, queries: np.ndarray) -> float:
@@ -405,32 +409,50 @@ class Choice:
 
 def measure_all(matrix: np.ndarray, makers: dict[str, Callable[[], Kernel]], measure: Measure,
                 rounds: int = 5) -> tuple[dict[str, dict[str, float]], dict[int, Kernel]]:
-    """The least ms of each kernel per batch size over ``matrix``, and the fastest kernel per size, prepared.
-
-    Timed round-robin (one run of each per round), so a neighbour's load falls on every kernel alike; the first
-    round warms up, and a kernel over 3x the best there in every batch size is not timed again (its warm-up is its
-    figure), which keeps 100k rows near a second or two. Every candidate's copy is held until the choice is made.
-    """
+    """The least ms of each kernel per batch size over ``matrix`` (see ``least_times``), and the fastest kernel per
+    size, prepared; every candidate's copy is held until the choice is made."""
     kernels = {name: make() for name, make in makers.items()}
     for kernel in kernels.values():
         kernel.prepare(matrix)
     queries = {batch: measured_queries(matrix, batch) for batch in BATCHES}
-    runs = {name: {batch: [measure(kernel, queries[batch])] for batch in BATCHES} for name, kernel in kernels.items()}
-    best = {batch: min(times[batch][0] for times in runs.values()) for batch in BATCHES}
-    contenders = [name for name, times in runs.items() if any(times[b][0] <= 3 * best[b] for b in BATCHES)]
-    for _ in range(rounds):
-        for name in contenders:
-            for batch in BATCHES:
-                runs[name][batch].append(measure(kernels[name], queries[batch]))
-    # the least time of the rounds: a neighbour's load only ever adds time, so the minimum is the kernel's own
-    timings = {name: {str(batch): round(min(times[batch][1:] or times[batch]), 3) for batch in BATCHES}
-               for name, times in runs.items()}
+    runs = {name: {batch: functools.partial(measure, kernel, queries[batch]) for batch in BATCHES}
+            for name, kernel in kernels.items()}
+    timings = least_times(runs, rounds)
     return timings, {batch: kernels[fastest(timings, batch)] for batch in BATCHES}
 
 
-def fastest(timings: dict[str, dict[str, float]], batch: int) -> str:
-    """The kernel with the least time for ``batch`` queries (ties by name, so the choice is reproducible)."""
-    return min(timings, key=lambda name: (timings[name][str(batch)], name))
+def least_times(runs: dict[str, dict[int, Callable[[], float]]], rounds: int = 5, prune: bool = True,
+                budget_s: float | None = None) -> dict[str, dict[str, float]]:
+    """The least ms of each candidate per batch size, from ``runs`` (candidate -> batch size -> one timed run).
+
+    Timed round-robin (one run of each per round), so a neighbour's load falls on every candidate alike. With
+    ``prune`` the first round warms up, and a candidate over 3x the best there in every batch size is not timed
+    again (its warm-up is its figure), which keeps 100k rows near a second or two; without it (candidates already
+    warm, runs short) every candidate runs every round, so one spike of a neighbour's load decides nothing.
+    ``budget_s``: no round starts after that many seconds (at least one runs after the first).
+    """
+    started = time.perf_counter()
+    times = {name: {batch: [run()] for batch, run in by_batch.items()} for name, by_batch in runs.items()}
+    batches = {batch for by_batch in runs.values() for batch in by_batch}
+    best = {batch: min(t[batch][0] for t in times.values() if batch in t) for batch in batches}
+    contenders = [name for name, t in times.items() if not prune or any(t[b][0] <= 3 * best[b] for b in t)]
+    for number in range(rounds):
+        if number and budget_s is not None and time.perf_counter() - started > budget_s:
+            break
+        for name in contenders:
+            for batch, run in runs[name].items():
+                times[name][batch].append(run())
+    # the least time of the rounds: a neighbour's load only ever adds time, so the minimum is the candidate's own
+    return {name: {str(batch): round(min((runs_of[1:] if prune else runs_of) or runs_of), 3)
+                   for batch, runs_of in sorted(t.items())} for name, t in times.items()}
+
+
+def fastest(timings: dict[str, dict[str, float]], batch: int | None = None) -> str:
+    """The candidate with the least time for ``batch`` queries, or without ``batch`` the least total over the batch
+    sizes (each weighs the same); ties go by name, so the choice is reproducible."""
+    def cost(name: str) -> float:
+        return timings[name][str(batch)] if batch is not None else sum(timings[name].values())
+    return min(timings, key=lambda name: (cost(name), name))
 
 
 def choose(matrix: np.ndarray, *, measure: Measure = time_once, cache_file: Path | None = None,
@@ -485,7 +507,9 @@ def read_cache(file: Path) -> dict[str, Any]:
     return entries if isinstance(entries, dict) else {}
 
 
-def write_cache(file: Path, entries: dict[str, Any]) -> None:
+def write_cache(file: Path, entries: dict[str, Any], what: str = "exact-search kernel") -> None:
+    """Save the measured choices (``what`` was measured, for the warning when the file cannot be written)."""
+
     def write(temp: str) -> None:
         with open(temp, "w", encoding="utf-8") as out:
             json.dump(entries, out, indent=1, sort_keys=True)
@@ -495,5 +519,5 @@ def write_cache(file: Path, entries: dict[str, Any]) -> None:
         atomic_write(file, write)
     except (OSError, GeovecError) as exc:  # the cache only saves measuring again: the search goes on without it
         why = getattr(exc, "strerror", None) or exc
-        print(f"geovec: {file}: cannot save the exact-search kernel measurement ({why}); it will be measured again "
+        print(f"geovec: {file}: cannot save the {what} measurement ({why}); it will be measured again "
               "next time: make GEOVEC_HOME writable or point it elsewhere", file=sys.stderr)

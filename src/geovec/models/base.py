@@ -7,6 +7,7 @@ it cannot embed is refused with a clear error instead of being silently dropped.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from abc import ABC, abstractmethod
@@ -18,7 +19,9 @@ import numpy as np
 
 from geovec.errors import GeovecError, GeovecInputError, UnsupportedInputError
 from geovec.inputs import SEGMENT_KINDS, InputLike, Interleaved, as_input, render_text
-from geovec.precision import PRECISIONS, native_bfloat16
+from geovec.models.query_pass import (AS_TRAINED, TRANSFORMERS, Measure, PassChoice, QueryPass, admissible,
+                                     checked_quality, choose_pass, timer)
+from geovec.precision import PRECISIONS, bfloat16_allowed
 from geovec.progress import progress_bar
 
 
@@ -33,11 +36,14 @@ class Embedder(Protocol):
     name: str
     dim: int
     modalities: frozenset[str]
+    query_pass: QueryPass
 
     def encode(self, inputs: Sequence[InputLike], batch_size: int = 32, show_progress: bool = False,
                instruction: str | None = None, truncate: bool = False) -> np.ndarray: ...
 
-    def use_precision(self, precision: str) -> str: ...
+    def with_query_pass(self, query_pass: QueryPass | str) -> Embedder: ...
+
+    def with_precision(self, precision: str, *, instruction: str | None = None) -> Embedder: ...
 
 
 def _length_key(item: Interleaved) -> tuple[int, int]:
@@ -76,11 +82,16 @@ def checkpoint_model_type(folder: str | Path, what: str) -> str | None:
         raise GeovecError(f"{folder} is not a {what}: cannot parse config.json ({exc})") from None
 
 
+def weights_identity(embedder: Embedder) -> str:
+    """``name@revision``: the model and its weights, whatever pass computes with them."""
+    return f"{embedder.name}@{getattr(embedder, 'revision', '') or 'unversioned'}"
+
+
 def model_identity(embedder: Embedder) -> str:
     """``name@revision``: what on-disk embedding caches are keyed by, so new weights never reuse old vectors
     (``+bfloat16`` added when the embedder computes in bfloat16, whose vectors differ slightly)."""
     precision = "" if getattr(embedder, "precision", "float32") == "float32" else f"+{embedder.precision}"
-    return f"{embedder.name}@{getattr(embedder, 'revision', '') or 'unversioned'}{precision}"
+    return f"{weights_identity(embedder)}{precision}"
 
 
 @dataclass(frozen=True)
@@ -158,26 +169,64 @@ class BaseEmbedder(ABC):
     dim: int
     modalities: frozenset[str]
     revision: str = ""  # fingerprint of the weights (see checkpoint_revision)
-    precision: str = "float32"  # what the forward pass computes in (see use_precision)
+    query_pass: QueryPass = AS_TRAINED  # how this object's forward pass computes (see with_query_pass)
+    pass_choice: PassChoice | None = None  # the measurement "auto" chose the pass by (with_precision)
     supports_bfloat16: bool = False  # torch embedders whose forward pass runs under autocast
+
+    @property
+    def precision(self) -> str:
+        """What the forward pass computes in: "float32" or "bfloat16"."""
+        return self.query_pass.precision
 
     @property
     def device_type(self) -> str:
         """The torch device type the forward pass runs on ("cpu", "cuda")."""
         return "cpu"
 
-    def use_precision(self, precision: str) -> str:
-        """Compute in ``precision``: "float32", "bfloat16", or "auto" (bfloat16 where ``native_bfloat16``, else
-        float32); returns the one in use. Meant for query serving: vectors of an index stay as they were built.
-        geovec-mini's bfloat16 query vectors are within 1e-5 of float32 in cosine and ~1.7x faster on one core."""
+    def pass_names(self) -> tuple[str, ...]:
+        """The forward passes this model has (see ``geovec.models.query_pass``): its own, unless a subclass adds."""
+        return (TRANSFORMERS,)
+
+    def query_passes(self) -> list[QueryPass]:
+        """Every pass this embedder can run: each of its forward passes in float32, and in bfloat16 where it runs
+        under autocast."""
+        precisions = ("float32", "bfloat16") if self.supports_bfloat16 else ("float32",)
+        return [QueryPass(name, precision) for name in self.pass_names() for precision in precisions]
+
+    def with_query_pass(self, query_pass: QueryPass | str) -> BaseEmbedder:
+        """A new embedder computing with ``query_pass`` ("lean/bfloat16"), sharing this one's model and tokenizer;
+        this one is left as it is. Meant for query serving: vectors of an index stay as they were built."""
+        chosen = QueryPass.parse(query_pass) if isinstance(query_pass, str) else query_pass
+        if chosen not in self.query_passes():
+            field = "precision" if chosen.precision not in {p.precision for p in self.query_passes()} else "query_pass"
+            raise GeovecInputError(field, f"model {self.name!r} runs {', '.join(map(str, self.query_passes()))}, "
+                                          f"not {chosen}")
+        embedder = copy.copy(self)
+        embedder.query_pass, embedder.pass_choice = chosen, None
+        return embedder
+
+    def with_precision(self, precision: str, *, instruction: str | None = None, measure: Measure | None = None,
+                       cache_file: Path | None = None, remeasure: bool = False) -> BaseEmbedder:
+        """A new embedder (as ``with_query_pass``) computing in ``precision``: "float32" or "bfloat16" (the model's
+        own forward pass), or "auto": the fastest pass measured here among the quality-checked ones (bfloat16 only
+        where ``GEOVEC_CPU_BF16`` allows it), timed with ``instruction`` (or ``measure``: ms of a pass and batch
+        size) and cached in ``cache_file`` (default GEOVEC_HOME/query_pass.json) unless ``remeasure``."""
         if precision not in PRECISIONS:
             raise GeovecInputError("precision", f"must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        if precision == "auto":
-            precision = "bfloat16" if self.supports_bfloat16 and native_bfloat16(self.device_type) else "float32"
-        if precision == "bfloat16" and not self.supports_bfloat16:
-            raise GeovecInputError("precision", f"model {self.name!r} computes in float32 only")
-        self.precision = precision
-        return precision
+        if precision != "auto":
+            return self.with_query_pass(QueryPass(TRANSFORMERS, precision))
+        identity = weights_identity(self)
+        allowed = [p for p in self.query_passes() if p.precision == "float32" or bfloat16_allowed(self.device_type)]
+        candidates = admissible(allowed, checked_quality(identity))
+
+        def embed(query_pass: QueryPass, texts: Sequence[str]) -> object:
+            return self.with_query_pass(query_pass).encode(texts, batch_size=len(texts), instruction=instruction)
+
+        choice = choose_pass(candidates, identity, measure or timer(embed), cache_file=cache_file,
+                             remeasure=remeasure)
+        embedder = self.with_query_pass(choice.chosen)
+        embedder.pass_choice = choice
+        return embedder
 
     def autocast(self):
         """The context a forward pass runs in: bfloat16 autocast when ``precision`` says so, else a no-op."""

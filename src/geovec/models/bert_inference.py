@@ -7,7 +7,8 @@ calls, and above all its CPU attention kernel (SDPA), which takes ~0.37 ms a lay
 function as ``BertModel(inputs_embeds=..., attention_mask=...).last_hidden_state`` (tested against it in float32 and
 under bfloat16 autocast) from the model's own modules, read afresh on every call: a model trained further or moved
 to another precision is never served with stale weights. Where a batch is more than ``PACK_FROM`` padding, the
-per-token steps skip it (shares of 4 real RSICD captions, 13 % padding: 23.6 -> 22.4 ms).
+per-token steps skip it (shares of 4 real RSICD captions, 13 % padding: 23.6 -> 22.4 ms). It runs only where
+an embedder's query pass says "lean" (``geovec.models.query_pass``: chosen by measurement and a quality check).
 
 With an isolated instruction (``isolating_mask``: the [CLS] and instruction tokens attend only among themselves),
 what those tokens compute depends on the instruction alone, so their keys, values and outputs are computed once per
@@ -56,15 +57,25 @@ class _Given:
     hidden: torch.Tensor
 
 
-_PREFIXES: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
-_MAX_PREFIXES = 256  # distinct (instruction, dtype) states kept per model; a model has a handful of instructions
+_DERIVED: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
+_MAX_DERIVED = 512  # prefix states (per instruction and dtype) and cast weights kept per model
 
 
-def _linear(x: torch.Tensor, layer: nn.Linear, dtype: torch.dtype | None) -> torch.Tensor:
-    """The layer in ``dtype`` (autocast's), else in its weights' dtype (bfloat16 weights when serving)."""
+def _linear(x: torch.Tensor, layer: nn.Linear, dtype: torch.dtype | None, derived: dict) -> torch.Tensor:
+    """The layer in ``dtype`` (autocast's), else in its weights' dtype; weights cast to ``dtype`` once for the
+    model's current weights (kept in ``derived``), not on every call as autocast would (~5 % of a small batch)."""
     dtype = dtype or layer.weight.dtype
-    bias = None if layer.bias is None else layer.bias.to(dtype)
-    return F.linear(x.to(dtype), layer.weight.to(dtype), bias)
+    bias = None if layer.bias is None else _cast(layer.bias, dtype, derived)
+    return F.linear(x.to(dtype), _cast(layer.weight, dtype, derived), bias)
+
+
+def _cast(tensor: torch.Tensor, dtype: torch.dtype, derived: dict) -> torch.Tensor:
+    if tensor.dtype == dtype:
+        return tensor
+    key = ("cast", id(tensor), dtype)
+    if key not in derived:
+        derived[key] = tensor.detach().to(dtype)
+    return derived[key]
 
 
 def _norm(x: torch.Tensor, layer: nn.LayerNorm) -> torch.Tensor:
@@ -84,50 +95,50 @@ def encode_hidden(bert: nn.Module, embeds: torch.Tensor, mask: torch.Tensor, pre
     device = embeds.device.type
     dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
     with torch.autocast(device, enabled=False):
+        cache = _derived(bert)
         if prefix is None or not bool((prefix > 0).any()):
-            return _encode(bert, embeds, mask, dtype)
+            return _encode(bert, embeds, mask, dtype, cache)
         if ids is None:
             raise ValueError("encode_hidden: a prefix needs the token ids that name it")
         batch, length, _ = embeds.shape
-        cache = _prefix_cache(bert)
         rows, states = [], []
         for row, size in enumerate(prefix.tolist()):
             if size:
-                key = (tuple(ids[row, :size].tolist()), dtype)
+                key = ("prefix", tuple(ids[row, :size].tolist()), dtype)
                 if key not in cache:  # computed alone: it attends only to itself
-                    cache[key] = _prefix_states(bert, embeds[row:row + 1, :size], dtype)
+                    cache[key] = _prefix_states(bert, embeds[row:row + 1, :size], dtype, cache)
                 states.append(cache[key])
                 rows.append(torch.arange(size, device=embeds.device) + row * length)
         layers = range(len(states[0][0]))
         given = _Given(torch.cat(rows), [torch.cat([s[0][n] for s in states]) for n in layers],
                        [torch.cat([s[1][n] for s in states]) for n in layers], torch.cat([s[2] for s in states]))
-        return _encode(bert, embeds, mask, dtype, given=given)
+        return _encode(bert, embeds, mask, dtype, cache, given=given)
 
 
-def _prefix_cache(bert: nn.Module) -> dict:
-    """The prefix states (by token ids and dtype) computed with ``bert``'s weights as they are now: any change to
-    a parameter (training, loading, another precision) changes its storage or version counter, and that drops
-    every cached state."""
+def _derived(bert: nn.Module) -> dict:
+    """What is computed from ``bert``'s weights as they are now (prefix states by token ids and dtype, weights cast
+    to bfloat16): any change to a parameter (training, loading) changes its storage or version counter, and that
+    drops all of it."""
     stamp = tuple((p.data_ptr(), p._version) for p in bert.parameters())
-    cache = _PREFIXES.setdefault(bert, {})
-    if cache.get("stamp") != stamp or len(cache) > _MAX_PREFIXES:
+    cache = _DERIVED.setdefault(bert, {})
+    if cache.get("stamp") != stamp or len(cache) > _MAX_DERIVED:
         cache.clear()
         cache["stamp"] = stamp
     return cache
 
 
-def _prefix_states(bert: nn.Module, embeds: torch.Tensor, dtype: torch.dtype | None
+def _prefix_states(bert: nn.Module, embeds: torch.Tensor, dtype: torch.dtype | None, derived: dict
                    ) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
     """One prefix's per-layer keys and values and its outputs, for its ``embeds`` [1, tokens, hidden] alone."""
     collected: list[tuple[torch.Tensor, torch.Tensor]] = []
     hidden = _encode(bert, embeds, torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device), dtype,
-                     collect=collected)
+                     derived, collect=collected)
     return [k for k, _ in collected], [v for _, v in collected], hidden[0]
 
 
-def _encode(bert: nn.Module, embeds: torch.Tensor, mask: torch.Tensor, dtype: torch.dtype | None,
+def _encode(bert: nn.Module, embeds: torch.Tensor, mask: torch.Tensor, dtype: torch.dtype | None, derived: dict,
             given: _Given | None = None, collect: list | None = None) -> torch.Tensor:
-    """``given``: states of positions not to compute (packed away, their keys and values filled in);
+    """``derived``: ``_derived(bert)``; ``given``: states of positions not to compute (packed away, their keys and values filled in);
     ``collect``: receives each layer's key and value projections (of a batch without padding)."""
     batch, length, hidden = embeds.shape
     heads = bert.config.num_attention_heads
@@ -169,8 +180,8 @@ def _encode(bert: nn.Module, embeds: torch.Tensor, mask: torch.Tensor, dtype: to
     for number, layer in enumerate(bert.encoder.layer):
         attention = layer.attention.self
         inputs = x.to(dtype or attention.query.weight.dtype)  # cast once for the three projections
-        query, key, value = (_linear(inputs, part, dtype) for part in (attention.query, attention.key,
-                                                                        attention.value))
+        query, key, value = (_linear(inputs, part, dtype, derived) for part in (attention.query, attention.key,
+                                                                                 attention.value))
         if collect is not None:
             collect.append((key, value))
         query = split(query)
@@ -182,9 +193,10 @@ def _encode(bert: nn.Module, embeds: torch.Tensor, mask: torch.Tensor, dtype: to
             context = torch.empty(context.shape, dtype=inputs.dtype, device=device).copy_(context).view(-1, hidden)
         else:
             context = context.reshape(-1, hidden).index_select(0, keep)
-        x = _norm(torch.add(x, _linear(context, layer.attention.output.dense, dtype)), layer.attention.output.LayerNorm)
-        inner = F.gelu(_linear(x, layer.intermediate.dense, dtype))
-        x = _norm(torch.add(x, _linear(inner, layer.output.dense, dtype)), layer.output.LayerNorm)
+        attended = _linear(context, layer.attention.output.dense, dtype, derived)
+        x = _norm(torch.add(x, attended), layer.attention.output.LayerNorm)
+        inner = F.gelu(_linear(x, layer.intermediate.dense, dtype, derived))
+        x = _norm(torch.add(x, _linear(inner, layer.output.dense, dtype, derived)), layer.output.LayerNorm)
     out = unpack(x)
     if given is not None:
         out.index_copy_(0, given.rows, given.hidden.to(out.dtype))

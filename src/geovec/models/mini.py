@@ -41,6 +41,7 @@ from geovec.inputs.render import RENDERING_VERSION
 from geovec.models.base import ALL_MODALITIES, checkpoint_revision
 from geovec.models.bert_inference import encode_hidden, isolating_mask, supports
 from geovec.models.geoclip_location import LOCATION_FEATURES, frozen_location_encoder, location_features
+from geovec.models.query_pass import LEAN, TRANSFORMERS
 from geovec.models.text import minilm_path
 from geovec.models.trainable import (ENCODER_CONFIG, EncoderEmbedder, TrainableEncoder, load_encoder,
                                      read_encoder_config)
@@ -307,7 +308,17 @@ class GeovecMini(TrainableEncoder):
         return batch
 
     # --- forward ----------------------------------------------------------------------------------------------
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def query_passes(self) -> tuple[str, ...]:
+        """The lean pass (``geovec.models.bert_inference``) besides transformers' where it computes what this BERT
+        does, on a CPU (what it was written and measured for)."""
+        lean = supports(self.bert) and self.device.type == "cpu"
+        return (TRANSFORMERS, LEAN) if lean else (TRANSFORMERS,)
+
+    def forward(self, batch: dict[str, torch.Tensor], query_pass: str = TRANSFORMERS) -> torch.Tensor:
+        """Mean-pooled embeddings; ``query_pass`` "lean" computes the BERT with ``encode_hidden`` (inference only:
+        a module in training always runs transformers' BertModel, as it was trained)."""
+        if query_pass not in self.query_passes():
+            raise GeovecError(f"geovec-mini: no {query_pass!r} pass here; it runs {', '.join(self.query_passes())}")
         embeds = self.bert.get_input_embeddings()(batch["input_ids"])
         slots = batch["image_slots"]
         slot_tokens = self._slot_tokens(batch, embeds.device.type)
@@ -316,8 +327,7 @@ class GeovecMini(TrainableEncoder):
             is_image = (slots >= 0).unsqueeze(-1)
             embeds = torch.where(is_image, image_tokens[slots.clamp(min=0)], embeds)
         mask, prefix = batch["attention_mask"], batch.get("prefix_lengths")
-        if torch.is_inference_mode_enabled() and embeds.device.type == "cpu" and supports(self.bert):
-            # serving and evaluation on a CPU, where it is measured faster (see geovec.models.bert_inference)
+        if query_pass == LEAN and not self.training:
             hidden = encode_hidden(self.bert, embeds, mask, prefix, batch["input_ids"])
         else:
             attend = mask if prefix is None else isolating_mask(mask, prefix)

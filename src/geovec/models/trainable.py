@@ -26,6 +26,7 @@ import torch
 from geovec.errors import GeovecError
 from geovec.inputs import Interleaved
 from geovec.models.base import BaseEmbedder, TextWindow, checkpoint_revision
+from geovec.models.query_pass import TRANSFORMERS
 from geovec.models.registry import encoder_class_path, resolve
 
 ENCODER_CONFIG = "geovec_encoder.json"
@@ -81,10 +82,17 @@ class TrainableEncoder(torch.nn.Module, ABC):
         tmp.replace(folder / ENCODER_CONFIG)
         return folder
 
-    def embed(self, items: Sequence[Interleaved]) -> torch.Tensor:
-        """Prepare, move to this module's device, forward, L2-normalise (keeps gradients)."""
+    def query_passes(self) -> tuple[str, ...]:
+        """The forward passes this encoder has for inference (``geovec.models.query_pass``): its own, unless a
+        subclass adds one (then ``forward`` takes ``query_pass``)."""
+        return (TRANSFORMERS,)
+
+    def embed(self, items: Sequence[Interleaved], query_pass: str = TRANSFORMERS) -> torch.Tensor:
+        """Prepare, move to this module's device, forward (with ``query_pass``, one of ``query_passes``),
+        L2-normalise (keeps gradients)."""
         batch = {key: value.to(self.device) for key, value in self.prepare(items).items()}
-        return torch.nn.functional.normalize(self.forward(batch), dim=-1)
+        vectors = self.forward(batch) if query_pass == TRANSFORMERS else self.forward(batch, query_pass=query_pass)
+        return torch.nn.functional.normalize(vectors, dim=-1)
 
 
 def read_encoder_config(folder: str | Path) -> dict[str, Any]:
@@ -127,7 +135,6 @@ class EncoderEmbedder(BaseEmbedder):
         self.dim = encoder.dim
         self.modalities = encoder.modalities
         self.revision = revision
-        self._float32_linears: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
 
     @classmethod
     def from_folder(cls, folder: str | Path, name: str, device: str | None = None) -> "EncoderEmbedder":
@@ -143,27 +150,8 @@ class EncoderEmbedder(BaseEmbedder):
 
     supports_bfloat16 = True
 
-    def use_precision(self, precision: str) -> str:
-        """As ``BaseEmbedder.use_precision``; in bfloat16 the linear layers that run under autocast also keep
-        bfloat16 weights, which autocast would otherwise convert on every forward pass (~5 % of a small batch's
-        time), and get their float32 weights back on a return to float32 (the same vectors: autocast rounds the
-        weights the same way)."""
-        chosen = super().use_precision(precision)
-        parts = self.encoder.float32_parts
-        exempt = tuple(f"{part}." for part in parts)  # a part's submodules, or the part itself (a lone Linear)
-        linears = [(name, module) for name, module in self.encoder.named_modules()
-                   if isinstance(module, torch.nn.Linear) and not name.startswith(exempt) and name not in parts]
-        for name, module in linears:
-            if chosen == "bfloat16" and name not in self._float32_linears:
-                self._float32_linears[name] = (module.weight.data, None if module.bias is None else module.bias.data)
-                module.weight.data = module.weight.data.to(torch.bfloat16)
-                if module.bias is not None:
-                    module.bias.data = module.bias.data.to(torch.bfloat16)
-            elif chosen == "float32" and name in self._float32_linears:
-                module.weight.data, bias = self._float32_linears.pop(name)
-                if bias is not None:
-                    module.bias.data = bias
-        return chosen
+    def pass_names(self) -> tuple[str, ...]:
+        return self.encoder.query_passes()
 
     @property
     def device_type(self) -> str:
@@ -172,4 +160,4 @@ class EncoderEmbedder(BaseEmbedder):
     @torch.inference_mode()
     def embed_batch(self, items: Sequence[Interleaved]) -> np.ndarray:
         with self.autocast():
-            return self.encoder.embed(items).float().cpu().numpy()
+            return self.encoder.embed(items, self.query_pass.name).float().cpu().numpy()

@@ -210,7 +210,8 @@ class WebSearch:
                 "modalities": sorted(getattr(embedder, "modalities", ())), "bounds": store.bounds(),
                 "max_top_k": MAX_TOP_K, "query_cache": self.searcher.cache.stats(),
                 "batching": self.batcher.stats(), "threads": current_threads(),
-                "precision": self.searcher.precision, "exact_kernel": store.exact_kernel()}
+                "precision": self.searcher.precision, "query_pass": self.searcher.query_pass_info(),
+                "exact_kernel": store.exact_kernel()}
 
 
 def place_named(name: str) -> dict[str, Any]:
