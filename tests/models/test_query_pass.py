@@ -81,7 +81,7 @@ def test_a_new_setting_is_a_new_embedder_and_the_callers_is_untouched(mini):
     fast = mini.with_precision("bfloat16")
     lean = mini.with_query_pass("lean/bfloat16")
     assert fast is not mini and fast.encoder is mini.encoder and fast.precision == "bfloat16"
-    assert str(lean.query_pass) == "lean/bfloat16" and str(mini.query_pass) == "transformers/float32"
+    assert str(lean.query_pass) == "lean/bfloat16" and str(mini.query_pass) == "lean/float32"  # bulk embedding's
     fast_vectors = fast.encode(CAPTIONS, instruction=INSTRUCTION)
     lean.encode(CAPTIONS, instruction=INSTRUCTION)
     assert not np.array_equal(fast_vectors, before)  # bfloat16 really ran in the copy

@@ -26,7 +26,7 @@ import torch
 from geovec.errors import GeovecError
 from geovec.inputs import Interleaved
 from geovec.models.base import BaseEmbedder, TextWindow, checkpoint_revision
-from geovec.models.query_pass import TRANSFORMERS
+from geovec.models.query_pass import AS_TRAINED, LEAN, TRANSFORMERS, QueryPass
 from geovec.models.registry import encoder_class_path, resolve
 
 ENCODER_CONFIG = "geovec_encoder.json"
@@ -131,6 +131,10 @@ class EncoderEmbedder(BaseEmbedder):
 
     def __init__(self, encoder: TrainableEncoder, name: str, revision: str = "") -> None:
         self.encoder = encoder.eval()
+        # bulk embedding (ingest, index build, benchmarks) runs the lean pass in float32 where the model has it: the
+        # same vectors as the model's own within float32 rounding, with an isolated instruction computed once per
+        # batch; queries of a server get the pass measured fastest (with_precision("auto"))
+        self.query_pass = QueryPass(LEAN, "float32") if LEAN in encoder.query_passes() else AS_TRAINED
         self.name = name
         self.dim = encoder.dim
         self.modalities = encoder.modalities
