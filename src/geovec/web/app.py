@@ -20,10 +20,11 @@ import asyncio
 import io
 import json
 import sys
+from collections.abc import Callable, Coroutine
 from contextlib import asynccontextmanager
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, Callable, Coroutine, Optional, Sequence
+from typing import Any, Optional, Sequence
 from urllib.parse import quote
 
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
