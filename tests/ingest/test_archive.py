@@ -16,6 +16,7 @@ from PIL import Image
 from pyproj import Transformer
 from rasterio.transform import from_origin
 from rasterio.windows import Window
+from tolerances import assert_float32_close
 from typer.testing import CliRunner
 
 from geovec.config import data_dir
@@ -26,7 +27,6 @@ from geovec.ingest.raster import RasterFile, TileOptions
 from geovec.inputs import ImageSegment
 from geovec.models import load_model
 from geovec.models.folded_trunk import onnxruntime_available
-from tolerances import assert_float32_close
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data" / "geotiff"
 BAD = Path(__file__).resolve().parents[1] / "data" / "bad_images"
@@ -122,8 +122,7 @@ def test_read_ahead_keeps_order_raises_in_place_and_stops_its_thread_when_closed
     assert list(read_ahead(numbers(), 4)) == list(range(100))
     seen = []
     with pytest.raises(OSError, match="read error at 7"):
-        for n in read_ahead(numbers(fail_at=7), 4):
-            seen.append(n)
+        seen.extend(read_ahead(numbers(fail_at=7), 4))  # keeps what came before the error
     assert seen == list(range(7))
     stopped = read_ahead(numbers(), 4)
     assert next(stopped) == 0
