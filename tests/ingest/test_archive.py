@@ -20,13 +20,14 @@ from tolerances import assert_float32_close
 from typer.testing import CliRunner
 
 from geovec.config import data_dir
-from geovec.errors import GeovecError
+from geovec.errors import GeovecError, GeovecInputError
 from geovec.index import GeoFilter, VectorIndex
 from geovec.ingest.archive import REPORT_NAME, ingest_archive, read_ahead, read_chip
 from geovec.ingest.raster import RasterFile, TileOptions
 from geovec.inputs import ImageSegment
 from geovec.models import load_model
 from geovec.models.folded_trunk import onnxruntime_available
+from geovec.precision import native_bfloat16
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data" / "geotiff"
 BAD = Path(__file__).resolve().parents[1] / "data" / "bad_images"
@@ -234,8 +235,13 @@ def test_cli_ingest(archive, tmp_path, tiny_clip_checkpoint):
     assert not (tmp_path / "idx").exists()
     args = ["ingest", str(archive), "--index", str(tmp_path / "idx"), "--model", "clip", "--model-path",
             str(tiny_clip_checkpoint), "--chip-size", "32", "--no-thumbnails", "--bands", "1,2,3"]
+    refused = runner.invoke(app, [*args, "--precision", "half"])
+    assert isinstance(refused.exception, GeovecInputError) and refused.exception.field == "--precision"
+    assert not (tmp_path / "idx").exists()
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
+    auto = "bfloat16" if native_bfloat16("cpu") else "float32"  # the default, "auto"
+    assert json.loads((tmp_path / "idx" / REPORT_NAME).read_text())["precision"] == auto
     assert f"added {EXPECTED_ADDED}," in result.output and "skipped corrupt.tif" in result.output
     assert not (tmp_path / "idx" / "thumbs").exists()
     (archive / "plain.jpg").unlink()

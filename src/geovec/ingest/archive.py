@@ -90,6 +90,7 @@ class ArchiveReport:
     failed: dict[str, str] = field(default_factory=dict)  # file -> reason
     ignored: list[str] = field(default_factory=list)  # JSON files that are not STAC items
     nodata: dict[str, str] = field(default_factory=dict)  # file -> where its no-data came from (mask, declared...)
+    precision: str = "float32"  # what the model computed this run's chips in (see Embedder.use_precision)
     seconds: float = 0.0
 
     def summary(self) -> str:
@@ -405,6 +406,7 @@ def ingest_archive(path: str | Path, index: VectorIndex, embedder: Embedder, opt
     check_image_model(embedder.name, embedder.modalities)
     started = time.perf_counter()
     plans, report = plan_archive(path, index, options, prune, show_progress)
+    report.precision = getattr(embedder, "precision", "float32")
     batch: list[IndexItem] = []
 
     def flush() -> None:
