@@ -10,14 +10,14 @@ a fresh index (planning, reading, tiling, thumbnails, embedding, writing) in chi
 ``--repeats`` times so that a load burst of the shared machine hits every step alike: median and best, the ratio
 of the medians to the old path, and the fraction of the peak the best run reaches. The steps:
 
-* ``modules``: the EfficientNet modules as trained (no folding), chips read between batches;
+* ``modules`` (``--with-modules``): the EfficientNet modules as trained (no folding), chips read between batches;
 * ``old``: the session-9 path: the folded trunk in ONNX Runtime, the trainable top in its modules, inline reads;
 * ``+read-ahead``: chips read, stretched and thumbnailed by a thread ahead of the model;
 * ``+folded top``: the trainable units folded and run in the trunk's ONNX Runtime graph (the default now);
 * ``+bfloat16``: the transformer's linear layers in bfloat16 (``--precision auto`` of ``geovec ingest``), only
   where the CPU has native bfloat16 (not under GEOVEC_CPU_BF16=0).
 
-Also the trunk alone (images/s) per trunk runtime, as before.
+Also the trunk alone (images/s) in ONNX Runtime (with ``--with-modules``, also modules and folded torch).
 """
 
 from __future__ import annotations
@@ -113,12 +113,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--chip-size", type=int, default=256)
+    parser.add_argument("--with-modules", action="store_true", help="also the unfolded modules (slow: ~4x the old "
+                        "path) and the folded torch trunk")
     args = parser.parse_args()
     options = TileOptions(chip_size=args.chip_size)
     if not onnxruntime_available():
         raise SystemExit("the steps after 'modules' need the onnx extra: pip install 'geovec[onnx]'")
-    runtimes = ["modules", "folded", "onnxruntime"]
-    steps = ["modules", "old", "+read-ahead", "+folded top"] + (["+bfloat16"] if native_bfloat16("cpu") else [])
+    runtimes = ["modules", "folded", "onnxruntime"] if args.with_modules else ["onnxruntime"]
+    steps = ["modules"] * args.with_modules + ["old", "+read-ahead", "+folded top"]
+    steps += ["+bfloat16"] if native_bfloat16("cpu") else []
     print(cpu_description())
     peak = sgemm_peak()
     print(f"measured float32 peak (2048^3 sgemm, best of 5): {peak:.1f} GFLOP/s")
