@@ -8,7 +8,8 @@ the FLOPs per chip (conv + linear + matmul, counted by torch.utils.flop_counter.
 modules), then, in this one process and after a warm-up (start-up excluded), ``ingest_archive`` of all tiles into
 a fresh index (planning, reading, tiling, thumbnails, embedding, writing) in chips/s for each step, interleaved
 ``--repeats`` times so that a load burst of the shared machine hits every step alike: median and best, the ratio
-of the medians to the old path, and the fraction of the peak the best run reaches. The steps:
+of the medians to the old path, the fraction of the peak the best run reaches, and the process's CPU time per
+chip (all threads; less sensitive to other processes' load than wall time). The steps:
 
 * ``modules`` (``--with-modules``): the EfficientNet modules as trained (no folding), chips read between batches;
 * ``old``: the session-9 path: the folded trunk in ONNX Runtime, the trainable top in its modules, inline reads;
@@ -140,6 +141,7 @@ def main() -> None:
                 ingest(embedder, sample, temp / f"warm-{name}", options, ahead)
         trunk_times: dict[str, list[float]] = {r: [] for r in runtimes}
         ingest_times: dict[str, list[float]] = {s: [] for s in steps}
+        cpu_times: dict[str, list[float]] = {s: [] for s in steps}  # this process's CPU seconds (all threads)
         chips = 0
         for repeat in range(args.repeats):  # interleaved, so that a load burst hits every step alike
             for runtime in runtimes:
@@ -149,19 +151,22 @@ def main() -> None:
             tower.trunk_runtime = "auto"
             for name in steps:
                 with step(embedder, name) as ahead:
-                    started = time.perf_counter()
+                    started, cpu = time.perf_counter(), time.process_time()
                     chips = ingest(embedder, archive, temp / f"index-{steps.index(name)}-{repeat}", options, ahead)
                     ingest_times[name].append(time.perf_counter() - started)
+                    cpu_times[name].append(time.process_time() - cpu)
     print(f"{'trunk runtime':<14}{'trunk img/s':>12}   (medians of {args.repeats}, batches of {len(pixels)})")
     for runtime in runtimes:
         print(f"{runtime:<14}{len(pixels) / statistics.median(trunk_times[runtime]):>12.1f}")
     print(f"{'ingest step':<14}{'median chips/s':>15}{'best':>7}{'x old':>7}{'GFLOP/s':>9}{'of peak':>9}"
-          f"   (best and medians of {args.repeats}; {chips} chips per ingest)")
+          f"{'CPU ms/chip':>12}   (best and medians of {args.repeats}; {chips} chips per ingest; CPU: median)")
     old = chips / statistics.median(ingest_times["old"])
     for name in steps:
         rate, best = chips / statistics.median(ingest_times[name]), chips / min(ingest_times[name])
         achieved = best * model_flops / 1e9
-        print(f"{name:<14}{rate:>15.1f}{best:>7.1f}{rate / old:>7.2f}{achieved:>9.1f}{achieved / peak:>9.1%}")
+        cpu_ms = 1000 * statistics.median(cpu_times[name]) / chips
+        print(f"{name:<14}{rate:>15.1f}{best:>7.1f}{rate / old:>7.2f}{achieved:>9.1f}{achieved / peak:>9.1%}"
+              f"{cpu_ms:>12.1f}")
 
 
 if __name__ == "__main__":
