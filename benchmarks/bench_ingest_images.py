@@ -23,6 +23,10 @@ Also the trunk alone (images/s) in ONNX Runtime (with ``--with-modules``, also m
 
 from __future__ import annotations
 
+from geovec.threads import sleeping_openmp_threads
+
+sleeping_openmp_threads()  # as `geovec ingest` does, before torch loads
+
 import argparse
 import functools
 import statistics
