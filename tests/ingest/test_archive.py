@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -15,15 +16,18 @@ from PIL import Image
 from pyproj import Transformer
 from rasterio.transform import from_origin
 from rasterio.windows import Window
+from tolerances import assert_float32_close
 from typer.testing import CliRunner
 
 from geovec.config import data_dir
-from geovec.errors import GeovecError
+from geovec.errors import GeovecError, GeovecInputError
 from geovec.index import GeoFilter, VectorIndex
-from geovec.ingest.archive import REPORT_NAME, ingest_archive, read_chip
+from geovec.ingest.archive import REPORT_NAME, ingest_archive, read_ahead, read_chip
 from geovec.ingest.raster import RasterFile, TileOptions
 from geovec.inputs import ImageSegment
 from geovec.models import load_model
+from geovec.models.folded_trunk import onnxruntime_available
+from geovec.precision import native_bfloat16
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data" / "geotiff"
 BAD = Path(__file__).resolve().parents[1] / "data" / "bad_images"
@@ -86,6 +90,46 @@ def test_fixture_archive_records_thumbnails_and_report(archive, tmp_path, clip):
             assert image.format == "JPEG" and max(image.size) <= 128
     saved = json.loads((tmp_path / "idx" / REPORT_NAME).read_text())
     assert saved["added"] == EXPECTED_ADDED and "corrupt.tif" in saved["failed"]
+
+
+def test_the_reader_thread_changes_nothing_that_is_indexed(archive, tmp_path, clip):
+    """Chips read ahead in a thread are indexed in the same order, with the same vectors, records, thumbnails
+    and report, as chips read one by one between batches."""
+    inline, inline_records = ingest(archive, tmp_path / "inline", clip, batch_size=4, read_ahead_chips=0)
+    ahead, ahead_records = ingest(archive, tmp_path / "ahead", clip, batch_size=4, read_ahead_chips=3)
+    assert list(ahead_records) == list(inline_records) and len(ahead_records) == EXPECTED_ADDED
+    with VectorIndex.open(tmp_path / "inline") as first, VectorIndex.open(tmp_path / "ahead") as second:
+        assert first.ids() == second.ids()
+        assert np.array_equal(first.vectors(first.ids()), second.vectors(second.ids()))
+    for id, record in ahead_records.items():
+        assert record.extra == inline_records[id].extra
+        thumbnail = record.extra["thumbnail"]
+        assert (tmp_path / "ahead" / thumbnail).read_bytes() == (tmp_path / "inline" / thumbnail).read_bytes()
+    assert (ahead.failed, ahead.skipped_nodata, ahead.files) == (inline.failed, inline.skipped_nodata, inline.files)
+
+
+def test_read_ahead_keeps_order_raises_in_place_and_stops_its_thread_when_closed():
+    closed = []
+
+    def numbers(fail_at: int | None = None):
+        try:
+            for n in range(100):
+                if n == fail_at:
+                    raise OSError(f"read error at {n}")
+                yield n
+        finally:
+            closed.append(True)
+
+    assert list(read_ahead(numbers(), 4)) == list(range(100))
+    seen = []
+    with pytest.raises(OSError, match="read error at 7"):
+        seen.extend(read_ahead(numbers(fail_at=7), 4))  # keeps what came before the error
+    assert seen == list(range(7))
+    stopped = read_ahead(numbers(), 4)
+    assert next(stopped) == 0
+    stopped.close()  # the consumer failed: the thread ends and closes what it read from
+    assert closed == [True, True, True]
+    assert not [t for t in threading.enumerate() if t.name == "geovec-ingest-reader"]
 
 
 def test_reread_chip_is_what_was_embedded(archive, tmp_path, clip):
@@ -191,8 +235,13 @@ def test_cli_ingest(archive, tmp_path, tiny_clip_checkpoint):
     assert not (tmp_path / "idx").exists()
     args = ["ingest", str(archive), "--index", str(tmp_path / "idx"), "--model", "clip", "--model-path",
             str(tiny_clip_checkpoint), "--chip-size", "32", "--no-thumbnails", "--bands", "1,2,3"]
+    refused = runner.invoke(app, [*args, "--precision", "half"])
+    assert isinstance(refused.exception, GeovecInputError) and refused.exception.field == "--precision"
+    assert not (tmp_path / "idx").exists()
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
+    auto = "bfloat16" if native_bfloat16("cpu") else "float32"  # the default, "auto"
+    assert json.loads((tmp_path / "idx" / REPORT_NAME).read_text())["precision"] == auto
     assert f"added {EXPECTED_ADDED}," in result.output and "skipped corrupt.tif" in result.output
     assert not (tmp_path / "idx" / "thumbs").exists()
     (archive / "plain.jpg").unlink()
@@ -303,3 +352,46 @@ def test_bad_archives_give_one_error_line_and_exit_2(case, message, tmp_path, mo
         assert not (tmp_path / "idx").exists()
     if case == "truncated":
         assert "the file is truncated or corrupt" in lines[0]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (REAL / "rsvqa_lr" / "0.tif").is_file(), reason="shared data missing")
+def test_the_fast_image_path_indexes_what_the_original_modules_do_on_real_tiles(tmp_path):
+    """The shipped geovec-mini's ingest default (chips read ahead, trunk + trainable units folded in ONNX Runtime
+    or torch) stores the vectors of the original modules read inline, up to float32 rounding, on RSVQA-LR tiles."""
+    archive = tmp_path / "tiles"
+    archive.mkdir()
+    for tile in ("0.tif", "1.tif", "10.tif", "11.tif", "12.tif"):
+        (archive / tile).symlink_to(REAL / "rsvqa_lr" / tile)
+    mini = load_model("geovec-mini")
+    tower = mini.encoder.vision
+    vectors = {}
+    for runtime in ("modules", "folded", *(["onnxruntime"] if onnxruntime_available() else [])):
+        tower.trunk_runtime = runtime
+        ahead = 0 if runtime == "modules" else 64
+        with VectorIndex.create(tmp_path / runtime, mini.dim, model={"name": mini.name}) as index:
+            ingest_archive(archive, index, mini, TileOptions(chip_size=256), show_progress=False, batch_size=4,
+                           read_ahead_chips=ahead)
+            vectors[runtime] = index.vectors(index.ids())
+    tower.trunk_runtime = "auto"
+    expected = vectors.pop("modules")
+    assert len(expected) == 5
+    for runtime, found in vectors.items():  # 1536: the widest sum (the transformer's feed-forward)
+        assert_float32_close(found, expected, terms=1536, scale=1.0, what=runtime)
+
+
+@pytest.mark.parametrize("given", [None, "ACTIVE"])
+def test_ingest_lets_idle_openmp_threads_sleep_unless_told_otherwise(given, tmp_path):
+    """`geovec ingest` sets OMP_WAIT_POLICY=PASSIVE before torch loads (spinning workers took the cores the ONNX
+    Runtime trunk and the chip reader need), and keeps a policy the user set."""
+    import subprocess
+
+    code = ("import os\nfrom typer.testing import CliRunner\nfrom geovec.cli.main import app\n"
+            "from geovec.cli.ingest import register\n"
+            "if 'ingest' not in {command.name for command in app.registered_commands}:\n    register(app)\n"
+            f"CliRunner().invoke(app, ['ingest', {str(tmp_path / 'missing')!r}])\n"
+            "print(os.environ.get('OMP_WAIT_POLICY'))")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | ({"OMP_WAIT_POLICY": given} if given else {})
+    env["GEOVEC_HOME"] = str(tmp_path / "home")
+    found = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert found.stdout.split()[-1] == (given or "PASSIVE")

@@ -99,3 +99,57 @@ def test_a_copied_tower_builds_its_own_inference_trunk(tower, pixels, runtime):
     copied = copy.deepcopy(tower)
     assert copied.folded.units is copied.frozen and copied.folded.stamp is None
     _assert_float32_close(_trunk(copied, pixels[:2], runtime), expected)
+
+
+def _tower(tower: EfficientNetTower, pixels: torch.Tensor, runtime: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The whole tower's image tokens for ``pixels``, and the top's for their trunk features (cached features)."""
+    tower.trunk_runtime = runtime
+    try:
+        with torch.inference_mode():
+            return tower(pixels), tower.top(tower.trunk(pixels))
+    finally:
+        tower.trunk_runtime = "auto"
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_inference_folds_the_trainable_units_too_and_computes_the_same_tokens(tower, pixels, runtime):
+    """In eval mode the last MBConv block and the head conv run batch-norm-folded (with ONNX Runtime: in the
+    trunk's graph), never through their modules; the image tokens equal the modules' up to float32 rounding."""
+    expected, expected_top = _tower(tower, pixels, "modules")
+    calls = []
+    hooks = [unit.register_forward_hook(lambda *_: calls.append(1)) for unit in tower.trainable]
+    try:
+        found, found_top = _tower(tower, pixels, runtime)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert not calls
+    _assert_float32_close(found, expected)
+    _assert_float32_close(found_top, expected_top)
+
+
+def test_training_runs_the_trainable_modules_with_gradients(pixels):
+    trained = EfficientNetTower("efficientnet-lite0", 224, trainable_blocks=2, hidden=384).train()
+    calls = []
+    hooks = [unit.register_forward_hook(lambda *_: calls.append(1)) for unit in trained.trainable]
+    trained(pixels[:2]).sum().backward()
+    for hook in hooks:
+        hook.remove()
+    assert len(calls) == len(trained.trainable)
+    assert all(p.grad is not None for p in trained.trainable.parameters())
+    assert trained.folded_top.stamp is None and trained.onnx_backbone.stamp is None  # never built
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_the_folded_top_follows_trained_weights(pixels, runtime):
+    """After a training step changes the trainable units, evaluation computes with the new weights."""
+    tower = EfficientNetTower("efficientnet-lite0", 224, trainable_blocks=2, hidden=384).eval()
+    before, _ = _tower(tower, pixels[:2], runtime)
+    with torch.no_grad():
+        tower.trainable[0]._bn2.running_var.mul_(2.0)
+        tower.trainable[1][0].weight.mul_(1.2)
+    after, after_top = _tower(tower, pixels[:2], runtime)
+    expected, expected_top = _tower(tower, pixels[:2], "modules")
+    _assert_float32_close(after, expected)
+    _assert_float32_close(after_top, expected_top)
+    assert (after - before).abs().max() > 1e-3

@@ -10,6 +10,8 @@ import typer
 from geovec.cli.common import open_for_writing
 from geovec.config import default_index_path
 from geovec.errors import GeovecError, GeovecInputError
+from geovec.precision import PRECISIONS
+from geovec.threads import sleeping_openmp_threads
 
 
 def ingest_command(
@@ -30,6 +32,9 @@ def ingest_command(
                                             "(default 50000; a huge or sparse raster fails at once, not in hours)."),
     thumbnails: bool = typer.Option(True, "--thumbnails/--no-thumbnails", help="Write <index>/thumbs/<id>.jpg."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Chips per forward pass and per commit."),
+    precision: str = typer.Option("auto", "--precision", help="What the transformer computes chips in: auto "
+                                  "(bfloat16 where the CPU has it natively, else float32), float32 or bfloat16. "
+                                  "GEOVEC_CPU_BF16=0 makes auto float32. The image tower is always float32."),
     report: Optional[Path] = typer.Option(None, "--report", help="JSON report path (default <index>/ingest-report.json)."),
     ray: Optional[str] = typer.Option(None, "--ray", flag_value="local", metavar="[ADDRESS]",
                                       help="Run on Ray: alone, a local cluster; or ADDRESS of one ('auto', "
@@ -39,6 +44,7 @@ def ingest_command(
     ray_gpus: float = typer.Option(0.0, "--ray-gpus-per-actor", min=0.0, help="GPUs per embedding actor."),
 ) -> None:
     """Cut rasters into geo-referenced chips, embed them and add them to an index; re-running adds only new chips."""
+    sleeping_openmp_threads()  # before torch loads (geovec.threads)
     from geovec.ingest.archive import REPORT_NAME, check_image_model, ingest_archive
     from geovec.ingest.raster import MAX_CHIPS, TileOptions, parse_bands
     from geovec.models import get_spec
@@ -47,6 +53,10 @@ def ingest_command(
                           max_nodata=max_nodata, nodata=nodata,
                           max_chips=MAX_CHIPS if max_chips is None else max_chips)
     check_image_model(model, get_spec(model).modalities)  # before loading weights or touching the index
+    if precision not in PRECISIONS:
+        raise GeovecInputError("--precision", f"must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if ray is not None and precision == "bfloat16":
+        raise GeovecInputError("--precision", "bfloat16 applies to a local ingest; Ray's actors compute float32")
     if not path.exists():
         raise GeovecError(f"archive not found: {path}")
     if report is not None and not report.parent.is_dir():  # found now, not after the whole run
@@ -54,6 +64,7 @@ def ingest_command(
     embedder, store = open_for_writing(index, model, model_path)  # on Ray too: a new index needs the model's dim
     with store:
         if ray is None:
+            embedder.use_precision(precision)
             result = ingest_archive(path, store, embedder, options, batch_size=batch_size, thumbnails=thumbnails,
                                     report_path=report, prune=prune)
         else:

@@ -28,10 +28,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
 import re
+import threading
 import time
+from collections.abc import Generator, Iterator
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from rasterio.errors import RasterioError
@@ -50,6 +55,8 @@ from geovec.progress import progress_bar
 
 REPORT_NAME = "ingest-report.json"
 READ_ERRORS = (GeovecError, RasterioError, OSError)
+READ_AHEAD = 64  # chips read (and thumbnailed) ahead of the model: two batches, so the model never waits for pixels
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,7 @@ class ArchiveReport:
     failed: dict[str, str] = field(default_factory=dict)  # file -> reason
     ignored: list[str] = field(default_factory=list)  # JSON files that are not STAC items
     nodata: dict[str, str] = field(default_factory=dict)  # file -> where its no-data came from (mask, declared...)
+    precision: str = "float32"  # what the model computed this run's chips in (see Embedder.use_precision)
     seconds: float = 0.0
 
     def summary(self) -> str:
@@ -316,13 +324,89 @@ def finish_report(report: ArchiveReport, started: float, index: VectorIndex,
     return report
 
 
+@dataclass(frozen=True)
+class FailedFile:
+    """A planned file that could not be read (after the chips read from it so far)."""
+
+    name: str
+    reason: str
+
+
+def read_plans(plans: list[ChipPlan], options: TileOptions,
+               thumbnails_in: Path | None) -> Generator[ChipRead | None | FailedFile, None, None]:
+    """Every planned chip, in plan order: read (and, given an index folder, its thumbnail written there), or None
+    for a (mostly) nodata chip; a file that fails mid-way ends with a ``FailedFile``."""
+    for plan in (p for p in plans if p.chips):
+        try:
+            with RasterFile(plan.source.path, options) as raster:
+                for window, footprint, id in plan.chips:
+                    chip = read_planned_chip(plan.source, raster, window, footprint, id, options)
+                    if chip is not None and thumbnails_in is not None:
+                        chip.record.extra["thumbnail"] = write_thumbnail(thumbnails_in, id,
+                                                                         thumbnail_jpeg(chip.pixels))
+                    yield chip
+        except READ_ERRORS as exc:
+            yield FailedFile(plan.source.name, str(exc))
+
+
+def read_ahead(items: Generator[T, None, None], depth: int) -> Iterator[T]:
+    """``items`` in their order, produced by a thread up to ``depth`` ahead. Why: GDAL, numpy and PIL release
+    the GIL, so reading, stretching and thumbnailing chips run on one core while the model computes, instead of
+    leaving both cores idle in between. An exception of ``items`` is raised here, in its place; closing this
+    generator (``contextlib.closing``: the consumer failed or stopped) stops the thread. ``depth`` 0: no thread.
+    """
+    if depth <= 0:
+        yield from items
+        return
+    buffer: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+    done = object()
+
+    def offer(entry: tuple) -> bool:
+        while not stop.is_set():
+            try:
+                buffer.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        with closing(items):  # an early stop closes its files here, in this thread
+            try:
+                for item in items:
+                    if not offer((item, None)):
+                        return
+            except Exception as exc:  # noqa: BLE001 - whatever it is, the consumer raises it in its place
+                offer((done, exc))
+                return
+            offer((done, None))
+
+    thread = threading.Thread(target=produce, name="geovec-ingest-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = buffer.get()
+            if error is not None:
+                raise error
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
 def ingest_archive(path: str | Path, index: VectorIndex, embedder: Embedder, options: TileOptions = TileOptions(),
                    *, batch_size: int = 32, thumbnails: bool = True, report_path: str | Path | None = None,
-                   show_progress: bool = True, prune: bool = False) -> ArchiveReport:
-    """Chip every raster under ``path`` and add the chips not yet in ``index``; see the module docstring."""
+                   show_progress: bool = True, prune: bool = False, read_ahead_chips: int = READ_AHEAD
+                   ) -> ArchiveReport:
+    """Chip every raster under ``path`` and add the chips not yet in ``index``; see the module docstring.
+    ``read_ahead_chips``: how many chips a reader thread may read ahead of the model (0: no thread)."""
     check_image_model(embedder.name, embedder.modalities)
     started = time.perf_counter()
     plans, report = plan_archive(path, index, options, prune, show_progress)
+    report.precision = getattr(embedder, "precision", "float32")
     batch: list[IndexItem] = []
 
     def flush() -> None:
@@ -332,24 +416,18 @@ def ingest_archive(path: str | Path, index: VectorIndex, embedder: Embedder, opt
             batch.clear()
 
     todo = sum(len(p.chips) for p in plans)
-    with progress_bar(todo, f"ingesting with {embedder.name}", enabled=show_progress and todo > 0) as bar:
-        for plan in (p for p in plans if p.chips):
-            try:
-                with RasterFile(plan.source.path, options) as raster:
-                    for window, footprint, id in plan.chips:
-                        chip = read_planned_chip(plan.source, raster, window, footprint, id, options)
-                        if chip is None:
-                            report.skipped_nodata += 1
-                            bar.advance(1)
-                            continue
-                        if thumbnails:
-                            chip.record.extra["thumbnail"] = write_thumbnail(index.path, id,
-                                                                             thumbnail_jpeg(chip.pixels))
-                        batch.append(chip.item())
-                        if len(batch) >= batch_size:
-                            flush()
-            except READ_ERRORS as exc:
-                report.failed[plan.source.name] = str(exc)
+    with progress_bar(todo, f"ingesting with {embedder.name}", enabled=show_progress and todo > 0) as bar, \
+            closing(read_ahead(read_plans(plans, options, index.path if thumbnails else None), read_ahead_chips)) as chips:
+        for chip in chips:
+            if isinstance(chip, FailedFile):
+                report.failed[chip.name] = chip.reason
                 report.files -= 1  # counted as read when planned; "every file failed" must see it
+            elif chip is None:
+                report.skipped_nodata += 1
+                bar.advance(1)
+            else:
+                batch.append(chip.item())
+                if len(batch) >= batch_size:
+                    flush()
         flush()
     return finish_report(report, started, index, report_path)

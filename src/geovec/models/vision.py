@@ -131,6 +131,10 @@ class EfficientNetTower(nn.Module):
         self.trunk_runtime = trunk_runtime  # see TRUNK_RUNTIMES; training always runs the original modules
         self.folded = FoldedTrunk(self.frozen)
         self.onnx = OnnxTrunk(self.folded)
+        # the trainable units folded too, for inference only (eval mode): the top alone (cached features), and the
+        # whole backbone in one ONNX Runtime graph (pixels -> last feature map); training runs the modules
+        self.folded_top = FoldedTrunk(self.trainable)
+        self.onnx_backbone = OnnxTrunk(FoldedTrunk(nn.ModuleList([*self.frozen, *self.trainable])))
         self.train()  # sets the frozen part and batch norm to inference mode
 
     def train(self, mode: bool = True) -> EfficientNetTower:
@@ -161,11 +165,7 @@ class EfficientNetTower(nn.Module):
         runtime = self.inference_runtime(pixels.device)
         if runtime == "onnxruntime":
             return self.onnx(pixels)
-        run = self.folded if runtime == "folded" else self._run_frozen
-        if pixels.device.type != "cpu":
-            return run(pixels)
-        return torch.cat([run(chunk.contiguous(memory_format=torch.channels_last))
-                          for chunk in pixels.split(CPU_TRUNK_CHUNK)])
+        return _chunked(self.folded if runtime == "folded" else self._run_frozen, pixels)
 
     def inference_runtime(self, device: torch.device) -> str:
         """What runs the frozen part now: the original ``modules`` while training, else ``trunk_runtime``
@@ -185,10 +185,20 @@ class EfficientNetTower(nn.Module):
         return self._run(self.frozen, pixels, -1)
 
     def top(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(self._run(self.trainable, features, self.first_trainable_block + 1))
+        """In eval mode (``trunk_runtime`` not "modules") the trainable units' batch-norm-folded copy, as for the
+        trunk: the same function, fewer passes over the activations."""
+        if self.inference_runtime(features.device) == "modules":
+            return self.head(self._run(self.trainable, features, self.first_trainable_block + 1))
+        with torch.no_grad():
+            return self.head(self.folded_top(features.contiguous(memory_format=torch.channels_last)))
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.top(self.trunk(pixels))
+        """trunk + top; with ONNX Runtime (eval mode), the trunk and the trainable units run as one graph, so
+        the pixels cross into it once and the last units run there too (measured: bench_ingest_images.py)."""
+        if self.inference_runtime(pixels.device) != "onnxruntime":
+            return self.top(self.trunk(pixels))
+        with torch.no_grad():
+            return self.head(self.onnx_backbone(pixels))
 
     def trunk_fingerprint(self) -> str:
         """Hash of the frozen weights: a feature cache is valid only for the trunk that wrote it."""
@@ -197,6 +207,14 @@ class EfficientNetTower(nn.Module):
             digest.update(name.encode())
             digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
         return digest.hexdigest()[:16]
+
+
+def _chunked(run, pixels: torch.Tensor) -> torch.Tensor:  # type: ignore[no-untyped-def]
+    """``run(pixels)``; on a CPU a few images at a time, channels-last (see ``EfficientNetTower.trunk``)."""
+    if pixels.device.type != "cpu":
+        return run(pixels)
+    chunks = pixels.split(CPU_TRUNK_CHUNK)
+    return torch.cat([run(chunk.contiguous(memory_format=torch.channels_last)) for chunk in chunks])
 
 
 def load_lite_weights(backbone: str) -> dict[str, torch.Tensor]:
