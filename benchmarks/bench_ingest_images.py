@@ -46,7 +46,7 @@ from geovec.ingest.archive import READ_AHEAD, ingest_archive
 from geovec.ingest.raster import TileOptions
 from geovec.models import load_model
 from geovec.models.folded_trunk import onnxruntime_available
-from geovec.precision import native_bfloat16
+from geovec.precision import bfloat16_allowed
 
 
 def cpu_description() -> str:
@@ -85,20 +85,18 @@ def ingest(embedder, archive: Path, index_folder: Path, options: TileOptions,  #
 
 
 @contextmanager
-def step(embedder, name: str) -> Iterator[int]:  # type: ignore[no-untyped-def]
-    """Set up the model for step ``name`` (see the module docstring); yields the read-ahead to use."""
+def step(embedder, name: str) -> Iterator[tuple]:  # type: ignore[no-untyped-def]
+    """Set up the model for step ``name`` (see the module docstring); yields the embedder and the read-ahead."""
     tower = embedder.encoder.vision
     tower.trunk_runtime = "modules" if name == "modules" else "onnxruntime"
     if name == "old":  # the trainable units through their modules after the ONNX Runtime trunk, as before
         tower.forward = lambda pixels: tower.head(functools.reduce(lambda x, unit: unit(x), tower.trainable,
                                                                    tower.trunk(pixels)))
-    if name == "+bfloat16":
-        embedder.use_precision("bfloat16")
     try:
-        yield 0 if name in ("modules", "old") else READ_AHEAD
+        yield (embedder.with_query_pass("lean/bfloat16") if name == "+bfloat16" else embedder,
+               0 if name in ("modules", "old") else READ_AHEAD)
     finally:
         tower.__dict__.pop("forward", None)
-        embedder.use_precision("float32")
         tower.trunk_runtime = "auto"
 
 
@@ -126,7 +124,7 @@ def main() -> None:
         raise SystemExit("the steps after 'modules' need the onnx extra: pip install 'geovec[onnx]'")
     runtimes = ["modules", "folded", "onnxruntime"] if args.with_modules else ["onnxruntime"]
     steps = ["modules"] * args.with_modules + ["old", "+read-ahead", "+folded top"]
-    steps += ["+bfloat16"] if native_bfloat16("cpu") else []
+    steps += ["+bfloat16"] if bfloat16_allowed("cpu") else []  # GEOVEC_CPU_BF16=0: as on a CPU without it
     print(cpu_description())
     peak = sgemm_peak()
     print(f"measured float32 peak (2048^3 sgemm, best of 5): {peak:.1f} GFLOP/s")
@@ -141,8 +139,8 @@ def main() -> None:
         size = embedder.encoder.settings.image_size
         pixels = torch.rand(32, 3, size, size) * 2 - 1
         for name in steps:  # warm-up: folding, ONNX Runtime's sessions, first-call allocations
-            with step(embedder, name) as ahead:
-                ingest(embedder, sample, temp / f"warm-{name}", options, ahead)
+            with step(embedder, name) as (stepped, ahead):
+                ingest(stepped, sample, temp / f"warm-{name}", options, ahead)
         trunk_times: dict[str, list[float]] = {r: [] for r in runtimes}
         ingest_times: dict[str, list[float]] = {s: [] for s in steps}
         cpu_times: dict[str, list[float]] = {s: [] for s in steps}  # this process's CPU seconds (all threads)
@@ -154,9 +152,9 @@ def main() -> None:
                     trunk_times[runtime] += seconds(lambda: tower.trunk(pixels), 1)
             tower.trunk_runtime = "auto"
             for name in steps:
-                with step(embedder, name) as ahead:
+                with step(embedder, name) as (stepped, ahead):
                     started, cpu = time.perf_counter(), time.process_time()
-                    chips = ingest(embedder, archive, temp / f"index-{steps.index(name)}-{repeat}", options, ahead)
+                    chips = ingest(stepped, archive, temp / f"index-{steps.index(name)}-{repeat}", options, ahead)
                     ingest_times[name].append(time.perf_counter() - started)
                     cpu_times[name].append(time.process_time() - cpu)
     print(f"{'trunk runtime':<14}{'trunk img/s':>12}   (medians of {args.repeats}, batches of {len(pixels)})")

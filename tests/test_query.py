@@ -353,6 +353,6 @@ def test_searcher_embeds_with_its_own_copy_and_leaves_the_callers_embedder_as_it
     with Searcher(path, embedder=mini, precision="bfloat16") as searcher:
         assert searcher.embedder is not mini and searcher.embedder.precision == "bfloat16"
         assert searcher.search(SearchRequest(text="boats in a port", top_k=1)).hits[0].id.startswith("harbour")
-        assert searcher.query_pass_info()["query_pass"] == "transformers/bfloat16"
+        assert searcher.query_pass_info()["query_pass"] == "lean/bfloat16"  # the caller's pass, in bfloat16
     assert mini.precision == "float32"
     assert np.array_equal(mini.encode(["boats in a port", "a forest"]), before)  # bit-identical float32

@@ -90,7 +90,7 @@ class ArchiveReport:
     failed: dict[str, str] = field(default_factory=dict)  # file -> reason
     ignored: list[str] = field(default_factory=list)  # JSON files that are not STAC items
     nodata: dict[str, str] = field(default_factory=dict)  # file -> where its no-data came from (mask, declared...)
-    precision: str = "float32"  # what the model computed this run's chips in (see Embedder.use_precision)
+    precision: str = "float32"  # what the model computed this run's chips in (see BaseEmbedder.with_precision)
     seconds: float = 0.0
 
     def summary(self) -> str:

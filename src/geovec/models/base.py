@@ -207,14 +207,16 @@ class BaseEmbedder(ABC):
 
     def with_precision(self, precision: str, *, instruction: str | None = None, measure: Measure | None = None,
                        cache_file: Path | None = None, remeasure: bool = False) -> BaseEmbedder:
-        """A new embedder (as ``with_query_pass``) computing in ``precision``: "float32" or "bfloat16" (the model's
-        own forward pass), or "auto": the fastest pass measured here among the quality-checked ones (bfloat16 only
+        """A new embedder (as ``with_query_pass``) computing in ``precision``: "float32" or "bfloat16" (this
+        embedder's pass in that precision, else the model's own), or "auto": the fastest pass measured here among the
+        quality-checked ones (bfloat16 only
         where ``GEOVEC_CPU_BF16`` allows it), timed with ``instruction`` (or ``measure``: ms of a pass and batch
         size) and cached in ``cache_file`` (default GEOVEC_HOME/query_pass.json) unless ``remeasure``."""
         if precision not in PRECISIONS:
             raise GeovecInputError("precision", f"must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         if precision != "auto":
-            return self.with_query_pass(QueryPass(TRANSFORMERS, precision))
+            same = QueryPass(self.query_pass.name, precision)
+            return self.with_query_pass(same if same in self.query_passes() else QueryPass(TRANSFORMERS, precision))
         identity = weights_identity(self)
         allowed = [p for p in self.query_passes() if p.precision == "float32" or bfloat16_allowed(self.device_type)]
         candidates = admissible(allowed, checked_quality(identity))
