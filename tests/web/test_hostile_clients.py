@@ -3,16 +3,15 @@ a frozen worker process is dropped while the others go on being answered, a stal
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import socket
 import threading
 import time
 from contextlib import suppress
 
 import numpy as np
 import pytest
+import raw_http
 
 from geovec.index import Record, VectorIndex
 from geovec.ingest import IndexItem, index_items
@@ -163,17 +162,8 @@ def tiny_url(web_index, serve):
 
 
 def raw_post(url: str, head: dict[str, str], body: bytes, timeout: float = 10) -> tuple[int, dict]:
-    """A POST /api/search written by hand (httpx would not send a Content-Length its body does not fill)."""
-    host, port = url.removeprefix("http://").split(":")
-    lines = ["POST /api/search HTTP/1.1", f"Host: {host}", "Content-Type: application/json", "Connection: close",
-             *(f"{name}: {value}" for name, value in head.items())]
-    with socket.create_connection((host, int(port)), timeout=timeout) as connection:
-        connection.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
-        reply = b""
-        while chunk := connection.recv(65536):
-            reply += chunk
-    status_line, _, rest = reply.partition(b"\r\n")
-    return int(status_line.split()[1]), json.loads(rest.partition(b"\r\n\r\n")[2])
+    """A JSON POST /api/search written by hand (httpx would not send a Content-Length its body does not fill)."""
+    return raw_http.raw_post(url, "/api/search", {"Content-Type": "application/json", **head}, body, timeout)
 
 
 def test_a_body_shorter_than_its_content_length_times_out_with_408(tiny_url):

@@ -3,14 +3,13 @@ on both search endpoints, and the image upload's body deadline."""
 
 from __future__ import annotations
 
-import json
-import socket
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import raw_http
 from fastapi.testclient import TestClient
 
 from geovec.index import Record, VectorIndex
@@ -175,16 +174,8 @@ def test_wrongly_typed_instruction_or_exact_is_422_naming_the_field(ann_client, 
 
 def raw_upload(url: str, announced: int, body: bytes, timeout: float = 10) -> tuple[int, dict]:
     """A multipart POST /api/search/image written by hand: a Content-Length the body need not fill."""
-    host, port = url.removeprefix("http://").split(":")
-    head = ["POST /api/search/image HTTP/1.1", f"Host: {host}", "Connection: close",
-            "Content-Type: multipart/form-data; boundary=xyz", f"Content-Length: {announced}"]
-    with socket.create_connection((host, int(port)), timeout=timeout) as connection:
-        connection.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + body)
-        reply = b""
-        while chunk := connection.recv(65536):
-            reply += chunk
-    status_line, _, rest = reply.partition(b"\r\n")
-    return int(status_line.split()[1]), json.loads(rest.partition(b"\r\n\r\n")[2])
+    head = {"Content-Type": "multipart/form-data; boundary=xyz", "Content-Length": str(announced)}
+    return raw_http.raw_post(url, "/api/search/image", head, body, timeout)
 
 
 def test_an_upload_shorter_than_its_content_length_times_out_with_408(web_index, serve):
