@@ -27,12 +27,16 @@ import tempfile
 import time
 from pathlib import Path
 
-import faiss
-import numpy as np
+from geovec.threads import sleeping_openmp_threads
 
-from geovec.index import Record, VectorIndex
-from geovec.index.kernels import BATCHES, candidates, cpu_line
-from geovec.index.vectors import LiveVectors, exact_ranking
+sleeping_openmp_threads()  # as the geovec command does, before FAISS or torch loads
+
+import faiss  # noqa: E402
+import numpy as np  # noqa: E402
+
+from geovec.index import Record, VectorIndex  # noqa: E402
+from geovec.index.kernels import BATCHES, candidates, cpu_line  # noqa: E402
+from geovec.index.vectors import LiveVectors, exact_ranking  # noqa: E402
 
 ADD_BATCH = 50_000
 

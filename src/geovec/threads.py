@@ -110,10 +110,12 @@ def pin_to_cores(share: int, shares: int) -> set[int] | None:
 
 
 def sleeping_openmp_threads() -> bool:
-    """Let torch's OpenMP threads sleep when they have no work instead of spinning (``OMP_WAIT_POLICY=PASSIVE``),
-    unless the user chose a policy; returns whether it was set. Why: an ingest alternates torch with ONNX Runtime
-    and the chip reader thread; torch's spinning workers held the cores those needed (on 2 loaded cores: 45-63 CPU
-    ms a chip, 32-37 with PASSIVE; 10-17 chips/s, 17-20). OpenMP reads it once, when torch loads: call this first.
+    """Let OpenMP threads (torch's, FAISS's) sleep when they have no work instead of spinning
+    (``OMP_WAIT_POLICY=PASSIVE``), unless the user chose a policy; returns whether it was set. ``geovec`` calls it
+    before any command runs. Why: work alternates between thread pools: an ingest between torch, ONNX Runtime and
+    the chip reader thread (on 2 loaded cores: 45-63 CPU ms a chip spinning, 32-37 with PASSIVE), exact search
+    between a FAISS kernel for one query and numpy's BLAS for a batch (FAISS's spinning workers made the batch
+    1.3-1.4x slower; 1.02x with PASSIVE). OpenMP reads it once, when it loads: call this first.
     """
     if "OMP_WAIT_POLICY" in os.environ:
         return False

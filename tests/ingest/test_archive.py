@@ -377,20 +377,3 @@ def test_the_fast_image_path_indexes_what_the_original_modules_do_on_real_tiles(
     assert len(expected) == 5
     for runtime, found in vectors.items():  # 1536: the widest sum (the transformer's feed-forward)
         assert_float32_close(found, expected, terms=1536, scale=1.0, what=runtime)
-
-
-@pytest.mark.parametrize("given", [None, "ACTIVE"])
-def test_ingest_lets_idle_openmp_threads_sleep_unless_told_otherwise(given, tmp_path):
-    """`geovec ingest` sets OMP_WAIT_POLICY=PASSIVE before torch loads (spinning workers took the cores the ONNX
-    Runtime trunk and the chip reader need), and keeps a policy the user set."""
-    import subprocess
-
-    code = ("import os\nfrom typer.testing import CliRunner\nfrom geovec.cli.main import app\n"
-            "from geovec.cli.ingest import register\n"
-            "if 'ingest' not in {command.name for command in app.registered_commands}:\n    register(app)\n"
-            f"CliRunner().invoke(app, ['ingest', {str(tmp_path / 'missing')!r}])\n"
-            "print(os.environ.get('OMP_WAIT_POLICY'))")
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | ({"OMP_WAIT_POLICY": given} if given else {})
-    env["GEOVEC_HOME"] = str(tmp_path / "home")
-    found = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert found.stdout.split()[-1] == (given or "PASSIVE")

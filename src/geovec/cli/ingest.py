@@ -11,7 +11,6 @@ from geovec.cli.common import open_for_writing
 from geovec.config import default_index_path
 from geovec.errors import GeovecError, GeovecInputError
 from geovec.precision import PRECISIONS
-from geovec.threads import sleeping_openmp_threads
 
 
 def ingest_command(
@@ -44,7 +43,6 @@ def ingest_command(
     ray_gpus: float = typer.Option(0.0, "--ray-gpus-per-actor", min=0.0, help="GPUs per embedding actor."),
 ) -> None:
     """Cut rasters into geo-referenced chips, embed them and add them to an index; re-running adds only new chips."""
-    sleeping_openmp_threads()  # before torch loads (geovec.threads)
     from geovec.ingest.archive import REPORT_NAME, check_image_model, ingest_archive
     from geovec.ingest.raster import MAX_CHIPS, TileOptions, parse_bands
     from geovec.models import get_spec

@@ -28,6 +28,7 @@ from geovec.cli.serve import register as register_serve
 from geovec.cli.tables import print_table
 from geovec.cli.train import register as register_train
 from geovec.config import default_index_path
+from geovec.threads import sleeping_openmp_threads
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="One embedding space for remote-sensing images, text, boxes and coordinates.")
@@ -301,6 +302,7 @@ register_gis(index_app)  # after this module's index commands, so `geovec index 
 
 def main() -> None:
     """Entry point of the ``geovec`` command."""
+    sleeping_openmp_threads()  # before any command loads torch or FAISS (geovec.threads)
     run(app)
 
 
