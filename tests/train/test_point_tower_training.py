@@ -63,3 +63,30 @@ def test_training_moves_the_point_projection_and_not_geoclip_through_gradcache_a
         swapped = torch.nn.functional.normalize(reloaded(batch), dim=-1)
     assert torch.equal(reloaded.point_projection.weight, saved["point_projection.weight"])
     assert not torch.allclose(vectors, swapped, atol=1e-6)
+
+
+def test_a_saved_model_gains_a_point_tower_from_the_recipe_and_keeps_its_weights(tmp_path):
+    """`init` + `model_options: {point_tower: geoclip}`: geovec-mini 3 starts from 2.1's weights plus a new
+    projection; any other option would silently fight the folder's settings, so it is refused by name."""
+    try:
+        importlib.metadata.distribution("geoclip")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("geoclip is not installed (pip install --no-deps geoclip==1.3.0)")
+    from geovec.errors import GeovecInputError
+    from geovec.train.trainer import build_encoder
+
+    saved = GeovecMini.initial(**TINY_MINI).save(tmp_path / "saved")
+    examples = write_examples(tmp_path / "e.jsonl", [TrainingExample(
+        task="t", query=Interleaved((PointSegment(52.0, 4.5),)), positive=Interleaved((PointSegment(52.0, 4.5),)))])
+    grown = build_encoder(load_config(write_recipe(tmp_path, examples, init=str(saved), model_options={
+        "point_tower": "geoclip", "point_tokens": 2}), output_dir=tmp_path / "out"))
+    before = load_file(saved / "model.safetensors")
+    after = grown.state_dict()
+    assert set(after) - set(before) == {"point_projection.weight", "point_projection.bias"}
+    assert all(torch.equal(after[name], tensor) for name, tensor in before.items())
+    assert grown.settings.point_tower == "geoclip" and grown.point_projection.out_features == 2 * grown.dim
+    batch = grown.prepare([Interleaved((PointSegment(52.0, 4.5),))])
+    assert "point_features" in batch  # the point now brings its GeoCLIP tokens
+    with pytest.raises(GeovecInputError, match=r"config.model_options: .*image_size belong to the saved model"):
+        build_encoder(load_config(write_recipe(tmp_path, examples, init=str(saved), model_options={
+            "image_size": 128}), output_dir=tmp_path / "out2"))

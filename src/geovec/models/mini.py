@@ -26,7 +26,7 @@ as computing the trunk afresh (tested).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -49,6 +49,7 @@ from geovec.models.vision import LITE_MEAN, LITE_STD, VISION_CHOICES, EfficientN
 
 WEIGHTS_FILE = "model.safetensors"
 POINT_TOWERS = ("geoclip",)
+ADDABLE_OPTIONS = ("point_tower", "point_tokens")  # what a recipe may add to a saved model (add_parts)
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,22 @@ class GeovecMini(TrainableEncoder):
             frozen_location_encoder()  # fails now, in one line, where geoclip is not installed
             self.point_projection = self._new_point_projection()
         self.feature_cache: FeatureCache | None = None
+
+    def add_parts(self, **options: Any) -> None:
+        """Give a saved model a part it lacks, for training onward from its weights (``init`` + ``model_options``
+        in a recipe): only ``point_tower`` / ``point_tokens`` (a new projection, initialised as in ``initial``);
+        every other setting is the checkpoint's own, so asking to change one is refused, not ignored."""
+        other = set(options) - set(ADDABLE_OPTIONS)
+        if other:
+            raise GeovecError(f"geovec-mini: option(s) {', '.join(sorted(other))} belong to the saved model; with "
+                              f"init only {', '.join(ADDABLE_OPTIONS)} may be added")
+        if self.settings.point_tower is not None:
+            raise GeovecError(f"geovec-mini: this model has the point tower {self.settings.point_tower!r} already")
+        settings = replace(self.settings, **options)  # checked by MiniSettings
+        if settings.point_tower == "geoclip":
+            frozen_location_encoder()
+            self.settings = settings
+            self.point_projection = self._new_point_projection().to(self.device)
 
     def _new_point_projection(self) -> nn.Linear:
         """GeoCLIP features -> ``point_tokens`` tokens, initialised small (as BERT initialises new weights: each

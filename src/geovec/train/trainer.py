@@ -108,6 +108,15 @@ def build_encoder(config: TrainConfig) -> TrainableEncoder:
         if encoder.architecture != config.architecture:
             raise GeovecInputError("config.init", f"{config.init} holds a {encoder.architecture!r} encoder, but "
                                    f"config.architecture is {config.architecture!r}")
+        if config.model_options:  # parts the saved model lacks, e.g. geovec-mini's point tower
+            add_parts = getattr(encoder, "add_parts", None)
+            if add_parts is None:
+                raise GeovecInputError("config.model_options", f"a saved {encoder.architecture} encoder takes its "
+                                                               "settings from its folder: remove model_options")
+            try:
+                add_parts(**config.model_options)
+            except GeovecError as exc:
+                raise GeovecInputError("config.model_options", str(exc)) from None
         return encoder
     try:
         cls = architecture_class(config.architecture)
