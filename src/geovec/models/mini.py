@@ -193,8 +193,9 @@ class GeovecMini(TrainableEncoder):
             raise GeovecError(f"geovec-mini: this model has the point tower {self.settings.point_tower!r} already")
         settings = replace(self.settings, **options)  # checked by MiniSettings
         if settings.point_tower == "geoclip":
-            frozen_location_encoder()
-            self.settings = settings
+            frozen_location_encoder()  # fails now, in one line, where geoclip is not installed
+        self.settings = settings  # as initial() takes them: point_tokens alone means nothing until a tower comes
+        if settings.point_tower == "geoclip":
             self.point_projection = self._new_point_projection().to(self.device)
 
     def _new_point_projection(self) -> nn.Linear:
