@@ -12,7 +12,7 @@ from tolerances import assert_float32_close
 
 from geovec.config import data_dir
 from geovec.errors import GeovecError
-from geovec.inputs import BoxSegment, ImageSegment, Interleaved, TextSegment, as_input
+from geovec.inputs import BoxSegment, ImageSegment, Interleaved, TextSegment, as_input, image_crops
 from geovec.models import load_model
 from geovec.models.mini import GeovecMini, export_embedded, load_embedded
 from geovec.models.trainable import load_encoder
@@ -75,6 +75,22 @@ def test_cached_trunk_features_equal_a_fresh_forward_pass(lite, tmp_path):
     assert torch.allclose(fresh, cached, atol=1e-5)
     # a rebuilt cache reads the parts already written and computes nothing again
     assert lite.use_feature_cache(tmp_path / "cache", paths, show_progress=False) == 0
+
+
+def test_cached_box_crops_equal_crops_computed_from_pixels(lite, tmp_path):
+    paths = _images("airport_1.jpg", "bridge_2.jpg")
+    items = [Interleaved((ImageSegment(p), BoxSegment(box, "pixel")), "Represent the region")
+             for p in paths for box in ((10, 10, 120, 90), (0.4, 20.6, 200, 224))]
+    with torch.no_grad():
+        fresh = lite.embed(items)
+        crops = image_crops(items)
+        assert crops[1] == (str(paths[0]), (0, 21, 200, 224))  # whole pixels, as the crop is cut
+        assert lite.use_feature_cache(tmp_path / "cache", paths, show_progress=False, crops=crops) == 2 + 4
+        batch = lite.prepare(items)
+        cached = lite.embed(items)
+    assert batch["pixel_values"].shape[0] == 0 and batch["image_features"].shape[0] == 2 * 4  # no trunk pass
+    assert torch.allclose(fresh, cached, atol=1e-5)
+    lite.feature_cache = None
 
 
 def test_a_cache_of_another_trunk_is_refused(lite, tmp_path):

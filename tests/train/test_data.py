@@ -19,7 +19,7 @@ from geovec.cli.data import register
 from geovec.config import data_dir
 from geovec.datasets import captions
 from geovec.errors import GeovecError, GeovecInputError
-from geovec.inputs import BoxSegment, ImageSegment, PointSegment, TextSegment
+from geovec.inputs import BoxSegment, ImageSegment, Interleaved, PointSegment, TextSegment
 from geovec.train.data import (
     SOURCES,
     Job,
@@ -271,10 +271,23 @@ def test_mosaics_hold_out_what_rsicd_captions_holds_out_on_the_real_split(tmp_pa
     if not (REAL / "rsicd" / "images").is_dir():
         pytest.skip(f"real RSICD images not present under {REAL}")
     manifest = build_training_data(["rsicd-captions", "rsicd-mosaic-regions"], tmp_path, REAL, limit=60,
-                                   validation_images=6, hard_negatives=3, show_progress=False)
-    held = {f"RSICD:{json.loads(line)['id']}" for line in (tmp_path / "validation.jsonl").read_text().splitlines()}
+                                   validation_images=8, hard_negatives=3, show_progress=False)
+    records = [json.loads(line) for line in (tmp_path / "validation.jsonl").read_text().splitlines()]
+    held = {f"RSICD:{r['id']}" for r in records if r["task"] == "rsicd-retrieval"}
     examples = [e for e in read_examples(tmp_path / "train.jsonl") if e.task == "rsicd-mosaic-regions"]
-    assert len(held) == 6 and manifest["counts"]["rsicd-mosaic-regions"] == len(examples) > 0
+    assert len(held) == 8 and manifest["counts"]["rsicd-mosaic-regions"] == len(examples) > 0
     assert not held & {i for e in examples for i in e.source_ids}
     layouts = {Image.open(path).size for path in _scene_tiles(examples)}
     assert layouts <= {(448, 448), (672, 672)}
+    # the held-out images again, as 2x2 mosaics ranked like the two RSMEB mosaic tasks
+    ranked = [r for r in records if r["task"] != "rsicd-retrieval"]
+    assert ranked and {r["task"] for r in ranked} == {"rsicd-mosaic-region-caption", "rsicd-mosaic-refexp"}
+    for r in ranked:
+        assert len(r["items"]) == 4 and set(r["items"]) <= held
+        query, candidates = Interleaved.from_dict(r["query"]), [Interleaved.from_dict(c) for c in r["candidates"]]
+        scene = query.segments[0]
+        assert scene.size == (448, 448) and Path(scene.path).parent.parent == home / "data" / "mosaics"
+        if r["task"] == "rsicd-mosaic-refexp":  # scene + caption -> the scene with one of its 4 tile boxes
+            assert [c.segments[0].path for c in candidates] == [scene.path] * 4 and len(r["positives"]) >= 1
+        else:  # scene + box -> one of 10 captions
+            assert isinstance(query.segments[1], BoxSegment) and len(candidates) == 10

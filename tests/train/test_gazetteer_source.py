@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -32,6 +33,29 @@ def test_examples_use_training_cities_only_in_both_directions(tmp_path):
     assert directions == {(TextSegment, PointSegment, PLACE_TO_POINT.query, PLACE_TO_POINT.candidate): 212,
                           (PointSegment, TextSegment, POINT_TO_PLACE.query, POINT_TO_PLACE.candidate): 212}
     assert all(len(e.negatives) == 2 for e in examples)
+
+
+def test_validation_cities_are_kept_out_of_every_example_and_ranked_as_the_bench_asks(tmp_path):
+    build_training_data(["gazetteer-places"], tmp_path, FIXTURES, hard_negatives=2, validation_images=40,
+                        show_progress=False)
+    split = read_gazetteer(FIXTURES / "geonames")
+    records = [json.loads(line) for line in (tmp_path / "validation.jsonl").read_text().splitlines()]
+    held = {int(i.removeprefix("GeoNames:")) for r in records for i in r["items"]}
+    used = {int(i.removeprefix("GeoNames:")) for e in read_examples(tmp_path / "train.jsonl") for i in e.source_ids}
+    assert len(held) == 40 and not used & held and used | held == {c.geonameid for c in split.train}
+    tasks = Counter(r["task"] for r in records)
+    assert tasks["gazetteer-place-to-point"] == 40 and 0 < tasks["gazetteer-place-to-point-within-country"] <= 40
+    cities = {c.geonameid: c for c in split.train}
+    for r in records:
+        city, query = cities[int(r["id"])], Interleaved.from_dict(r["query"])
+        assert query.instruction == PLACE_TO_POINT.query and query.segments[0].text == split.text(city)
+        points = [Interleaved.from_dict(c).segments[0] for c in r["candidates"]]
+        assert {(p.lat, p.lon) for p in (points[k] for k in r["positives"])} == {(city.lat, city.lon)}
+        assert r["items"] == [f"GeoNames:{r['id']}"]
+        at = {(c.lat, c.lon): c.country_code for c in cities.values()}
+        countries = {at[(p.lat, p.lon)] for k, p in enumerate(points) if k not in r["positives"]}
+        assert countries == {city.country_code} if r["task"].endswith("within-country") else \
+            city.country_code not in countries
 
 
 def test_the_leak_check_refuses_held_out_cities(tmp_path, monkeypatch):

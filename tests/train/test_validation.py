@@ -11,12 +11,14 @@ from train_helpers import rsicd_pairs, write_recipe
 
 from geovec.config import data_dir
 from geovec.errors import GeovecError, GeovecInputError
+from geovec.inputs import image_crops, image_files
+from geovec.models.mini import GeovecMini
 from geovec.models.trainable import load_encoder
 from geovec.train.config import load_config
 from geovec.train.data import build_training_data
 from geovec.train.examples import read_examples
 from geovec.train.trainer import train
-from geovec.train.validation import RetrievalValidator
+from geovec.train.validation import HeldOutValidator
 
 REAL = data_dir()
 
@@ -64,7 +66,7 @@ def test_training_scores_validation_and_keeps_the_best_encoder(held_out, tmp_pat
     state = json.loads((out.parent / "checkpoints" / "step-4" / "trainer_state.json").read_text())
     assert state["best"]["step"] == best_step
     # the kept encoder scores what the log says it scored
-    validator = RetrievalValidator(held_out / "validation.jsonl")
+    validator = HeldOutValidator(held_out / "validation.jsonl")
     rescored = validator.evaluate(load_encoder(out.parent / "best"))
     assert rescored["mean_recall"] == pytest.approx(curve[best_step]["mean_recall"], abs=0.01)
     # every training and validation image went through the feature cache
@@ -88,7 +90,7 @@ class CaptionSimilarity:
         self.examples = examples
         self.calls = 0
 
-    def image_paths(self) -> list[str]:
+    def inputs(self) -> list:
         return []
 
     def evaluate(self, encoder) -> dict[str, float]:
@@ -132,3 +134,57 @@ def test_an_evaluator_without_its_metric_is_a_clear_error(tmp_path, pairs_file):
     with pytest.raises(GeovecError, match="evaluator NoMetric returned no 'mean_recall' score .*positive_similarity"):
         train(load_config(recipe, output_dir=tmp_path / "out"), show_progress=False,
               evaluator=NoMetric(rsicd_pairs(2, skip=8)))
+
+
+@pytest.fixture(scope="module")
+def regions_and_places(tmp_path_factory) -> Path:
+    """A small build of whole images, mosaics and places with its validation split (real RSICD, packaged cities)."""
+    if not (REAL / "rsicd" / "images").is_dir():
+        pytest.skip(f"RSICD images not found under {REAL}")
+    output = tmp_path_factory.mktemp("mix")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GEOVEC_HOME", str(tmp_path_factory.mktemp("home")))  # where the mosaic scenes are written
+        build_training_data(["rsicd-captions", "rsicd-mosaic-regions", "gazetteer-places"], output, REAL,
+                            limit=60, validation_images=8, hard_negatives=2, show_progress=False)
+    return output
+
+
+RANKED_TASKS = ("rsicd-mosaic-region-caption", "rsicd-mosaic-refexp", "gazetteer-place-to-point",
+                "gazetteer-place-to-point-within-country")
+
+
+def test_region_and_place_validation_is_p_at_1_chosen_on_together_with_whole_images(regions_and_places, tmp_path):
+    validation = regions_and_places / "validation.jsonl"
+    validator = HeldOutValidator(validation)
+    assert validator.metric == "validation_score"
+    encoder = GeovecMini.initial(num_layers=1, vision="efficientnet-lite0", image_size=64, trainable_blocks=1,
+                                 point_tower="geoclip")
+    scores = validator.evaluate(encoder)
+    ranked = [scores[f"{task}/precision_at_1"] for task in RANKED_TASKS]
+    assert all(0 <= s <= 100 for s in ranked) and 0 <= scores["mean_recall"] <= 100
+    assert scores["validation_score"] == pytest.approx((scores["mean_recall"] + sum(ranked)) / 5)
+    # a task whose every query stands among its candidates, at a wrong answer's place, scores 0; at the right one 100
+    records = [json.loads(line) for line in validation.read_text().splitlines()]
+    for answer, expected in ((lambda r: r["positives"][0], 100.0), (lambda r: next(
+            k for k in range(len(r["candidates"])) if k not in r["positives"]), 0.0)):
+        planted = tmp_path / f"planted-{expected:g}.jsonl"
+        lines = []
+        for r in records:
+            if r["task"] == "rsicd-mosaic-refexp":
+                r = {**r, "candidates": list(r["candidates"])}
+                r["candidates"][answer(r)] = r["query"]
+            lines.append(json.dumps(r) + "\n")
+        planted.write_text("".join(lines))
+        assert HeldOutValidator(planted).evaluate(encoder)["rsicd-mosaic-refexp/precision_at_1"] == expected
+    # the feature cache covers what validation embeds: its scene files and every box crop
+    inputs = validator.inputs()
+    assert image_crops(inputs) and {p for p, _ in image_crops(inputs)} <= set(image_files(inputs))
+
+
+def test_a_bad_ranked_validation_record_is_named(tmp_path):
+    bad = tmp_path / "validation.jsonl"
+    bad.write_text(json.dumps({"task": "gazetteer-place-to-point", "query": {"segments": [{"type": "text",
+                   "text": "Oslo, Norway"}]}, "candidates": [{"segments": [{"type": "point", "lat": 59.9,
+                   "lon": 10.7}]}], "positives": [3]}) + "\n")
+    with pytest.raises(GeovecInputError, match=r"validation.jsonl:1.*positives \[3\] not among 1 candidates"):
+        HeldOutValidator(bad)

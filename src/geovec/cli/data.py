@@ -72,8 +72,9 @@ def register(app: typer.Typer) -> None:
         path: List[str] = typer.Option([], "--path", help="SOURCE=PATH: read a source from PATH instead of its "
                                        "default under the data root (e.g. rsitmd-captions=/data/RSITMD/images)."),
         validation_images: int = typer.Option(0, "--validation-images", min=0, help="Hold out N training images "
-                                              "per caption source (seeded) with all their captions: "
-                                              "validation.jsonl, for choosing models and checkpoints."),
+                                              "per caption source (seeded) with all their captions, as mosaics "
+                                              "for the mosaic source, and N gazetteer cities: validation.jsonl, "
+                                              "for choosing models and checkpoints."),
     ) -> None:
         """Build sources, check them against every RSMEB test split, and write the shuffled, weighted mix."""
         from geovec.train.data import build_training_data

@@ -17,6 +17,7 @@ elsewhere (``Place.label``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,6 +84,15 @@ def place_queries(folder: Path, direction: str, setting: str, limit: int | None 
         raise ValueError(f"unknown direction {direction!r} or setting {setting!r}")
     split = read_gazetteer(folder)
     cities = split.held_out_country if setting == "held-out-country" else split.held_out
+    out = queries_over(split, cities, direction, setting, limit, distractors)
+    if not out:
+        raise DatasetError(f"{folder / CITIES_FILE}: no held-out city has a candidate for the {setting} setting")
+    return out
+
+
+def queries_over(split: GazetteerSplit, cities: Sequence[City], direction: str, setting: str,
+                 limit: int | None = None, distractors: int = 9, key: str = "gazetteer") -> list[CandidateQuery]:
+    """``place_queries`` over given cities (candidates from among them; ``key`` seeds the draws)."""
     by_country: dict[str, list[City]] = {}
     for c in cities:
         by_country.setdefault(c.country_code, []).append(c)
@@ -91,16 +101,14 @@ def place_queries(folder: Path, direction: str, setting: str, limit: int | None 
     query_side, candidate_side = (texts, points) if direction == "place-to-point" else (points, texts)
     same = _same_answer(split)
     out = []
-    for c in subsample(cities, limit, "gazetteer", setting, direction):
+    for c in subsample(cities, limit, key, setting, direction):
         pool = [o for o in (cities if setting == "other-countries" else by_country[c.country_code])
                 if (o.country_code != c.country_code) == (setting == "other-countries") and o.geonameid != c.geonameid]
         if not pool:
             continue
-        chosen, positives = with_distractors(c, pool, distractors, "gazetteer", setting, c.geonameid, same=same)
+        chosen, positives = with_distractors(c, pool, distractors, key, setting, c.geonameid, same=same)
         out.append(CandidateQuery(str(c.geonameid), query_side[c.geonameid],
                                   tuple(candidate_side[o.geonameid] for o in chosen), positives))
-    if not out:
-        raise DatasetError(f"{folder / CITIES_FILE}: no held-out city has a candidate for the {setting} setting")
     return out
 
 

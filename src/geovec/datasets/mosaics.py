@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -185,6 +185,9 @@ def test_mosaics(caption_root: Path, dataset: str, images_dir: Path, split: str,
     return compose(records, ["2x2"], key, split, scenes=scenes), records
 
 
+Pictures = Callable[[Mosaic], tuple[ImageSegment, list[ImageSegment] | None]]  # scene, tiles (None: no references)
+
+
 def _pictures(mosaic: Mosaic, images_dir: Path) -> tuple[ImageSegment, list[ImageSegment]]:
     """The scene in memory and each tile's own pixels cut from it."""
     pixels = np.asarray(mosaic.render(images_dir))
@@ -201,10 +204,16 @@ def region_caption_queries(caption_root: Path, dataset: str, images_dir: Path, s
     """
     key = f"{dataset}-mosaic-region-caption"
     mosaics, records = test_mosaics(caption_root, dataset, images_dir, split, limit, key)
+    return region_caption_over(mosaics, records, key, lambda m: _pictures(m, images_dir))[:limit]
+
+
+def region_caption_over(mosaics: Sequence[Mosaic], records: Sequence[CaptionedImage], key: str,
+                        pictures: Pictures) -> list[CandidateQuery]:
+    """``region_caption_queries`` over given mosaics (``records``: where the other captions come from)."""
     every = [(r.filename, c.strip()) for r in records for c in r.captions if c.strip()]
     out = []
     for mosaic in mosaics:
-        scene, tiles = _pictures(mosaic, images_dir)
+        scene, tiles = pictures(mosaic)
         draw = rng(key, "captions", mosaic.id)
         shown = [draw.choice(t.captions) for t in mosaic.tiles]
         for k, tile in enumerate(mosaic.tiles):
@@ -215,11 +224,11 @@ def region_caption_queries(caption_root: Path, dataset: str, images_dir: Path, s
             chosen, positives = with_distractors(shown[k], pool, len(pool), key, mosaic.id, k,
                                                  same=lambda text, _, own=own: text in own)
             candidates = tuple(Interleaved((TextSegment(c),)) for c in chosen)
+            references = () if tiles is None else (Reference("box_blind", Interleaved((scene,))),
+                                                   Reference("region_alone", Interleaved((tiles[k],))))
             out.append(CandidateQuery(f"{mosaic.id}#{k}", Interleaved((scene, BoxSegment(tile.box, "pixel"))),
-                                      candidates, positives,
-                                      (Reference("box_blind", Interleaved((scene,))),
-                                       Reference("region_alone", Interleaved((tiles[k],))))))
-    return out[:limit]
+                                      candidates, positives, references))
+    return out
 
 
 def refexp_queries(caption_root: Path, dataset: str, images_dir: Path, split: str = "test",
@@ -231,18 +240,21 @@ def refexp_queries(caption_root: Path, dataset: str, images_dir: Path, split: st
     """
     key = f"{dataset}-mosaic-refexp"
     mosaics, _ = test_mosaics(caption_root, dataset, images_dir, split, limit, key)
+    return refexp_over(mosaics, key, lambda m: _pictures(m, images_dir))[:limit]
+
+
+def refexp_over(mosaics: Sequence[Mosaic], key: str, pictures: Pictures) -> list[CandidateQuery]:
+    """``refexp_queries`` over given mosaics."""
     out = []
     for mosaic in mosaics:
-        scene, tiles = _pictures(mosaic, images_dir)
+        scene, tiles = pictures(mosaic)
         regions = [Interleaved((scene, BoxSegment(t.box, "pixel"))) for t in mosaic.tiles]
-        alone = tuple(Interleaved((t,)) for t in tiles)
         for k, tile in enumerate(mosaic.tiles):
             caption = rng(key, "caption", mosaic.id, k).choice(tile.captions)
             positives = frozenset(i for i, t in enumerate(mosaic.tiles) if caption in t.captions)
-            out.append(CandidateQuery(f"{mosaic.id}#{k}", Interleaved((scene, TextSegment(caption))),
-                                      tuple(regions), positives,
-                                      (Reference("box_blind", Interleaved((scene, TextSegment(caption))),
-                                                 tuple(Interleaved((scene,)) for _ in regions)),
-                                       Reference("region_alone", Interleaved((scene, TextSegment(caption))),
-                                                 alone))))
-    return out[:limit]
+            query = Interleaved((scene, TextSegment(caption)))
+            references = () if tiles is None else (
+                Reference("box_blind", query, tuple(Interleaved((scene,)) for _ in regions)),
+                Reference("region_alone", query, tuple(Interleaved((t,)) for t in tiles)))
+            out.append(CandidateQuery(f"{mosaic.id}#{k}", query, tuple(regions), positives, references))
+    return out

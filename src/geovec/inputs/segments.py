@@ -244,6 +244,10 @@ class BoxSegment:
         w, h = image_size
         return (x1 * w, y1 * h, x2 * w, y2 * h)
 
+    def crop_box(self, image_size: tuple[int, int]) -> tuple[int, int, int, int]:
+        """The whole pixels a crop of this box takes (what box-crop models cut, and cache, by)."""
+        return tuple(round(v) for v in self.pixels(image_size))  # type: ignore[return-value]
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": "box", "bbox_xyxy": list(self.bbox_xyxy), "units": self.units}
         if self.image is not None:
@@ -421,3 +425,15 @@ def image_files(items: Iterable[Interleaved]) -> list[str]:
     feature cache must cover."""
     return list(dict.fromkeys(segment.path for item in items for segment in item.segments
                               if isinstance(segment, ImageSegment) and segment.path is not None))
+
+
+def image_crops(items: Iterable[Interleaved]) -> list[tuple[str, tuple[int, int, int, int]]]:
+    """The distinct (image file, crop box) pairs that the boxes of ``items`` cut from image files, in first-seen
+    order: what a feature cache must cover for a model that reads a box's pixels."""
+    crops = []
+    for item in items:
+        for position, segment in enumerate(item.segments):
+            image = item.image_for(position) if isinstance(segment, BoxSegment) else None
+            if image is not None and image.path is not None:
+                crops.append((image.path, segment.crop_box(image.size)))  # type: ignore[union-attr]
+    return list(dict.fromkeys(crops))

@@ -54,9 +54,14 @@ ADDABLE_OPTIONS = ("point_tower", "point_tokens")  # what a recipe may add to a 
 
 @dataclass(frozen=True)
 class CachedImage:
-    """A whole image whose trunk features come from the feature cache (``key``: its resolved path)."""
+    """An image (or a box's crop of one) whose trunk features come from the feature cache (``key``)."""
 
     key: str
+
+
+def crop_key(path: str, box: tuple[int, int, int, int]) -> str:
+    """The feature cache's key of a crop: the file's resolved path and the crop box."""
+    return f"{Path(path).resolve()}#crop={','.join(map(str, box))}"
 
 
 @dataclass
@@ -214,23 +219,38 @@ class GeovecMini(TrainableEncoder):
                 "image_size": self.settings.image_size, "image_mean": list(self.settings.image_mean),
                 "image_std": list(self.settings.image_std), "trunk": self.vision.trunk_fingerprint()}
 
-    def use_feature_cache(self, folder: str | Path, image_paths: Sequence[str], show_progress: bool = True) -> int:
-        """Compute (or reuse) the trunk's output for every image file in ``image_paths`` and read it from there
-        from now on; returns how many images were computed now."""
+    def use_feature_cache(self, folder: str | Path, image_paths: Sequence[str], show_progress: bool = True,
+                          crops: Sequence[tuple[str, tuple[int, int, int, int]]] = ()) -> int:
+        """Compute (or reuse) the trunk's output for every image file in ``image_paths`` and, with ``box_crop``,
+        every (file, crop box) in ``crops`` (``geovec.inputs.image_crops``), and read it from there from now on;
+        returns how many were computed now."""
         cache = FeatureCache(folder, self.feature_cache_signature())
+        wanted = {str(Path(p).resolve()): (p, None) for p in image_paths}
+        if self.settings.box_crop:
+            wanted.update({crop_key(p, box): (p, box) for p, box in crops})
 
-        def compute(paths: list[str]) -> torch.Tensor:
-            pixels = np.stack([self._pixels(PILImage.open(p)) for p in paths])
-            return self.vision.trunk(torch.from_numpy(pixels).to(self.device)).float().cpu()
+        def compute(keys: list[str]) -> torch.Tensor:
+            pixels, scenes = [], {}  # a scene's crops usually come together: it is decoded once for them
+            for key in keys:
+                path, box = wanted[key]
+                if box is None:
+                    with PILImage.open(path) as image:
+                        pixels.append(self._pixels(image))
+                else:  # cut as ``_pieces`` cuts it
+                    if path not in scenes:
+                        scenes[path] = ImageSegment(path).load()
+                    pixels.append(self._pixels(scenes[path].crop(box)))
+            return self.vision.trunk(torch.from_numpy(np.stack(pixels)).to(self.device)).float().cpu()
 
-        added = cache.build((str(Path(p).resolve()) for p in image_paths), compute, show_progress=show_progress)
+        added = cache.build(wanted, compute, show_progress=show_progress)
         self.feature_cache = cache
         return added
 
-    def _cached_key(self, segment: ImageSegment) -> str | None:
-        if self.feature_cache is None or not isinstance(segment.source, str):
+    def _cached_key(self, segment: ImageSegment, box: tuple[int, int, int, int] | None = None) -> str | None:
+        """The cache key of an image file (or of a crop of it), where the cache holds it."""
+        if self.feature_cache is None or segment.path is None:
             return None
-        key = str(Path(segment.source).resolve())
+        key = str(Path(segment.path).resolve()) if box is None else crop_key(segment.path, box)
         return key if key in self.feature_cache else None
 
     # --- preparation (CPU, no gradients) -------------------------------------------------------------------
@@ -255,9 +275,10 @@ class GeovecMini(TrainableEncoder):
                 pieces += [" ".join(parts), CachedImage(key) if key else loaded.setdefault(id(segment), segment.load())]
                 parts = []
             elif image is not None:
-                full = loaded.setdefault(id(image), image.load())
-                box = tuple(round(v) for v in segment.pixels(image.size))
-                pieces += [" ".join([*parts, rendered]), full.crop(box)]
+                box = segment.crop_box(image.size)
+                key = self._cached_key(image, box)
+                crop = CachedImage(key) if key else loaded.setdefault(id(image), image.load()).crop(box)
+                pieces += [" ".join([*parts, rendered]), crop]
                 parts = []
             elif isinstance(segment, PointSegment) and self.settings.point_tower:
                 pieces += [" ".join([*parts, rendered]), segment]

@@ -61,9 +61,10 @@ class TrainableEncoder(torch.nn.Module, ABC):
     def from_folder(cls, folder: Path, config: dict[str, Any], device: str | None = None) -> "TrainableEncoder":
         """Rebuild from a folder written by ``save``; ``config`` is its parsed ``geovec_encoder.json``."""
 
-    def use_feature_cache(self, folder: str | Path, image_paths: Sequence[str], show_progress: bool = True) -> int:
-        """Read the frozen part of the vision side from a per-image cache (see ``geovec-mini``); most encoders have
-        none."""
+    def use_feature_cache(self, folder: str | Path, image_paths: Sequence[str], show_progress: bool = True,
+                          crops: Sequence[tuple[str, tuple[int, int, int, int]]] = ()) -> int:
+        """Read the frozen part of the vision side from a per-image (and per-crop) cache (see ``geovec-mini``);
+        most encoders have none."""
         raise GeovecError(f"the {self.architecture!r} encoder has no frozen image features to cache")
 
     @property

@@ -49,6 +49,7 @@ class TrainConfig:
     batch_size: int = 32  # global, split over processes under `accelerate launch`
     mini_batch_size: Optional[int] = None  # GradCache mini-batch; None: plain InfoNCE
     hard_negatives: int = 0  # per example, taken from TrainingExample.negatives
+    task_hard_negatives: dict[str, int] = field(default_factory=dict)  # task -> its own hard_negatives
     temperature: float = 0.05
     learnable_temperature: bool = False
     symmetric: bool = True
@@ -86,6 +87,8 @@ class TrainConfig:
                   ("keep_last", self.keep_last >= 1, "must be >= 1"),
                   ("validate_every", self.validate_every >= 0, "must be >= 0"),
                   ("hard_negatives", self.hard_negatives >= 0, "must be >= 0"),
+                  ("task_hard_negatives", all(isinstance(n, int) and not isinstance(n, bool) and n >= 0
+                                              for n in self.task_hard_negatives.values()), "counts must be whole >= 0"),
                   ("seed", 0 <= self.seed < 2**32, "must be between 0 and 2**32 - 1"),
                   ("mixed_precision", self.mixed_precision in ("no", "fp16", "bf16"), "must be no, fp16 or bf16"),
                   ("mini_batch_size", self.mini_batch_size is None or self.mini_batch_size >= 1, "must be >= 1"),
@@ -102,6 +105,10 @@ class TrainConfig:
         for key, ok, problem in checks:
             if not ok:
                 raise GeovecInputError(f"config.{key}", f"{problem}, got {getattr(self, key)!r}")
+
+    def negatives_for(self, task: str) -> int:
+        """How many hard negatives an example of ``task`` brings (``task_hard_negatives``, else ``hard_negatives``)."""
+        return self.task_hard_negatives.get(task, self.hard_negatives)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -34,13 +34,13 @@ import torch
 
 from geovec.errors import GeovecError, GeovecInputError
 from geovec.fileio import write_text_atomic
-from geovec.inputs import image_files
+from geovec.inputs import Interleaved, image_crops, image_files
 from geovec.models.trainable import TrainableEncoder, architecture_class, load_encoder
 from geovec.progress import progress_bar
 from geovec.train.config import TrainConfig, changed_keys, check_paths, read_recipe
 from geovec.train.examples import TrainingExample, read_examples
 from geovec.train.losses import CachedInfoNCELoss, ContrastiveOutput, InfoNCELoss
-from geovec.train.validation import Evaluator, RetrievalValidator
+from geovec.train.validation import Evaluator, HeldOutValidator
 
 STATE_FILE = "trainer_state.json"
 LOG_FILE = "train_log.jsonl"
@@ -233,18 +233,21 @@ def _features(examples: list[TrainingExample], hard_negatives: int) -> list[list
             [n for e in examples for n in e.negatives[:hard_negatives]]]
 
 
-def _image_paths(by_task: dict[str, list[TrainingExample]], hard_negatives: int) -> list[str]:
-    """Every image file a training step can read (queries, positives and the hard negatives used)."""
-    return image_files(item for examples in by_task.values() for e in examples
-                       for item in (e.query, e.positive, *e.negatives[:hard_negatives]))
+def _inputs(by_task: dict[str, list[TrainingExample]], config: TrainConfig) -> list[Interleaved]:
+    """Every input a training step can read (queries, positives and the hard negatives used)."""
+    return [item for task, examples in by_task.items() for e in examples
+            for item in (e.query, e.positive, *e.negatives[:config.negatives_for(task)])]
 
 
-def _cache_features(encoder: TrainableEncoder, config: TrainConfig, paths: list[str], show: bool) -> None:
+def _cache_features(encoder: TrainableEncoder, config: TrainConfig, inputs: list[Interleaved], show: bool) -> None:
+    """The feature cache over every image file and box crop of ``inputs``."""
+    paths, crops = image_files(inputs), image_crops(inputs)
     try:
-        added = encoder.use_feature_cache(config.feature_cache, paths, show_progress=show)
+        added = encoder.use_feature_cache(config.feature_cache, paths, show_progress=show, crops=crops)
     except GeovecError as exc:
         raise GeovecInputError("config.feature_cache", str(exc)) from None
-    print(f"feature cache {config.feature_cache}: {len(paths)} images, {added} computed now", flush=True)
+    print(f"feature cache {config.feature_cache}: {len(paths)} images, {len(crops)} box crops, {added} computed now",
+          flush=True)
 
 
 @dataclass
@@ -285,7 +288,8 @@ class TrainingRun:
         """One optimisation step on the next batch; returns its task and the loss output."""
         rank, world = self.accelerator.process_index, self.accelerator.num_processes
         task, examples = self.sampler.next_batch(self.step)
-        output = self.loss_fn(_features(examples[rank::world], self.config.hard_negatives), self.encoder, self.model)
+        output = self.loss_fn(_features(examples[rank::world], self.config.negatives_for(task)), self.encoder,
+                              self.model)
         self.accelerator.backward(output.loss)
         self.loss_fn.average_gradients_across_processes()
         if self.config.max_grad_norm > 0:
@@ -373,13 +377,17 @@ def setup(config: TrainConfig, resume: bool = False, evaluator: Evaluator | None
                                f"{accelerator.num_processes} processes")
     by_task = load_examples(config.train_files)
     sampler = TaskSampler(by_task, config.task_weights, config.batch_size, config.seed)
+    for task in config.task_hard_negatives:
+        if task not in by_task:
+            raise GeovecInputError(f"config.task_hard_negatives.{task}", f"no examples of this task in train_files "
+                                   f"(tasks: {', '.join(sorted(by_task))})")
     if evaluator is None and config.validation_file:
-        evaluator = RetrievalValidator(config.validation_file)
+        evaluator = HeldOutValidator(config.validation_file)
     set_seed(config.seed)
     encoder = build_encoder(config)
     if config.feature_cache:
-        paths = _image_paths(by_task, config.hard_negatives) + (evaluator.image_paths() if evaluator else [])
-        _cache_features(encoder.to(accelerator.device), config, paths, main and show_progress)
+        inputs = _inputs(by_task, config) + (evaluator.inputs() if evaluator else [])
+        _cache_features(encoder.to(accelerator.device), config, inputs, main and show_progress)
     model = adapt_model(encoder, config)
     loss_options = dict(temperature=config.temperature, learnable_temperature=config.learnable_temperature,
                         symmetric=config.symmetric, gather_across_processes=config.gather_across_processes)
@@ -413,7 +421,7 @@ def train(config: TrainConfig, resume: bool = False, show_progress: bool = True,
     """Run (or resume) training; returns the ``final`` encoder folder.
 
     ``evaluator`` is scored every ``validate_every`` steps and at the end, and its best step's encoder kept in
-    ``OUT/best``; by default a ``RetrievalValidator`` on the config's ``validation_file``, if it names one.
+    ``OUT/best``; by default a ``HeldOutValidator`` on the config's ``validation_file``, if it names one.
     """
     run = setup(config, resume, evaluator, show_progress)
     run.started = run.window_start = time.perf_counter()

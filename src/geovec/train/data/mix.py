@@ -89,8 +89,9 @@ def _build_source(name: str, output: Path, root: Path, paths: Mapping[str, Path]
 
 
 def check_held_out(groups: Mapping[str, Sequence[str]], validation: Sequence[str]) -> None:
-    """No training example may use a validation image, as query, positive or hard negative."""
-    held = {f"{record['dataset']}:{record['id']}" for record in map(json.loads, validation)}
+    """No training example may use a validation image (or city), as query, positive or hard negative."""
+    held = {item for record in map(json.loads, validation)
+            for item in record.get("items") or [f"{record['dataset']}:{record['id']}"]}
     for name, lines in groups.items():
         for line in lines if held else ():
             used = held.intersection(json.loads(line).get("source_ids", ()))
