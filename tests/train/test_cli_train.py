@@ -64,6 +64,9 @@ def test_two_process_ddp_run_with_accelerate_launch(tmp_path, pairs_file):
     # found only once data and model are loaded: still before the output folder is made
     ({"lora": {"target_modules": ["qeury"]}}, "error: config.lora.target_modules: ['qeury'] match no module"),
     ({"task_weights": {"rsicd-captoin": 1}}, "error: config.task_weights.rsicd-captoin: no examples of this task"),
+    ({"task_hard_negatives": {"rsicd-captoin": 0}},
+     "error: config.task_hard_negatives.rsicd-captoin: no examples of this task"),
+    ({"task_hard_negatives": {"rsicd-caption": -1}}, "error: config.task_hard_negatives: counts must be whole >= 0"),
     ({"freeze": ["."]}, "error: config.freeze: leaves no trainable parameter"),
     ({"model_options": {"num_layers": -3}}, "error: geovec-mini: num_layers must be a whole number >= 1, got -3"),
 ])
