@@ -8,6 +8,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 import typer
 from fixture_data import copy as copy_fixtures
@@ -17,7 +18,7 @@ from typer.testing import CliRunner
 from geovec.bench import get_task
 from geovec.cli.data import register
 from geovec.config import data_dir
-from geovec.datasets import captions
+from geovec.datasets import captions, regions
 from geovec.errors import GeovecError, GeovecInputError
 from geovec.inputs import BoxSegment, ImageSegment, Interleaved, PointSegment, TextSegment
 from geovec.train.data import (
@@ -291,3 +292,28 @@ def test_mosaics_hold_out_what_rsicd_captions_holds_out_on_the_real_split(tmp_pa
             assert [c.segments[0].path for c in candidates] == [scene.path] * 4 and len(r["positives"]) >= 1
         else:  # scene + box -> one of 10 captions
             assert isinstance(query.segments[1], BoxSegment) and len(candidates) == 10
+
+
+def test_region_views_match_a_box_to_its_view_with_context(tmp_path, home):
+    build_training_data(["rsicd-captions", "rsicd-region-views"], tmp_path, FIXTURES, hard_negatives=2,
+                        validation_images=1, show_progress=False)
+    records = [json.loads(line) for line in (tmp_path / "validation.jsonl").read_text().splitlines()]
+    (held,) = [r["id"] for r in records if r["task"] == "rsicd-retrieval"]
+    examples = [e for e in read_examples(tmp_path / "train.jsonl") if e.task == "rsicd-region-views"]
+    assert examples and not any(f"RSICD:{held}" in e.source_ids for e in examples)
+    for e in examples:
+        picture, box = e.query.segments
+        width, height = box.bbox_xyxy[2] - box.bbox_xyxy[0], box.bbox_xyxy[3] - box.bbox_xyxy[1]
+        assert all(0.1 * side - 1 <= length <= 0.3 * side + 1 for length, side in zip((width, height), picture.size))
+        view = e.positive.segments[0]
+        assert Path(view.path).parent.parent == home / "data" / "region-views"  # never in the repo
+        with Image.open(picture.path) as im:  # the box widened by half its size on every side, clipped
+            expected = im.convert("RGB").crop(regions.with_context(tuple(map(int, box.bbox_xyxy)), im.size))
+        assert np.array_equal(np.asarray(Image.open(view.path)), np.asarray(expected))
+        others = [n.segments[0].path for n in e.negatives]
+        assert len(others) == 2 and view.path not in others
+        assert all(Path(p).name.startswith(Path(picture.path).stem + "-") for p in others)  # the same image's views
+        assert e.query.instruction == get_task("osbs-tree-region").metadata.query_instruction
+    ranked = [r for r in records if r["task"] == "rsicd-region-views"]
+    assert len(ranked) == 4 and all(r["items"] == [f"RSICD:{held}"] and len(r["candidates"]) == 4 for r in ranked)
+    assert sorted(r["positives"][0] for r in ranked) == [0, 1, 2, 3]  # each box's own view among the four

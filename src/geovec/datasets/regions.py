@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from geovec.datasets.common import image, need_file, subsample, with_distractors
+from geovec.datasets.common import image, need_file, rng, subsample, with_distractors
 from geovec.datasets.samples import CandidateQuery, DatasetError
+from geovec.fileio import atomic_write
 from geovec.inputs import BoxSegment, ImageSegment, Interleaved
 
 Box = tuple[int, int, int, int]
@@ -54,9 +55,45 @@ def _clip(box: Box, size: tuple[int, int], record: str) -> Box:
     return clipped
 
 
-def _with_context(box: Box, size: tuple[int, int]) -> Box:
+def with_context(box: Box, size: tuple[int, int]) -> Box:
+    """The box widened by ``CONTEXT`` of its size on every side, clipped to the image: the view a candidate shows."""
     dx, dy = math.ceil(CONTEXT * (box[2] - box[0])), math.ceil(CONTEXT * (box[3] - box[1]))
     return (max(0, box[0] - dx), max(0, box[1] - dy), min(size[0], box[2] + dx), min(size[1], box[3] + dy))
+
+
+VIEW_SIDES = (0.1, 0.3)  # a drawn box's side, as a share of the image's: RSICD's 224 px -> 22-67 px, like OSBS trees
+
+
+def drawn_boxes(size: tuple[int, int], count: int, *key: object) -> list[Box]:
+    """``count`` seeded boxes on an image of ``size`` (sides within ``VIEW_SIDES`` of the image's), centres at
+    least a box apart, so that their views show different ground: training data for region matching."""
+    draw, (w, h), out = rng("region-views", *key), size, []
+    for _ in range(50 * count):
+        if len(out) == count:
+            break
+        bw, bh = (max(4, round(draw.uniform(*VIEW_SIDES) * side)) for side in (w, h))
+        x, y = draw.randrange(0, w - bw + 1), draw.randrange(0, h - bh + 1)
+        if all(abs(x - o[0]) >= bw or abs(y - o[1]) >= bh for o in out):
+            out.append((x, y, x + bw, y + bh))
+    return out
+
+
+def write_view(path: Path, box: Box, folder: Path) -> Path:
+    """The view of ``box`` (with context) of the image file ``path`` as a PNG in ``folder``, written once (a cache,
+    named by the file and the box)."""
+    target = folder / f"{path.stem}-{'-'.join(map(str, box))}.png"
+    if not target.is_file():
+        try:
+            with Image.open(path) as im:
+                view = im.convert("RGB").crop(with_context(box, im.size))
+        except (UnidentifiedImageError, OSError) as exc:
+            raise DatasetError(f"image {path} cannot be decoded ({exc})") from None
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            atomic_write(target, lambda temp: view.save(temp, format="PNG"))
+        except OSError as exc:
+            raise DatasetError(f"view cache {folder}: cannot write {target.name} ({exc.strerror or exc})") from None
+    return target
 
 
 def region_matching(folder: Path, csv_name: str, distractors: int = 9,
@@ -75,7 +112,7 @@ def region_matching(folder: Path, csv_name: str, distractors: int = 9,
         crops: dict[Box, Interleaved] = {}
         for box in boxes.values():
             if box not in crops:
-                x1, y1, x2, y2 = _with_context(box, picture.size)
+                x1, y1, x2, y2 = with_context(box, picture.size)
                 crops[box] = Interleaved((ImageSegment(np.ascontiguousarray(pixels[y1:y2, x1:x2])),))
         for line in subsample(sorted(boxes), limit, "regions", csv_name, name):
             box = boxes[line]

@@ -123,11 +123,13 @@ class Job:
                                tuple(_tag(n, found) for n in negatives),
                                tuple(f"{self.source.dataset}:{i}" for i in dict.fromkeys(items)))
 
-    def validation_query(self, task: str, query: CandidateQuery, items: Iterable[str]) -> dict[str, Any]:
+    def validation_query(self, task: str, query: CandidateQuery, items: Iterable[str],
+                         name: str | None = None) -> dict[str, Any]:
         """A held-out ranked query as a ``validation.jsonl`` record, tagged with ``task``'s instructions like the
-        training examples; ``items``: the ids it shows (the leak check keeps them out of every example)."""
+        training examples and scored under ``name`` (default: ``task``); ``items``: the ids it shows (the leak
+        check keeps them out of every example)."""
         meta = get_task(task).metadata
-        return {"id": query.id, "dataset": self.source.dataset, "task": task,
+        return {"id": query.id, "dataset": self.source.dataset, "task": name or task,
                 "items": [f"{self.source.dataset}:{i}" for i in dict.fromkeys(items)],
                 "query": _tag(query.query, meta.query_instruction).to_dict(),
                 "candidates": [_tag(c, meta.candidate_instruction).to_dict() for c in query.candidates],
@@ -347,6 +349,39 @@ def _mosaic_examples(job: Job, mosaic: mosaics.Mosaic, picture: ImageSegment) ->
     return out
 
 
+VIEWS_PER_IMAGE = 4
+
+
+def region_views(job: Job, *, dataset: str, owner: str) -> list[TrainingExample]:
+    """Region matching on RSICD train images (those ``owner`` selects, less its validation hold-out, as the mosaic
+    source takes them): per image ``VIEWS_PER_IMAGE`` seeded boxes, (image + box) -> that box's view with context
+    (the ``osbs-tree-region`` rule, ``regions.with_context``); hard negatives: the other boxes' views. Views are
+    files under ``GEOVEC_HOME/data/region-views``; the held-out images give validation queries ranked among their
+    own views."""
+    (task,) = job.source.tasks
+    ids = _amfmn(dataset)(job.root, job.path).image_ids
+    keep = job.select(range(len(ids)), lambda i: ids[i], owner)
+    held = job.held_for_validation(keep, owner)
+    folder = home_dir() / "data" / "region-views" / f"{job.source.name}-{dataset}"
+    ranked_images = set(sorted(held)[:VALIDATION_QUERIES // VIEWS_PER_IMAGE])
+    out = []
+    for i in job.each([i for i in keep if i not in held or i in ranked_images]):
+        picture = common.image(job.path / ids[i], f"{dataset} image {ids[i]}")
+        boxes = regions.drawn_boxes(picture.size, VIEWS_PER_IMAGE, job.seed, ids[i])
+        queries = [Interleaved((picture, BoxSegment(box, "pixel"))) for box in boxes]
+        views = [Interleaved((common.image(regions.write_view(job.path / ids[i], box, folder), f"view of {ids[i]}"),))
+                 for box in boxes]
+        if i in held:
+            for k, query in enumerate(queries):
+                ranked = CandidateQuery(f"{ids[i]}#{k}", query, tuple(views), frozenset({k}))
+                job.validation.append(job.validation_query(task, ranked, [ids[i]], job.source.name))
+            continue
+        for k, query in enumerate(queries):
+            negatives = job.rng(ids[i], k).sample(views[:k] + views[k + 1:], min(job.hard_negatives, len(views) - 1))
+            out.append(job.example(task, query, views[k], negatives, [ids[i]]))
+    return out
+
+
 def place_points(job: Job) -> list[TrainingExample]:
     """Training-split GeoNames cities: place text -> point and point -> place text (``geovec.datasets.gazetteer``:
     the held-out 10 % and the held-out country are never read); negatives: other training cities elsewhere."""
@@ -404,6 +439,11 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
            "RSICD train images (not those rsicd-captions holds out) as 2x2, 3x3 and one-big-five-small mosaics of "
            "distinct classes, cached under GEOVEC_HOME/data/mosaics: (scene + box) -> caption, (scene + caption) "
            "and (scene + 'the airport in the top left') -> (scene + box); hard negatives: the other tiles.", revision="2"),
+    Source("rsicd-region-views", "RSICD", ("osbs-tree-region",), "rsicd/images",
+           partial(region_views, dataset="rsicd", owner="rsicd-captions"),
+           "RSICD train images (not those rsicd-captions holds out), 4 seeded boxes each (10-30 % of a side): "
+           "(image + box) -> the box's view with 50 % context, cached under GEOVEC_HOME/data/region-views; hard "
+           "negatives: the other boxes' views. Teaches the osbs-tree-region kind of region matching."),
     Source("osbs-tree-regions", "NEON OSBS (DeepForest)", ("osbs-tree-region",), "deepforest/OSBS_029.csv",
            tree_regions, "DeepForest box CSV: (image + tree box) -> context crop of the box."),
     Source("gazetteer-places", "GeoNames", ("gazetteer-place-to-point", "gazetteer-point-to-place"), "geonames",
