@@ -104,3 +104,11 @@ def test_a_malformed_recipe_file_is_one_line_naming_the_file(tmp_path, content, 
     assert "\n" not in str(refused.value)
     with pytest.raises(GeovecInputError, match=f"recipe {tmp_path}: is a folder"):
         load_config(tmp_path)
+
+
+@pytest.mark.parametrize("recipe", sorted((Path(__file__).resolve().parents[2] / "recipes").rglob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_every_committed_recipe_is_a_valid_config(recipe):
+    """Keys and values of the recipes README points to (their data and runs are built by the commands they quote)."""
+    config = load_config(recipe)
+    assert config.train_files and all(Path(f).is_absolute() for f in config.train_files)
