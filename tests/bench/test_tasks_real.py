@@ -69,7 +69,7 @@ def test_osbs_tree_region():
         picture, box = q.query.segments
         (crop,) = q.candidates[min(q.positives)].segments
         x1, y1, x2, y2 = box.bbox_xyxy
-        cx1, cy1, cx2, cy2 = regions._with_context((int(x1), int(y1), int(x2), int(y2)), (400, 400))
+        cx1, cy1, cx2, cy2 = regions.with_context((int(x1), int(y1), int(x2), int(y2)), (400, 400))
         assert Path(picture.path).name == "OSBS_029.tif" and crop.size == (cx2 - cx1, cy2 - cy1)
         assert len(q.candidates) == 10
 

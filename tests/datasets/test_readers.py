@@ -227,7 +227,7 @@ def test_region_matching_candidates_are_context_crops():
         x1, y1, x2, y2 = map(int, box.bbox_xyxy)
         assert picture.path.endswith("OSBS_029.tif") and box.units == "pixel" and len(q.candidates) == 4
         (crop,) = q.candidates[min(q.positives)].segments
-        cx1, cy1, cx2, cy2 = regions._with_context((x1, y1, x2, y2), (32, 32))
+        cx1, cy1, cx2, cy2 = regions.with_context((x1, y1, x2, y2), (32, 32))
         assert (cx1, cy1) <= (x1, y1) and (cx2, cy2) >= (x2, y2) and (cx2 - cx1, cy2 - cy1) != (x2 - x1, y2 - y1)
         assert crop.path is None and np.array_equal(np.asarray(crop.load()), pixels[cy1:cy2, cx1:cx2])
 
