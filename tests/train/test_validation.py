@@ -155,6 +155,8 @@ RANKED_TASKS = ("rsicd-mosaic-region-caption", "rsicd-mosaic-refexp", "gazetteer
 
 def test_region_and_place_validation_is_p_at_1_chosen_on_together_with_whole_images(regions_and_places, tmp_path):
     validation = regions_and_places / "validation.jsonl"
+    manifest = json.loads((regions_and_places / "manifest.json").read_text())
+    assert manifest["validation_images"] == 8 and set(manifest["validation_queries"]) == set(RANKED_TASKS)
     validator = HeldOutValidator(validation)
     assert validator.metric == "validation_score"
     encoder = GeovecMini.initial(num_layers=1, vision="efficientnet-lite0", image_size=64, trainable_blocks=1,

@@ -5,7 +5,8 @@ seeded half, ``2`` every example twice, ``1.5`` once plus a seeded half. So a so
 other sources are mixed, and the manifest states exactly how many examples each one gave.
 
 Output folder: ``train.jsonl`` (the mix), ``validation.jsonl`` (images held out of caption sources with
-``validation_images``: one ``{"id", "task", "image", "texts"}`` record each), ``manifest.json`` (counts per task, weights, seed, sources with their
+``validation_images``: one ``{"id", "task", "image", "texts"}`` record each; region and place sources add ranked
+``{"task", "query", "candidates", "positives"}`` records, counted per task in the manifest), ``manifest.json`` (counts per task, weights, seed, sources with their
 revisions, the leak check) and ``parts/<source>.jsonl`` + ``.json``: each built source, written atomically, reused
 when a rebuild asks for the same thing, so a crashed or extended build redoes only what is missing.
 """
@@ -79,7 +80,7 @@ def _build_source(name: str, output: Path, root: Path, paths: Mapping[str, Path]
         raise GeovecError(message if message.startswith(f"source {name}") else f"source {name}: {message}") from None
     meta = {"key": key, "dataset": source.dataset, "tasks": list(source.tasks), "revision": source.revision,
             "path": str(path), "examples": len(examples), "excluded_test_items": job.excluded,
-            "validation_images": len(job.validation), "description": source.description}
+            "validation_records": len(job.validation), "description": source.description}
     part.parent.mkdir(parents=True, exist_ok=True)
     write_examples(part, examples)
     write_text_atomic(held_file, "".join(json.dumps(record) + "\n" for record in job.validation))
@@ -141,7 +142,9 @@ def build_training_data(sources: Sequence[str], output: str | Path, root: str | 
     counts = {name: taken.get(name, 0) for name in names}
     manifest = {
         "format": FORMAT, "seed": seed, "hard_negatives": hard_negatives, "limit": limit, "data_root": str(root),
-        "examples": len(mixed), "counts": counts, "validation_images": len(validation),
+        "examples": len(mixed), "counts": counts,
+        "validation_images": sum('"texts"' in line for line in validation),  # retrieval records: one per image
+        "validation_queries": dict(Counter(json.loads(line)["task"] for line in validation if '"query"' in line)),
         "weights": {name: weights.get(name, 1.0) for name in names},
         "sources": {name: {k: v for k, v in meta.items() if k != "key"} for name, meta in metas.items()},
         "leak_check": tests.summary(), "build_seconds": round(time.perf_counter() - started, 2),
