@@ -268,16 +268,22 @@ class GeovecMini(TrainableEncoder):
         if parts and self.settings.isolated_instruction:  # its own chunk: its tokens are exactly the prefix
             pieces, parts = [item.instruction], []
         loaded: dict[int, PILImage.Image] = {}
+
+        def decoded(image: ImageSegment) -> PILImage.Image:  # once per image, though its boxes crop it again
+            if id(image) not in loaded:
+                loaded[id(image)] = image.load()
+            return loaded[id(image)]
+
         for position, (segment, rendered) in enumerate(zip(item.segments, render_segments(item))):
             image = item.image_for(position) if isinstance(segment, BoxSegment) and self.settings.box_crop else None
             if isinstance(segment, ImageSegment):
                 key = self._cached_key(segment)
-                pieces += [" ".join(parts), CachedImage(key) if key else loaded.setdefault(id(segment), segment.load())]
+                pieces += [" ".join(parts), CachedImage(key) if key else decoded(segment)]
                 parts = []
             elif image is not None:
                 box = segment.crop_box(image.size)
                 key = self._cached_key(image, box)
-                crop = CachedImage(key) if key else loaded.setdefault(id(image), image.load()).crop(box)
+                crop = CachedImage(key) if key else decoded(image).crop(box)
                 pieces += [" ".join([*parts, rendered]), crop]
                 parts = []
             elif isinstance(segment, PointSegment) and self.settings.point_tower:
