@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 import geovec
-from geovec.bench.metrics import precision_at_1, retrieval_scores
+from geovec.bench.metrics import candidate_scores, precision_at_1, retrieval_scores
 from geovec.bench.task import TaskMetadata
 from geovec.datasets import CandidateQuery, RetrievalSplit, TaskData, TextToTextSplit, check_unique_ids
 from geovec.errors import GeovecError
@@ -64,15 +64,6 @@ def _keys(*groups: Sequence[Interleaved]) -> list[str]:
     return [item.cache_key() for group in groups for item in group]
 
 
-def _ranked(query_vectors: np.ndarray, candidate_vectors: np.ndarray, sizes: Sequence[int]) -> list[np.ndarray]:
-    """Each query's scores over its own slice of the flattened candidate vectors."""
-    out, start = [], 0
-    for vector, size in zip(query_vectors, sizes):
-        out.append(candidate_vectors[start:start + size] @ vector)
-        start += size
-    return out
-
-
 def _score_references(meta: TaskMetadata, data: Sequence[CandidateQuery], embed, candidate_vectors: np.ndarray,
                       positives: list[frozenset[int]]) -> tuple[dict[str, float], list[str]]:
     """``precision_at_1_<name>`` per reference row (every query must carry it), and the keys of its inputs."""
@@ -87,7 +78,7 @@ def _score_references(meta: TaskMetadata, data: Sequence[CandidateQuery], embed,
         flat = _instructed([item for group in own for item in group], meta.candidate_instruction)
         same = all(row.candidates is None for row in rows)  # type: ignore[union-attr]
         vectors = candidate_vectors if same else embed(flat)
-        per_query = _ranked(embed(queries), vectors, [len(group) for group in own])
+        per_query = candidate_scores(embed(queries), vectors, [len(group) for group in own])
         scores[f"precision_at_1_{name}"] = 100 * precision_at_1(per_query, positives)
         keys += [name, *_keys(queries, [] if same else flat)]
     return scores, keys
@@ -101,7 +92,7 @@ def _score_candidates(meta: TaskMetadata, data: Sequence[CandidateQuery], embed)
     flat = [item for group in candidates for item in group]
     query_vectors, candidate_vectors = embed(queries), embed(flat)
     positives = [sample.positives for sample in data]
-    per_query = _ranked(query_vectors, candidate_vectors, [len(group) for group in candidates])
+    per_query = candidate_scores(query_vectors, candidate_vectors, [len(group) for group in candidates])
     scores = {"precision_at_1": 100 * precision_at_1(per_query, positives)}
     references, reference_keys = _score_references(meta, data, embed, candidate_vectors, positives)
     scores.update(references)

@@ -22,6 +22,17 @@ def _ranks_of_best_positive(scores: np.ndarray, positives: Sequence[set[int] | f
     return ranks
 
 
+def candidate_scores(query_vectors: np.ndarray, candidate_vectors: np.ndarray,
+                     sizes: Sequence[int]) -> list[np.ndarray]:
+    """Each query's scores over its own run of ``candidate_vectors`` (the candidate lists laid end to end, ``sizes``
+    long each): what ``precision_at_1`` ranks."""
+    out, start = [], 0
+    for vector, size in zip(query_vectors, sizes):
+        out.append(candidate_vectors[start:start + size] @ vector)
+        start += size
+    return out
+
+
 def precision_at_1(candidate_scores: Sequence[np.ndarray], positives: Sequence[set[int] | frozenset[int]]) -> float:
     """Share of queries whose top-scored candidate is correct (MMEB); one score vector per query."""
     if not candidate_scores:

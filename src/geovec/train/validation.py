@@ -25,7 +25,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from geovec.bench.metrics import precision_at_1, retrieval_scores
+from geovec.bench.metrics import candidate_scores, precision_at_1, retrieval_scores
 from geovec.errors import GeovecInputError
 from geovec.ingest.jsonl import iter_jsonl
 from geovec.inputs import Interleaved
@@ -97,8 +97,7 @@ class HeldOutValidator:
         for task, rows in self.ranked.items():
             queries = self._embed(encoder, [q for q, _, _ in rows])
             candidates = self._embed(encoder, [c for _, group, _ in rows for c in group])
-            sizes = np.cumsum([0, *(len(group) for _, group, _ in rows)])
-            per_query = [candidates[sizes[n]:sizes[n + 1]] @ queries[n] for n in range(len(rows))]
+            per_query = candidate_scores(queries, candidates, [len(group) for _, group, _ in rows])
             scores[f"{task}/precision_at_1"] = 100 * precision_at_1(per_query, [p for _, _, p in rows])
         if self.ranked:
             parts = [v for k, v in scores.items() if k == "mean_recall" or k.endswith("/precision_at_1")]
