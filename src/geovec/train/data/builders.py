@@ -283,6 +283,18 @@ def tree_regions(job: Job) -> list[TrainingExample]:
     return job.from_candidates(job.source.tasks[0], queries, lambda q: q.id.rsplit("#", 1)[0])
 
 
+def _owner_images(job: Job, dataset: str, owner: str) -> tuple[tuple[str, ...], list[int], set[int]]:
+    """The image ids of ``dataset``'s AMFMN train split, the indices the caption source ``owner`` selects (the same
+    ``--limit`` subsample) and those it holds out for validation (the same draw): a source over the same images
+    takes the same ones and leaves the same ones out."""
+    if not job.path.is_dir():
+        raise GeovecError(f"source {job.source.name}: {job.source.dataset} images not found at {job.path}; give "
+                          f"the folder holding them with --path {job.source.name}=DIR")
+    ids = _amfmn(dataset)(job.root, job.path).image_ids  # the order ``owner`` selects and holds out images in
+    keep = job.select(range(len(ids)), lambda i: ids[i], owner)
+    return ids, keep, job.held_for_validation(keep, owner)
+
+
 def mosaic_regions(job: Job, *, dataset: str, owner: str) -> list[TrainingExample]:
     """Mosaics of an AMFMN train split (every layout, each image in one scene): per tile, (scene + box) -> a caption,
     (scene + caption) -> (scene + box) and (scene + "the airport in the top left") -> (scene + box).
@@ -292,12 +304,7 @@ def mosaic_regions(job: Job, *, dataset: str, owner: str) -> list[TrainingExampl
     captions (never one of the tile's own) or boxes.
     Every example's ``source_ids`` name all tiles of its scene: the leak check sees inside the mosaic.
     """
-    if not job.path.is_dir():
-        raise GeovecError(f"source {job.source.name}: {job.source.dataset} images not found at {job.path}; give "
-                          f"the folder holding them with --path {job.source.name}=DIR")
-    ids = _amfmn(dataset)(job.root, job.path).image_ids  # the order ``owner`` selects and holds out images in
-    keep = job.select(range(len(ids)), lambda i: ids[i], owner)  # with --limit, the same images as ``owner``
-    held = job.held_for_validation(keep, owner)
+    ids, keep, held = _owner_images(job, dataset, owner)
     records = {r.filename: r for r in caption_reader.read_caption_split(job.root / "rs_caption_splits", dataset,
                                                                         "train")}
     pool = [records[ids[i]] for i in keep if i not in held]
@@ -360,9 +367,7 @@ def region_views(job: Job, *, dataset: str, owner: str) -> list[TrainingExample]
     files under ``GEOVEC_HOME/data/region-views``; the held-out images give validation queries ranked among their
     own views."""
     (task,) = job.source.tasks
-    ids = _amfmn(dataset)(job.root, job.path).image_ids
-    keep = job.select(range(len(ids)), lambda i: ids[i], owner)
-    held = job.held_for_validation(keep, owner)
+    ids, keep, held = _owner_images(job, dataset, owner)
     folder = home_dir() / "data" / "region-views" / f"{job.source.name}-{dataset}"
     ranked_images = set(sorted(held)[:VALIDATION_QUERIES // VIEWS_PER_IMAGE])
     out = []
