@@ -46,15 +46,20 @@ STATE_FILE = "trainer_state.json"
 LOG_FILE = "train_log.jsonl"
 
 
+def check_tasks(by_task: dict[str, list[TrainingExample]], keys: Iterable[str], setting: str) -> None:
+    """Every task a per-task setting (``config.<setting>``) names must have examples: a typo is an error."""
+    for task in keys:
+        if task not in by_task:
+            raise GeovecInputError(f"config.{setting}.{task}", f"no examples of this task in train_files "
+                                   f"(tasks: {', '.join(sorted(by_task))})")
+
+
 class TaskSampler:
     """A deterministic, resumable stream of single-task batches (see the module docstring)."""
 
     def __init__(self, by_task: dict[str, list[TrainingExample]], weights: dict[str, float], batch_size: int,
                  seed: int) -> None:
-        for task in weights:
-            if task not in by_task:
-                raise GeovecInputError(f"config.task_weights.{task}", f"no examples of this task in train_files "
-                                       f"(tasks: {', '.join(sorted(by_task))})")
+        check_tasks(by_task, weights, "task_weights")
         self.tasks = sorted(t for t in by_task if weights.get(t, 1.0) > 0)
         for task in self.tasks:
             if len(by_task[task]) < batch_size:
@@ -377,10 +382,7 @@ def setup(config: TrainConfig, resume: bool = False, evaluator: Evaluator | None
                                f"{accelerator.num_processes} processes")
     by_task = load_examples(config.train_files)
     sampler = TaskSampler(by_task, config.task_weights, config.batch_size, config.seed)
-    for task in config.task_hard_negatives:
-        if task not in by_task:
-            raise GeovecInputError(f"config.task_hard_negatives.{task}", f"no examples of this task in train_files "
-                                   f"(tasks: {', '.join(sorted(by_task))})")
+    check_tasks(by_task, config.task_hard_negatives, "task_hard_negatives")
     if evaluator is None and config.validation_file:
         evaluator = HeldOutValidator(config.validation_file)
     set_seed(config.seed)
