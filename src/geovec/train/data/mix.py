@@ -90,10 +90,9 @@ def _build_source(name: str, output: Path, root: Path, paths: Mapping[str, Path]
             held_file.read_text(encoding="utf-8").splitlines(keepends=True), meta)
 
 
-def check_held_out(groups: Mapping[str, Sequence[str]], validation: Sequence[str]) -> None:
+def check_held_out(groups: Mapping[str, Sequence[str]], validation: Sequence[dict[str, Any]]) -> None:
     """No training example may use a validation image (or city), as query, positive or hard negative."""
-    held = {item for record in map(json.loads, validation)
-            for item in record.get("items") or [f"{record['dataset']}:{record['id']}"]}
+    held = {item for record in validation for item in record.get("items") or [f"{record['dataset']}:{record['id']}"]}
     for name, lines in groups.items():
         for line in lines if held else ():
             used = held.intersection(json.loads(line).get("source_ids", ()))
@@ -134,7 +133,8 @@ def build_training_data(sources: Sequence[str], output: str | Path, root: str | 
     for lines in groups.values():
         check_leaks((_Uses(**{k: v for k, v in json.loads(line).items() if k in ("task", "source_ids")})
                      for line in lines), tests)
-    check_held_out(groups, validation)
+    kept_out = [json.loads(line) for line in validation]
+    check_held_out(groups, kept_out)
     mixed = mix(groups, weights, seed)
     write_text_atomic(output / "train.jsonl", "".join(mixed))
     write_text_atomic(output / "validation.jsonl", "".join(validation))
@@ -144,8 +144,8 @@ def build_training_data(sources: Sequence[str], output: str | Path, root: str | 
     manifest = {
         "format": FORMAT, "seed": seed, "hard_negatives": hard_negatives, "limit": limit, "data_root": str(root),
         "examples": len(mixed), "counts": counts,
-        "validation_images": sum('"texts"' in line for line in validation),  # retrieval records: one per image
-        "validation_queries": dict(Counter(json.loads(line)["task"] for line in validation if '"query"' in line)),
+        "validation_images": sum("texts" in record for record in kept_out),  # retrieval records: one per image
+        "validation_queries": dict(Counter(record["task"] for record in kept_out if "query" in record)),
         "weights": {name: weights.get(name, 1.0) for name in names},
         "sources": {name: {k: v for k, v in meta.items() if k != "key"} for name, meta in metas.items()},
         "leak_check": tests.summary(), "build_seconds": round(time.perf_counter() - started, 2),
