@@ -221,23 +221,32 @@ def _site_without_geoclip(target: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_a_checkpoint_that_needs_geoclip_names_the_install_command_when_it_is_missing(tiny, tmp_path):
+def test_without_geoclip_a_point_tower_checkpoint_embeds_text_and_names_the_install_for_a_point(tiny, tmp_path):
+    """GeoCLIP loads at the first point, so a model with the tower serves text and images where geoclip is not
+    installed; a point query is a one-line error naming the install command, and writes nothing."""
     folder = tiny.save(tmp_path / "mini")
-    inputs = tmp_path / "inputs.jsonl"
-    inputs.write_text(json.dumps("a harbour") + "\n")
     site = _site_without_geoclip(tmp_path / "site")
     src = Path(__file__).resolve().parents[2] / "src"
     code = ("import site, sys; site.addsitedir(sys.argv.pop(1)); sys.path.insert(0, sys.argv.pop(1)); "
             "from geovec.cli.main import main; sys.argv[0] = 'geovec'; main()")
-    command = [sys.executable, "-S", "-c", code, str(site), str(src), "embed", str(inputs), "-o",
-               str(tmp_path / "out.npy"), "--model", "geovec-mini", "--model-path", str(folder)]
     env = {**os.environ, "GEOVEC_HOME": str(tmp_path / "home")}
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
-    assert done.returncode == 2, done.stderr
-    expected = (f"error: {folder}: point_tower 'geoclip' needs the pip package geoclip, which is not installed: "
+
+    def embed(item: object, name: str) -> subprocess.CompletedProcess:
+        inputs = tmp_path / f"{name}.jsonl"
+        inputs.write_text(json.dumps(item) + "\n")
+        command = [sys.executable, "-S", "-c", code, str(site), str(src), "embed", str(inputs), "-o",
+                   str(tmp_path / f"{name}.npy"), "--model", "geovec-mini", "--model-path", str(folder)]
+        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
+
+    text = embed("a harbour", "text")
+    assert text.returncode == 0, text.stderr
+    assert np.load(tmp_path / "text.npy").shape == (1, tiny.dim)
+    point = embed({"segments": [{"type": "point", "lat": 51.9, "lon": 4.5}]}, "point")
+    assert point.returncode == 2, point.stderr
+    expected = ("error: point_tower 'geoclip' needs the pip package geoclip, which is not installed: "
                 "install it with pip install --no-deps geoclip==1.3.0")
-    assert done.stderr.strip().splitlines() == [expected]
-    assert not (tmp_path / "out.npy").exists()
+    assert point.stderr.strip().splitlines()[-1:] == [expected]
+    assert not (tmp_path / "point.npy").exists()
     probe = ("import site, sys; site.addsitedir(sys.argv[1]); import importlib.util as u; "
              "print(u.find_spec('geovec'), u.find_spec('geoclip'))")
     check = subprocess.run([sys.executable, "-S", "-c", probe, str(site)], capture_output=True, text=True, env=env,

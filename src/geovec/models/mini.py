@@ -181,8 +181,7 @@ class GeovecMini(TrainableEncoder):
         self.settings.bert = self.bert.config.to_dict()
         self.dim = int(self.bert.config.hidden_size)
         self.vision = build_tower(settings, self.dim, pretrained_vision)
-        if settings.point_tower == "geoclip":
-            frozen_location_encoder()  # fails now, in one line, where geoclip is not installed
+        if settings.point_tower == "geoclip":  # GeoCLIP itself loads at the first point: text and images need none
             self.point_projection = self._new_point_projection()
         self.feature_cache: FeatureCache | None = None
 
@@ -198,7 +197,7 @@ class GeovecMini(TrainableEncoder):
             raise GeovecError(f"geovec-mini: this model has the point tower {self.settings.point_tower!r} already")
         settings = replace(self.settings, **options)  # checked by MiniSettings
         if settings.point_tower == "geoclip":
-            frozen_location_encoder()  # fails now, in one line, where geoclip is not installed
+            frozen_location_encoder()  # training will need it: fail now, in one line, where geoclip is not installed
         self.settings = settings  # as initial() takes them: point_tokens alone means nothing until a tower comes
         if settings.point_tower == "geoclip":
             self.point_projection = self._new_point_projection().to(self.device)
