@@ -2,7 +2,8 @@
 
 ``test_point_tower.py`` checks that the shipped weights (no point tower) still give these vectors. This module uses
 only names the older code has, so it records with any checkout:
-``PYTHONPATH=<checkout>/src python tests/models/shipped_vectors.py`` (recorded at commit 887d280).
+``PYTHONPATH=<checkout>/src python tests/models/shipped_vectors.py`` (recorded at commit 887d280; its
+revision re-recorded when revisions became content hashes, the vectors kept).
 """
 
 from __future__ import annotations

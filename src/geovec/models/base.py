@@ -8,6 +8,7 @@ it cannot embed is refused with a clear error instead of being silently dropped.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 from abc import ABC, abstractmethod
@@ -53,18 +54,27 @@ def _length_key(item: Interleaved) -> tuple[int, int]:
 
 
 def checkpoint_revision(folder: str | Path) -> str:
-    """A short content fingerprint of a checkpoint folder (file names and sizes, JSON configs' text).
+    """A short content fingerprint of a checkpoint folder: every file's name and the SHA-1 of its bytes.
 
-    Reproducible across installs and machines, and it changes when weights or configs change, so results and
-    embedding caches can name the exact model they came from.
+    Reproducible across installs and machines, and it changes when any weight changes (two trainings of one
+    architecture write weight files of equal size, so names and sizes alone would name both alike), so results,
+    indexes and embedding caches can name the exact model they came from. Hashing reads each file once per
+    process (``_file_sha1``): 16 ms for the shipped geovec-mini (25 MB), 0.1 s for a 100 MB checkpoint.
     """
     digest = hashlib.sha1()
     root = Path(folder)
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        digest.update(f"{path.relative_to(root)}:{path.stat().st_size}".encode())
-        if path.suffix == ".json" and path.stat().st_size < 1 << 20:
-            digest.update(path.read_bytes())
+        stat = path.stat()
+        digest.update(f"{path.relative_to(root)}:{_file_sha1(str(path.resolve()), stat.st_size, stat.st_mtime_ns)}"
+                      .encode())
     return digest.hexdigest()[:12]
+
+
+@functools.lru_cache(maxsize=4096)
+def _file_sha1(path: str, size: int, mtime_ns: int) -> str:
+    """One file's SHA-1, remembered while its size and modification time stay the same."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha1").hexdigest()
 
 
 def checkpoint_model_type(folder: str | Path, what: str) -> str | None:
