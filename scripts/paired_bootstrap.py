@@ -13,6 +13,7 @@ import argparse
 
 import numpy as np
 
+from geovec.bench.metrics import ranks_of_best_positive
 from geovec.bench.tasks import get_task
 from geovec.config import data_dir
 from geovec.inputs import Interleaved
@@ -36,15 +37,9 @@ def hits(model_path: str) -> tuple[np.ndarray, np.ndarray]:
     """Per query, whether a positive is in the top 1/5/10: (images, 3) for i2t, (texts, 3) for t2i."""
     model = load_model("geovec-mini", None if model_path == "shipped" else model_path)
     similarity = cache.encode(model, images, truncate=True) @ cache.encode(model, texts, truncate=True).T
-    # 0-based ranks as the bench ranks (a stable descending sort: equal scores, as of duplicate captions, keep
-    # index order)
-    own = similarity[text_image, np.arange(len(texts))]  # each text's score with its own image
-    t2i_rank = np.asarray([(column > score).sum() + (column[:i] == score).sum()
-                           for column, score, i in zip(similarity.T, own, text_image)])
-    caption_rank = np.asarray([(similarity[i] > score).sum() + (similarity[i, :j] == score).sum()
-                               for j, (score, i) in enumerate(zip(own, text_image))])
-    i2t_rank = np.full(len(images), len(texts))
-    np.minimum.at(i2t_rank, text_image, caption_rank)  # an image's best-ranked own caption
+    image_texts = [set(np.flatnonzero(text_image == i)) for i in range(len(images))]
+    i2t_rank = ranks_of_best_positive(similarity, image_texts)  # the bench's own ranking (ties in index order)
+    t2i_rank = ranks_of_best_positive(similarity.T, [{int(i)} for i in text_image])
     ks = np.asarray([1, 5, 10])
     print(f"{model_path}: {model.revision}, cache hits {cache.stats.hits}, misses {cache.stats.misses}")
     return i2t_rank[:, None] < ks, t2i_rank[:, None] < ks

@@ -13,7 +13,7 @@ import numpy as np
 RECALL_KS = (1, 5, 10)
 
 
-def _ranks_of_best_positive(scores: np.ndarray, positives: Sequence[set[int] | frozenset[int]]) -> np.ndarray:
+def ranks_of_best_positive(scores: np.ndarray, positives: Sequence[set[int] | frozenset[int]]) -> np.ndarray:
     """0-based rank of the best-ranked positive in each row (stable descending order)."""
     order = np.argsort(-scores, axis=1, kind="stable")
     ranks = np.empty(len(order), dtype=np.int64)
@@ -44,7 +44,7 @@ def precision_at_1(candidate_scores: Sequence[np.ndarray], positives: Sequence[s
 def recall_at_k(scores: np.ndarray, positives: Sequence[set[int] | frozenset[int]],
                 ks: Sequence[int] = RECALL_KS) -> dict[int, float]:
     """R@K for each k: share of rows (queries) with a positive column within the top k."""
-    ranks = _ranks_of_best_positive(scores, positives)
+    ranks = ranks_of_best_positive(scores, positives)
     return {k: float(np.mean(ranks < k)) for k in ks}
 
 
