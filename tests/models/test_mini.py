@@ -68,6 +68,36 @@ def test_mean_pooling_is_invariant_to_padding(tiny):
     assert torch.allclose(alone, padded, atol=1e-5)
 
 
+def test_crop_weight_weighs_a_box_crop_in_the_mean_and_leaves_inputs_without_a_box_alone(tiny):
+    """crop_weight w: the mean counts each of a box crop's tokens w times, in training's pass and in serving's;
+    an input without a box embeds as with a plain mean."""
+    boxed = Interleaved((_image(), BoxSegment((10, 20, 110, 120), "pixel")), instruction="the marked region")
+    items = [boxed, Interleaved((_image("beach_10.jpg"),)), as_input("a bridge")]
+    weighted = GeovecMini(replace(tiny.settings, crop_weight=3.0), tiny.tokenizer, tiny.bert, pretrained_vision=False)
+    weighted.vision = tiny.vision
+    batch = weighted.prepare(items)
+    per_image, mask = tiny.settings.tokens_per_image, batch["attention_mask"][0]
+    crop = batch["image_slots"][0] >= per_image  # the second image of the batch is row 0's crop
+    assert crop.sum() == per_image and batch["pool_weights"][0][crop].eq(3.0).all()
+    assert torch.equal(batch["pool_weights"][0][~crop], mask[~crop].float())
+    assert torch.equal(batch["pool_weights"][1:], batch["attention_mask"][1:].float())
+    assert "pool_weights" not in tiny.prepare(items)
+    with torch.no_grad():
+        plain, ours = tiny.embed(items), weighted.embed(items)
+        hidden = tiny.bert(inputs_embeds=torch.where((batch["image_slots"][:1] >= 0).unsqueeze(-1),
+                                                     tiny._slot_tokens(batch, "cpu")[batch["image_slots"][:1].clamp(min=0)],
+                                                     tiny.bert.get_input_embeddings()(batch["input_ids"][:1])),
+                           attention_mask=batch["attention_mask"][:1]).last_hidden_state[0]
+    with torch.inference_mode():
+        served = weighted.embed(items, query_pass="lean")
+    by_hand = (hidden[mask.bool() & ~crop].sum(0) + 3 * hidden[crop].sum(0)) / (mask.sum() + 2 * per_image)
+    assert torch.allclose(ours[0], torch.nn.functional.normalize(by_hand, dim=-1), atol=1e-5)
+    assert torch.allclose(served, ours, atol=1e-5) and torch.allclose(ours[1:], plain[1:], atol=1e-6)
+    assert not torch.allclose(ours[0], plain[0], atol=1e-3)
+    with pytest.raises(GeovecError, match="crop_weight must be a number in \\[1, 100\\], got 0.5"):
+        replace(tiny.settings, crop_weight=0.5)
+
+
 def test_inference_pass_embeds_images_boxes_and_text_as_transformers_does(tiny):
     """Serving (inference mode, CPU) runs geovec.models.bert_inference; training runs BertModel: same vectors."""
     items = [Interleaved((_image(), BoxSegment((0.1, 0.1, 0.5, 0.6), "normalized"), TextSegment("planes"))),
@@ -75,7 +105,7 @@ def test_inference_pass_embeds_images_boxes_and_text_as_transformers_does(tiny):
     with torch.no_grad():
         transformers_pass = tiny.embed(items)
     with torch.inference_mode():
-        lean_pass = tiny.embed(items)
+        lean_pass = tiny.embed(items, query_pass="lean")
     assert torch.allclose(lean_pass, transformers_pass, atol=1e-5)
 
 
@@ -96,8 +126,8 @@ def test_isolated_instruction_is_computed_once_and_matches_transformers(tiny):
         transformers_pass = isolated.embed(items)
         shared = tiny.embed(items)
     with torch.inference_mode():
-        lean_pass = isolated.embed(items)
-        lean_again = isolated.embed(items[::-1])
+        lean_pass = isolated.embed(items, query_pass="lean")
+        lean_again = isolated.embed(items[::-1], query_pass="lean")
     assert torch.allclose(lean_pass, transformers_pass, atol=1e-5)
     assert torch.allclose(lean_again, lean_pass.flip(0), atol=1e-5)
     assert torch.allclose(lean_pass[3], shared[3], atol=1e-5)  # no instruction: nothing is isolated

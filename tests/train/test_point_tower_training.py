@@ -87,6 +87,9 @@ def test_a_saved_model_gains_a_point_tower_from_the_recipe_and_keeps_its_weights
     assert grown.settings.point_tower == "geoclip" and grown.point_projection.out_features == 2 * grown.dim
     batch = grown.prepare([Interleaved((PointSegment(52.0, 4.5),))])
     assert "point_features" in batch  # the point now brings its GeoCLIP tokens
+    pooled = build_encoder(load_config(write_recipe(tmp_path, examples, init=str(saved), model_options={
+        "crop_weight": 4.0}), output_dir=tmp_path / "out3"))  # a pooling setting: no new weights
+    assert pooled.settings.crop_weight == 4.0 and set(pooled.state_dict()) == set(before)
     with pytest.raises(GeovecInputError, match=r"config.model_options: .*image_size belong to the saved model"):
         build_encoder(load_config(write_recipe(tmp_path, examples, init=str(saved), model_options={
             "image_size": 128}), output_dir=tmp_path / "out2"))

@@ -12,7 +12,9 @@ as something pretrained and not only as digits. The instruction comes first.
 
 Pooling is the mean over non-padding tokens, which is how all-MiniLM-L6-v2 was trained: with no instruction and
 no image, an input is embedded exactly like the ``minilm`` sentence-transformers model, so training starts from a
-strong text space and only the projection of image features starts from scratch.
+strong text space and only the projection of image features starts from scratch. ``crop_weight`` > 1 weighs a box
+crop's tokens that many times in that mean: in "scene + box" the scene's tokens otherwise outnumber the region's
+and pull its embedding towards the whole scene (inputs without a box are pooled as before).
 
 With ``isolated_instruction`` on, the [CLS] and instruction tokens attend only among themselves (every other token
 still attends to them): what they compute then depends on the instruction alone, so inference computes it once
@@ -49,7 +51,7 @@ from geovec.models.vision import LITE_MEAN, LITE_STD, VISION_CHOICES, EfficientN
 
 WEIGHTS_FILE = "model.safetensors"
 POINT_TOWERS = ("geoclip",)
-ADDABLE_OPTIONS = ("point_tower", "point_tokens")  # what a recipe may add to a saved model (add_parts)
+ADDABLE_OPTIONS = ("point_tower", "point_tokens", "crop_weight")  # what a recipe may set on a saved model
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,13 @@ class CachedImage:
     """An image (or a box's crop of one) whose trunk features come from the feature cache (``key``)."""
 
     key: str
+
+
+@dataclass(frozen=True)
+class BoxCrop:
+    """A box's crop (an image or a ``CachedImage``) in a sequence: pooled with ``crop_weight``."""
+
+    image: PILImage.Image | CachedImage
 
 
 def crop_key(path: str, box: tuple[int, int, int, int]) -> str:
@@ -114,6 +123,7 @@ class MiniSettings:
     box_crop: bool = True  # a box on an image is followed by its crop's image tokens
     max_length: int = 256  # all-MiniLM-L6-v2's max_seq_length
     pooling: str = "mean"  # over non-padding tokens (image tokens included), as MiniLM was trained
+    crop_weight: float = 1.0  # a box crop's tokens count this many times in the mean (1: a plain mean)
     isolated_instruction: bool = False  # [CLS] + instruction attend only among themselves (computed once)
     point_tower: str | None = None  # "geoclip": a point's <loc> text is followed by GeoCLIP feature tokens
     point_tokens: int = 4  # with a point tower: how many tokens each point adds
@@ -132,6 +142,9 @@ class MiniSettings:
             raise GeovecError(f"geovec-mini: image_size must be >= 32, got {self.image_size}")
         if self.pooling != "mean":
             raise GeovecError(f"geovec-mini: only 'mean' pooling is supported, got {self.pooling!r}")
+        if isinstance(self.crop_weight, bool) or not isinstance(self.crop_weight, (int, float)) \
+                or not 1 <= self.crop_weight <= 100:
+            raise GeovecError(f"geovec-mini: crop_weight must be a number in [1, 100], got {self.crop_weight!r}")
         if self.point_tower is not None and self.point_tower not in POINT_TOWERS:
             raise GeovecError(f"geovec-mini: unknown point tower {self.point_tower!r}; expected one of "
                               f"{', '.join(POINT_TOWERS)} (or none)")
@@ -187,13 +200,14 @@ class GeovecMini(TrainableEncoder):
 
     def add_parts(self, **options: Any) -> None:
         """Give a saved model a part it lacks, for training onward from its weights (``init`` + ``model_options``
-        in a recipe): only ``point_tower`` / ``point_tokens`` (a new projection, initialised as in ``initial``);
-        every other setting is the checkpoint's own, so asking to change one is refused, not ignored."""
+        in a recipe): ``point_tower`` / ``point_tokens`` (a new projection, initialised as in ``initial``) and
+        ``crop_weight`` (pooling only: no weights); every other setting is the checkpoint's own, so asking to change
+        one is refused, not ignored."""
         other = set(options) - set(ADDABLE_OPTIONS)
         if other:
             raise GeovecError(f"geovec-mini: option(s) {', '.join(sorted(other))} belong to the saved model; with "
                               f"init only {', '.join(ADDABLE_OPTIONS)} may be added")
-        if self.settings.point_tower is not None:
+        if {"point_tower", "point_tokens"} & set(options) and self.settings.point_tower is not None:
             raise GeovecError(f"geovec-mini: this model has the point tower {self.settings.point_tower!r} already")
         settings = replace(self.settings, **options)  # checked by MiniSettings
         if settings.point_tower == "geoclip":
@@ -259,10 +273,10 @@ class GeovecMini(TrainableEncoder):
         array = (array - np.asarray(self.settings.image_mean, np.float32)) / np.asarray(self.settings.image_std, np.float32)
         return array.transpose(2, 0, 1)
 
-    def _pieces(self, item: Interleaved) -> list[str | PILImage.Image | CachedImage | PointSegment]:
+    def _pieces(self, item: Interleaved) -> list[str | PILImage.Image | CachedImage | BoxCrop | PointSegment]:
         """Text chunks, images and points in sequence order: instruction, then segments (boxes may add their
         crop; with a point tower a point's text is followed by the point itself)."""
-        pieces: list[str | PILImage.Image | CachedImage | PointSegment] = []
+        pieces: list[str | PILImage.Image | CachedImage | BoxCrop | PointSegment] = []
         parts = [item.instruction] if item.instruction else []
         if parts and self.settings.isolated_instruction:  # its own chunk: its tokens are exactly the prefix
             pieces, parts = [item.instruction], []
@@ -283,7 +297,7 @@ class GeovecMini(TrainableEncoder):
                 box = segment.crop_box(image.size)
                 key = self._cached_key(image, box)
                 crop = CachedImage(key) if key else decoded(image).crop(box)
-                pieces += [" ".join([*parts, rendered]), crop]
+                pieces += [" ".join([*parts, rendered]), BoxCrop(crop)]
                 parts = []
             elif isinstance(segment, PointSegment) and self.settings.point_tower:
                 pieces += [" ".join([*parts, rendered]), segment]
@@ -294,19 +308,24 @@ class GeovecMini(TrainableEncoder):
 
     def prepare(self, items: Sequence[Interleaved]) -> dict[str, torch.Tensor]:
         """Token ids with image (and point) slots, attention mask, pixels, cached trunk features, GeoCLIP point
-        features (and with an isolated instruction, each row's prefix length: [CLS] + instruction); long text is
-        cut from the end, never an image or a point."""
+        features (with an isolated instruction, each row's prefix length: [CLS] + instruction; with a
+        ``crop_weight``, each token's pooling weight); long text is cut from the end, never an image or a point."""
         tok, per_image = self.tokenizer, self.settings.tokens_per_image
         rows: list[list[int]] = []  # token ids; -1 - k marks the k-th image or point of the batch
         table = SlotTable(per_image, self.settings.point_tokens)
         prefixes: list[int] = []
+        crop_runs: list[list[tuple[int, int]]] = []  # per row: (first token, length) of each box crop
         for position, item in enumerate(items):
             try:
                 pieces = self._pieces(item)
             except GeovecInputError as exc:
                 raise GeovecInputError(f"inputs[{position}].{exc.field}", exc.problem) from None
             chunks: list[list[int]] = []
+            crops: list[int] = []  # indices of crop chunks in ``chunks``
             for piece in pieces:
+                if isinstance(piece, BoxCrop):
+                    crops.append(len(chunks))
+                    piece = piece.image
                 if isinstance(piece, str):
                     chunks.append(tok(piece, add_special_tokens=False)["input_ids"] if piece else [])
                     continue
@@ -327,6 +346,8 @@ class GeovecMini(TrainableEncoder):
                 raise GeovecInputError(f"inputs[{position}]", f"its images need more than max_length="
                                        f"{self.settings.max_length} tokens ({per_image} per image{per_point})")
             rows.append([tok.cls_token_id, *(t for chunk in chunks for t in chunk), tok.sep_token_id])
+            starts_at = np.cumsum([1] + [len(chunk) for chunk in chunks])  # [CLS] first
+            crop_runs.append([(int(starts_at[i]), len(chunks[i])) for i in crops])
             isolated = self.settings.isolated_instruction and bool(item.instruction)
             prefixes.append(1 + len(chunks[0]) if isolated else 0)
         starts = table.starts()
@@ -349,6 +370,12 @@ class GeovecMini(TrainableEncoder):
             batch["point_features"] = location_features(torch.tensor(table.points, dtype=torch.float32))
         if self.settings.isolated_instruction:
             batch["prefix_lengths"] = torch.tensor(prefixes, dtype=torch.long)
+        if self.settings.crop_weight != 1 and any(crop_runs):
+            pool = mask.float()
+            for row, runs in enumerate(crop_runs):
+                for start, length in runs:
+                    pool[row, start:start + length] = float(self.settings.crop_weight)
+            batch["pool_weights"] = pool
         return batch
 
     # --- forward ----------------------------------------------------------------------------------------------
@@ -359,8 +386,9 @@ class GeovecMini(TrainableEncoder):
         return (TRANSFORMERS, LEAN) if lean else (TRANSFORMERS,)
 
     def forward(self, batch: dict[str, torch.Tensor], query_pass: str = TRANSFORMERS) -> torch.Tensor:
-        """Mean-pooled embeddings; ``query_pass`` "lean" computes the BERT with ``encode_hidden`` (inference only:
-        a module in training always runs transformers' BertModel, as it was trained)."""
+        """Mean-pooled embeddings (box crops weighted by ``pool_weights`` where ``prepare`` gave them);
+        ``query_pass`` "lean" computes the BERT with ``encode_hidden`` (inference only: a module in training always
+        runs transformers' BertModel, as it was trained)."""
         if query_pass not in self.query_passes():
             raise GeovecError(f"geovec-mini: no {query_pass!r} pass here; it runs {', '.join(self.query_passes())}")
         embeds = self.bert.get_input_embeddings()(batch["input_ids"])
@@ -376,7 +404,7 @@ class GeovecMini(TrainableEncoder):
         else:
             attend = mask if prefix is None else isolating_mask(mask, prefix)
             hidden = self.bert(inputs_embeds=embeds, attention_mask=attend).last_hidden_state
-        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        weights = batch.get("pool_weights", mask).unsqueeze(-1).to(hidden.dtype)
         return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
 
     def _slot_tokens(self, batch: dict[str, torch.Tensor], device_type: str) -> torch.Tensor | None:
