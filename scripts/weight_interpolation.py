@@ -5,8 +5,9 @@
 Each candidate is (1 - a) * START + a * TUNED, tensor by tensor, with TUNED's settings; tensors only TUNED has
 (a point tower added by the recipe) are TUNED's. Every candidate, START and TUNED are scored on the recipe's
 ``validation_file`` (its feature cache reused). The rule, fixed before looking: keep whole-image retrieval at
-least as good as START's (validation ``mean_recall``), then take the best ``validation_score``. The chosen model is
-saved to OUT with ``interpolation.json`` (every score). Used for geovec-mini 3.4 (results/geovec-mini-3.4/).
+least as good as START's (validation ``mean_recall``), then take the best ``validation_score``. The chosen model
+(if any) is saved to OUT, beside ``interpolation.json`` (every score). Used for geovec-mini 3.4 and 3.5
+(results/geovec-mini-3.4/weight_interpolation.json).
 """
 import argparse
 import json
@@ -54,9 +55,11 @@ for alpha in args.alphas:
 keep = [a for a in [*map(str, args.alphas), "1.0"] if rows[a]["mean_recall"] >= rows["start"]["mean_recall"]]
 chosen = max(keep, key=lambda a: rows[a]["validation_score"]) if keep else None
 print("chosen:", chosen or "none keeps START's whole-image mean_recall")
+out = Path(args.output)
 if chosen:
     tuned.load_state_dict(mixed(float(chosen)))
-    out = tuned.save(args.output)
-    (Path(out) / "interpolation.json").write_text(json.dumps(
-        {"start": args.start, "tuned": args.tuned, "rule": "max validation_score with mean_recall >= start's",
-         "chosen_alpha": float(chosen), "validation": rows}, indent=2))
+    tuned.save(out)
+out.mkdir(parents=True, exist_ok=True)
+(out / "interpolation.json").write_text(json.dumps(
+    {"start": args.start, "tuned": args.tuned, "rule": "max validation_score with mean_recall >= start's",
+     "chosen_alpha": float(chosen) if chosen else None, "validation": rows}, indent=2) + "\n")
