@@ -84,14 +84,14 @@ def test_crop_weight_weighs_a_box_crop_in_the_mean_and_leaves_inputs_without_a_b
     assert "pool_weights" not in tiny.prepare(items)
     with torch.no_grad():
         plain, ours = tiny.embed(items), weighted.embed(items)
-        hidden = tiny.bert(inputs_embeds=torch.where((batch["image_slots"][:1] >= 0).unsqueeze(-1),
-                                                     tiny._slot_tokens(batch, "cpu")[batch["image_slots"][:1].clamp(min=0)],
-                                                     tiny.bert.get_input_embeddings()(batch["input_ids"][:1])),
-                           attention_mask=batch["attention_mask"][:1]).last_hidden_state[0]
+        twice = {**batch, "pool_weights": torch.where(batch["pool_weights"] == 3.0, 2.0, batch["pool_weights"])}
+        pooled = [weighted(b)[0] for b in ({k: v for k, v in batch.items() if k != "pool_weights"}, twice, batch)]
     with torch.inference_mode():
         served = weighted.embed(items, query_pass="lean")
-    by_hand = (hidden[mask.bool() & ~crop].sum(0) + 3 * hidden[crop].sum(0)) / (mask.sum() + 2 * per_image)
-    assert torch.allclose(ours[0], torch.nn.functional.normalize(by_hand, dim=-1), atol=1e-5)
+    # pooled w = (others + w * crop) / (n + (w - 1) k): the weight-3 mean follows from the plain and weight-2 ones
+    n, k = int(mask.sum()), per_image
+    assert torch.allclose((n + 2 * k) * pooled[2], 2 * (n + k) * pooled[1] - n * pooled[0], atol=1e-4)
+    assert torch.allclose(ours[0], torch.nn.functional.normalize(pooled[2], dim=-1), atol=1e-6)
     assert torch.allclose(served, ours, atol=1e-5) and torch.allclose(ours[1:], plain[1:], atol=1e-6)
     assert not torch.allclose(ours[0], plain[0], atol=1e-3)
     with pytest.raises(GeovecError, match="crop_weight must be a number in \\[1, 100\\], got 0.5"):
