@@ -33,11 +33,12 @@ validator = HeldOutValidator(config.validation_file)
 inputs = validator.inputs()
 start, tuned = load_encoder(args.start), load_encoder(args.tuned)
 start_state, tuned_state = start.state_dict(), {k: v.clone() for k, v in tuned.state_dict().items()}
+for encoder in (start, tuned):  # once each: every mix below is loaded into ``tuned``
+    encoder.use_feature_cache(config.feature_cache, image_files(inputs), show_progress=False,
+                              crops=image_crops(inputs))
 
 
 def scored(encoder, name: str) -> dict[str, float]:
-    encoder.use_feature_cache(config.feature_cache, image_files(inputs), show_progress=False,
-                              crops=image_crops(inputs))
     scores = {k: round(v, 2) for k, v in validator.evaluate(encoder).items()}
     print(name, scores, flush=True)
     return scores
