@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 
 import numpy as np
@@ -96,6 +97,39 @@ def test_crop_weight_weighs_a_box_crop_in_the_mean_and_leaves_inputs_without_a_b
     assert not torch.allclose(ours[0], plain[0], atol=1e-3)
     with pytest.raises(GeovecError, match="crop_weight must be a number in \\[1, 100\\], got 0.5"):
         replace(tiny.settings, crop_weight=0.5)
+
+
+def test_partial_lora_changes_boxes_and_leaves_every_input_without_one_exactly_as_it_was(tiny, tmp_path):
+    """A partial LoRA starts as a no-op; trained (here: moved at random), it changes inputs with a box crop and
+    nothing else, in serving's pass too; it survives saving and a deep copy hooks its own updates."""
+    boxed = Interleaved((_image(), BoxSegment((10, 20, 110, 120), "pixel")), instruction="the marked region")
+    items = [Interleaved((_image("beach_10.jpg"),)), boxed, as_input("a bridge"),
+             Interleaved((_image(), TextSegment("planes")), instruction="Represent the image")]
+    model = copy.deepcopy(tiny)
+    with torch.no_grad():
+        before = tiny.embed(items)
+        model.add_parts(partial_lora_rank=4)
+        assert torch.equal(model.embed(items), before)
+        for parameter in model.partial_lora.parameters():
+            parameter.normal_(0.0, 0.05)
+        after = model.embed(items)
+        alone = model.embed([items[0], items[2], items[3]]), tiny.embed([items[0], items[2], items[3]])
+    gate = model.prepare(items)["lora_gate"]
+    assert gate.sum() == tiny.settings.tokens_per_image and gate[[0, 2, 3]].eq(0).all()
+    assert not torch.allclose(after[1], before[1], atol=1e-3)
+    assert torch.allclose(after[[0, 2, 3]], before[[0, 2, 3]], atol=1e-6)
+    assert torch.equal(*alone)  # no gate in the batch: the very same computation
+    with torch.inference_mode():
+        assert torch.allclose(model.embed(items, query_pass="lean"), after, atol=1e-5)
+    twin = copy.deepcopy(model)
+    with torch.no_grad():
+        twin.partial_lora.updates["layer0_intermediate_dense"].up.weight.zero_()
+        assert torch.equal(model.embed(items), after) and not torch.equal(twin.embed(items), after)
+        assert torch.equal(load_encoder(model.save(tmp_path / "plora")).eval().embed(items), after)
+    with pytest.raises(GeovecError, match="has a partial LoRA \\(rank 4\\) already"):
+        model.add_parts(partial_lora_rank=8)
+    with pytest.raises(GeovecError, match="partial_lora_rank must be a whole number in \\[0, 256\\], got 2.5"):
+        replace(tiny.settings, partial_lora_rank=2.5)
 
 
 def test_inference_pass_embeds_images_boxes_and_text_as_transformers_does(tiny):

@@ -16,6 +16,10 @@ strong text space and only the projection of image features starts from scratch.
 crop's tokens that many times in that mean: in "scene + box" the scene's tokens otherwise outnumber the region's
 and pull its embedding towards the whole scene (inputs without a box are pooled as before).
 
+With ``partial_lora_rank`` > 0 the tokens of box crops and points, and only those, pass through a low-rank update of
+every BERT linear layer (``geovec.models.partial_lora``): training it (and the point projection) with the rest
+frozen teaches boxes and points while every input without one is embedded exactly as before.
+
 With ``isolated_instruction`` on, the [CLS] and instruction tokens attend only among themselves (every other token
 still attends to them): what they compute then depends on the instruction alone, so inference computes it once
 per instruction and a query costs only its own tokens (a 12-token search text: 13 tokens instead of 29).
@@ -42,6 +46,7 @@ from geovec.inputs import BoxSegment, ImageSegment, Interleaved, PointSegment, r
 from geovec.inputs.render import RENDERING_VERSION
 from geovec.models.base import ALL_MODALITIES, checkpoint_revision
 from geovec.models.bert_inference import encode_hidden, isolating_mask, supports
+from geovec.models.partial_lora import PartialLoRA, gated
 from geovec.models.geoclip_location import LOCATION_FEATURES, frozen_location_encoder, location_features
 from geovec.models.query_pass import LEAN, TRANSFORMERS
 from geovec.models.text import minilm_path
@@ -51,7 +56,7 @@ from geovec.models.vision import LITE_MEAN, LITE_STD, VISION_CHOICES, EfficientN
 
 WEIGHTS_FILE = "model.safetensors"
 POINT_TOWERS = ("geoclip",)
-ADDABLE_OPTIONS = ("point_tower", "point_tokens", "crop_weight")  # what a recipe may set on a saved model
+ADDABLE_OPTIONS = ("point_tower", "point_tokens", "crop_weight", "partial_lora_rank")  # what a recipe may set on a saved model
 
 
 @dataclass(frozen=True)
@@ -127,6 +132,7 @@ class MiniSettings:
     isolated_instruction: bool = False  # [CLS] + instruction attend only among themselves (computed once)
     point_tower: str | None = None  # "geoclip": a point's <loc> text is followed by GeoCLIP feature tokens
     point_tokens: int = 4  # with a point tower: how many tokens each point adds
+    partial_lora_rank: int = 0  # > 0: box-crop and point tokens pass through a LoRA of this rank (only they)
     rendering_version: int = RENDERING_VERSION
     bert: dict[str, Any] = field(default_factory=dict)  # transformers BertConfig.to_dict()
 
@@ -151,6 +157,10 @@ class MiniSettings:
         if isinstance(self.point_tokens, bool) or not isinstance(self.point_tokens, int) \
                 or not 1 <= self.point_tokens <= 16:
             raise GeovecError(f"geovec-mini: point_tokens must be a whole number in [1, 16], got {self.point_tokens!r}")
+        if isinstance(self.partial_lora_rank, bool) or not isinstance(self.partial_lora_rank, int) \
+                or not 0 <= self.partial_lora_rank <= 256:
+            raise GeovecError(f"geovec-mini: partial_lora_rank must be a whole number in [0, 256], got "
+                              f"{self.partial_lora_rank!r}")
         self.stem_widths = tuple(self.stem_widths)  # type: ignore[assignment]
         self.image_mean = tuple(self.image_mean or ((0.485, 0.456, 0.406) if stem else LITE_MEAN))  # type: ignore
         self.image_std = tuple(self.image_std or ((0.229, 0.224, 0.225) if stem else LITE_STD))  # type: ignore
@@ -164,6 +174,14 @@ class MiniSettings:
     @property
     def tokens_per_image(self) -> int:
         return self.grid * self.grid
+
+
+def _mark(values: torch.Tensor, runs: list[list[tuple[int, int]]], value: float) -> torch.Tensor:
+    """``values`` with each row's runs of tokens ((first, length) pairs) set to ``value``."""
+    for row, row_runs in enumerate(runs):
+        for start, length in row_runs:
+            values[row, start:start + length] = value
+    return values
 
 
 def build_tower(settings: MiniSettings, hidden: int, pretrained: bool = True) -> nn.Module:
@@ -196,12 +214,15 @@ class GeovecMini(TrainableEncoder):
         self.vision = build_tower(settings, self.dim, pretrained_vision)
         if settings.point_tower == "geoclip":  # GeoCLIP itself loads at the first point: text and images need none
             self.point_projection = self._new_point_projection()
+        if settings.partial_lora_rank:
+            self.partial_lora = PartialLoRA(self.bert, settings.partial_lora_rank)
         self.feature_cache: FeatureCache | None = None
 
     def add_parts(self, **options: Any) -> None:
         """Give a saved model a part it lacks, for training onward from its weights (``init`` + ``model_options``
-        in a recipe): ``point_tower`` / ``point_tokens`` (a new projection, initialised as in ``initial``) and
-        ``crop_weight`` (pooling only: no weights); every other setting is the checkpoint's own, so asking to change
+        in a recipe): ``point_tower`` / ``point_tokens`` (a new projection, initialised as in ``initial``),
+        ``partial_lora_rank`` (a new partial LoRA, starting as a no-op) and ``crop_weight`` (pooling only: no
+        weights); every other setting is the checkpoint's own, so asking to change
         one is refused, not ignored."""
         other = set(options) - set(ADDABLE_OPTIONS)
         if other:
@@ -209,12 +230,17 @@ class GeovecMini(TrainableEncoder):
                               f"init only {', '.join(ADDABLE_OPTIONS)} may be added")
         if {"point_tower", "point_tokens"} & set(options) and self.settings.point_tower is not None:
             raise GeovecError(f"geovec-mini: this model has the point tower {self.settings.point_tower!r} already")
+        if "partial_lora_rank" in options and self.settings.partial_lora_rank:
+            raise GeovecError(f"geovec-mini: this model has a partial LoRA (rank {self.settings.partial_lora_rank}) "
+                              "already")
         settings = replace(self.settings, **options)  # checked by MiniSettings
         if settings.point_tower == "geoclip":
             frozen_location_encoder()  # training will need it: fail now, in one line, where geoclip is not installed
         self.settings = settings  # as initial() takes them: point_tokens alone means nothing until a tower comes
-        if settings.point_tower == "geoclip":
+        if settings.point_tower == "geoclip" and "point_tower" in options:
             self.point_projection = self._new_point_projection().to(self.device)
+        if settings.partial_lora_rank and "partial_lora_rank" in options:
+            self.partial_lora = PartialLoRA(self.bert, settings.partial_lora_rank).to(self.device)
 
     def _new_point_projection(self) -> nn.Linear:
         """GeoCLIP features -> ``point_tokens`` tokens, initialised small (as BERT initialises new weights: each
@@ -315,6 +341,7 @@ class GeovecMini(TrainableEncoder):
         table = SlotTable(per_image, self.settings.point_tokens)
         prefixes: list[int] = []
         crop_runs: list[list[tuple[int, int]]] = []  # per row: (first token, length) of each box crop
+        gated_runs: list[list[tuple[int, int]]] = []  # per row: the same for crops and points (partial LoRA)
         for position, item in enumerate(items):
             try:
                 pieces = self._pieces(item)
@@ -322,10 +349,13 @@ class GeovecMini(TrainableEncoder):
                 raise GeovecInputError(f"inputs[{position}].{exc.field}", exc.problem) from None
             chunks: list[list[int]] = []
             crops: list[int] = []  # indices of crop chunks in ``chunks``
+            points: list[int] = []  # and of point chunks
             for piece in pieces:
                 if isinstance(piece, BoxCrop):
                     crops.append(len(chunks))
                     piece = piece.image
+                if isinstance(piece, PointSegment):
+                    points.append(len(chunks))
                 if isinstance(piece, str):
                     chunks.append(tok(piece, add_special_tokens=False)["input_ids"] if piece else [])
                     continue
@@ -348,6 +378,7 @@ class GeovecMini(TrainableEncoder):
             rows.append([tok.cls_token_id, *(t for chunk in chunks for t in chunk), tok.sep_token_id])
             starts_at = np.cumsum([1] + [len(chunk) for chunk in chunks])  # [CLS] first
             crop_runs.append([(int(starts_at[i]), len(chunks[i])) for i in crops])
+            gated_runs.append([(int(starts_at[i]), len(chunks[i])) for i in sorted(crops + points)])
             isolated = self.settings.isolated_instruction and bool(item.instruction)
             prefixes.append(1 + len(chunks[0]) if isolated else 0)
         starts = table.starts()
@@ -371,11 +402,9 @@ class GeovecMini(TrainableEncoder):
         if self.settings.isolated_instruction:
             batch["prefix_lengths"] = torch.tensor(prefixes, dtype=torch.long)
         if self.settings.crop_weight != 1 and any(crop_runs):
-            pool = mask.float()
-            for row, runs in enumerate(crop_runs):
-                for start, length in runs:
-                    pool[row, start:start + length] = float(self.settings.crop_weight)
-            batch["pool_weights"] = pool
+            batch["pool_weights"] = _mark(mask.float(), crop_runs, float(self.settings.crop_weight))
+        if self.settings.partial_lora_rank and any(gated_runs):
+            batch["lora_gate"] = _mark(torch.zeros(mask.shape), gated_runs, 1.0)
         return batch
 
     # --- forward ----------------------------------------------------------------------------------------------
@@ -398,12 +427,16 @@ class GeovecMini(TrainableEncoder):
             image_tokens = slot_tokens.to(embeds.dtype)
             is_image = (slots >= 0).unsqueeze(-1)
             embeds = torch.where(is_image, image_tokens[slots.clamp(min=0)], embeds)
-        mask, prefix = batch["attention_mask"], batch.get("prefix_lengths")
-        if query_pass == LEAN and not self.training:
+        mask, prefix, gate = batch["attention_mask"], batch.get("prefix_lengths"), batch.get("lora_gate")
+        if query_pass == LEAN and not self.training and gate is None:  # (the lean pass knows no partial LoRA)
             hidden = encode_hidden(self.bert, embeds, mask, prefix, batch["input_ids"])
         else:
+            if gate is not None and self.training and self.bert.is_gradient_checkpointing:
+                raise GeovecError("geovec-mini: a partial LoRA cannot train with gradient checkpointing (the "
+                                  "recomputed layers would not see its gate)")
             attend = mask if prefix is None else isolating_mask(mask, prefix)
-            hidden = self.bert(inputs_embeds=embeds, attention_mask=attend).last_hidden_state
+            with gated(gate):
+                hidden = self.bert(inputs_embeds=embeds, attention_mask=attend).last_hidden_state
         weights = batch.get("pool_weights", mask).unsqueeze(-1).to(hidden.dtype)
         return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
 
