@@ -16,9 +16,9 @@ strong text space and only the projection of image features starts from scratch.
 crop's tokens that many times in that mean: in "scene + box" the scene's tokens otherwise outnumber the region's
 and pull its embedding towards the whole scene (inputs without a box are pooled as before).
 
-With ``partial_lora_rank`` > 0 the tokens of box crops and points, and only those, pass through a low-rank update of
-every BERT linear layer (``geovec.models.partial_lora``): training it (and the point projection) with the rest
-frozen teaches boxes and points while every input without one is embedded exactly as before.
+With ``partial_lora_rank`` > 0 the inputs that hold a box crop or a point, and only those, pass through a low-rank
+update of every BERT linear layer (``geovec.models.partial_lora``): training it (and the point projection) with the
+rest frozen teaches boxes and points while every input without one is embedded exactly as before.
 
 With ``isolated_instruction`` on, the [CLS] and instruction tokens attend only among themselves (every other token
 still attends to them): what they compute then depends on the instruction alone, so inference computes it once
@@ -132,7 +132,7 @@ class MiniSettings:
     isolated_instruction: bool = False  # [CLS] + instruction attend only among themselves (computed once)
     point_tower: str | None = None  # "geoclip": a point's <loc> text is followed by GeoCLIP feature tokens
     point_tokens: int = 4  # with a point tower: how many tokens each point adds
-    partial_lora_rank: int = 0  # > 0: box-crop and point tokens pass through a LoRA of this rank (only they)
+    partial_lora_rank: int = 0  # > 0: inputs with a box crop or a point pass through a LoRA of this rank
     rendering_version: int = RENDERING_VERSION
     bert: dict[str, Any] = field(default_factory=dict)  # transformers BertConfig.to_dict()
 
@@ -341,7 +341,7 @@ class GeovecMini(TrainableEncoder):
         table = SlotTable(per_image, self.settings.point_tokens)
         prefixes: list[int] = []
         crop_runs: list[list[tuple[int, int]]] = []  # per row: (first token, length) of each box crop
-        gated_runs: list[list[tuple[int, int]]] = []  # per row: the same for crops and points (partial LoRA)
+        gated: list[bool] = []  # per row: whether it holds a box crop or a point (partial LoRA)
         for position, item in enumerate(items):
             try:
                 pieces = self._pieces(item)
@@ -349,13 +349,12 @@ class GeovecMini(TrainableEncoder):
                 raise GeovecInputError(f"inputs[{position}].{exc.field}", exc.problem) from None
             chunks: list[list[int]] = []
             crops: list[int] = []  # indices of crop chunks in ``chunks``
-            points: list[int] = []  # and of point chunks
+            points = False
             for piece in pieces:
                 if isinstance(piece, BoxCrop):
                     crops.append(len(chunks))
                     piece = piece.image
-                if isinstance(piece, PointSegment):
-                    points.append(len(chunks))
+                points = points or isinstance(piece, PointSegment)
                 if isinstance(piece, str):
                     chunks.append(tok(piece, add_special_tokens=False)["input_ids"] if piece else [])
                     continue
@@ -378,7 +377,7 @@ class GeovecMini(TrainableEncoder):
             rows.append([tok.cls_token_id, *(t for chunk in chunks for t in chunk), tok.sep_token_id])
             starts_at = np.cumsum([1] + [len(chunk) for chunk in chunks])  # [CLS] first
             crop_runs.append([(int(starts_at[i]), len(chunks[i])) for i in crops])
-            gated_runs.append([(int(starts_at[i]), len(chunks[i])) for i in sorted(crops + points)])
+            gated.append(bool(crops) or points)
             isolated = self.settings.isolated_instruction and bool(item.instruction)
             prefixes.append(1 + len(chunks[0]) if isolated else 0)
         starts = table.starts()
@@ -403,8 +402,8 @@ class GeovecMini(TrainableEncoder):
             batch["prefix_lengths"] = torch.tensor(prefixes, dtype=torch.long)
         if self.settings.crop_weight != 1 and any(crop_runs):
             batch["pool_weights"] = _mark(mask.float(), crop_runs, float(self.settings.crop_weight))
-        if self.settings.partial_lora_rank and any(gated_runs):
-            batch["lora_gate"] = _mark(torch.zeros(mask.shape), gated_runs, 1.0)
+        if self.settings.partial_lora_rank and any(gated):
+            batch["lora_gate"] = mask.float() * torch.tensor(gated, dtype=torch.float32)[:, None]
         return batch
 
     # --- forward ----------------------------------------------------------------------------------------------

@@ -2,10 +2,11 @@
 
 As in InternLM-XComposer2's Partial LoRA, which adds a modality without touching what the language model already
 does: every linear layer of every BERT layer gets a low-rank update ``up(down(x))`` (``up`` starts at zero), added
-to its output only where a per-token *gate* is 1. geovec-mini gates the tokens of box crops and points, so a
-trained model embeds "scene + box" and coordinates in its own way while an input without a box or a point (a whole
-image, a search text) is computed exactly as by the model it started from: whole-image quality is kept by
-construction, not by hoping that fine-tuning leaves it alone.
+to its output only where a per-token *gate* is 1. geovec-mini opens the gate on every token of an input that holds a
+box crop or a point (gating only the crop and point tokens themselves, as XComposer2 does, learnt regions far
+less: see results/geovec-mini-3.6/TRAINING.md), so a trained model embeds "scene + box" and coordinates in its own
+way while an input without a box or a point (a whole image, a search text) is computed exactly as by the model it
+started from: whole-image quality is kept by construction, not by hoping that fine-tuning leaves it alone.
 
 The gate reaches the layers through a context variable that ``gated`` sets around one BERT forward (per thread,
 so concurrent requests never see each other's gate); the updates are forward hooks on transformers' own
