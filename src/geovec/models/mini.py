@@ -46,8 +46,8 @@ from geovec.inputs import BoxSegment, ImageSegment, Interleaved, PointSegment, r
 from geovec.inputs.render import RENDERING_VERSION
 from geovec.models.base import ALL_MODALITIES, checkpoint_revision
 from geovec.models.bert_inference import encode_hidden, isolating_mask, supports
-from geovec.models.partial_lora import PartialLoRA, gated
 from geovec.models.geoclip_location import LOCATION_FEATURES, frozen_location_encoder, location_features
+from geovec.models.partial_lora import PartialLoRA, gated
 from geovec.models.query_pass import LEAN, TRANSFORMERS
 from geovec.models.text import minilm_path
 from geovec.models.trainable import (ENCODER_CONFIG, EncoderEmbedder, TrainableEncoder, load_encoder,
@@ -56,7 +56,8 @@ from geovec.models.vision import LITE_MEAN, LITE_STD, VISION_CHOICES, EfficientN
 
 WEIGHTS_FILE = "model.safetensors"
 POINT_TOWERS = ("geoclip",)
-ADDABLE_OPTIONS = ("point_tower", "point_tokens", "crop_weight", "partial_lora_rank")  # what a recipe may set on a saved model
+# what a recipe may set on a saved model
+ADDABLE_OPTIONS = ("point_tower", "point_tokens", "crop_weight", "partial_lora_rank")
 
 
 @dataclass(frozen=True)
@@ -174,14 +175,6 @@ class MiniSettings:
     @property
     def tokens_per_image(self) -> int:
         return self.grid * self.grid
-
-
-def _mark(values: torch.Tensor, runs: list[list[tuple[int, int]]], value: float) -> torch.Tensor:
-    """``values`` with each row's runs of tokens ((first, length) pairs) set to ``value``."""
-    for row, row_runs in enumerate(runs):
-        for start, length in row_runs:
-            values[row, start:start + length] = value
-    return values
 
 
 def build_tower(settings: MiniSettings, hidden: int, pretrained: bool = True) -> nn.Module:
@@ -401,7 +394,11 @@ class GeovecMini(TrainableEncoder):
         if self.settings.isolated_instruction:
             batch["prefix_lengths"] = torch.tensor(prefixes, dtype=torch.long)
         if self.settings.crop_weight != 1 and any(crop_runs):
-            batch["pool_weights"] = _mark(mask.float(), crop_runs, float(self.settings.crop_weight))
+            pool = mask.float()
+            for row, runs in enumerate(crop_runs):
+                for start, length in runs:
+                    pool[row, start:start + length] = float(self.settings.crop_weight)
+            batch["pool_weights"] = pool
         if self.settings.partial_lora_rank and any(gated):
             batch["lora_gate"] = mask.float() * torch.tensor(gated, dtype=torch.float32)[:, None]
         return batch

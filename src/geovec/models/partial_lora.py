@@ -4,7 +4,7 @@ As in InternLM-XComposer2's Partial LoRA, which adds a modality without touching
 does: every linear layer of every BERT layer gets a low-rank update ``up(down(x))`` (``up`` starts at zero), added
 to its output only where a per-token *gate* is 1. geovec-mini opens the gate on every token of an input that holds a
 box crop or a point (gating only the crop and point tokens themselves, as XComposer2 does, learnt regions far
-less: see results/geovec-mini-3.6/TRAINING.md), so a trained model embeds "scene + box" and coordinates in its own
+less: validation region caption 64.0 and refexp 71.3 at step 100 of recipes/geovec-mini-3.6.yaml), so a trained model embeds "scene + box" and coordinates in its own
 way while an input without a box or a point (a whole image, a search text) is computed exactly as by the model it
 started from: whole-image quality is kept by construction, not by hoping that fine-tuning leaves it alone.
 
